@@ -1,0 +1,87 @@
+/* evaluate.c — `fmnist evaluate MODEL`: loss, accuracy and per-class accuracy on a split. */
+#include "cli.h"
+
+#include <cjson/cJSON.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void help(void) {
+    printf("usage: fmnist evaluate MODEL.safetensors [options]\n"
+           "\n"
+           "Reports loss, accuracy and per-class accuracy on the test set.\n"
+           "\n"
+           "  --split NAME   test or train                   [test]\n"
+           "  --data DIR     folder with the IDX files\n"
+           "  --threads N    0 = all cores                   [0]\n"
+           "  --json         print {\"accuracy\", \"loss\", \"n\", \"per_class\": [...]}\n");
+}
+
+int cmd_evaluate(int argc, char **argv) {
+    const char *cmd = "evaluate";
+    enum { O_SPLIT = 256, O_DATA, O_THREADS, O_JSON };
+    static const struct option opts[] = {{"help", no_argument, 0, 'h'}, {"split", required_argument, 0, O_SPLIT},
+                                         {"data", required_argument, 0, O_DATA}, {"threads", required_argument, 0, O_THREADS},
+                                         {"json", no_argument, 0, O_JSON}, {0, 0, 0, 0}};
+    const char *data = NULL;
+    fm_split split = FM_SPLIT_TEST;
+    int threads = 0, json = 0, c;
+    long lv;
+    opterr = 0;
+    optind = 1;
+    for (int before = optind; (c = getopt_long(argc, argv, ":h", opts, NULL)) != -1; before = optind) {
+        switch (c) {
+        case 'h': help(); return 0;
+        case O_SPLIT: if (!cli_parse_split(cmd, optarg, &split)) return 1; break;
+        case O_DATA: data = optarg; break;
+        case O_THREADS: if (!cli_int(cmd, "--threads", optarg, 0, 1024, &lv)) return 1; threads = (int)lv; break;
+        case O_JSON: json = 1; break;
+        default: return cli_bad_option(cmd, argv, before, c);
+        }
+    }
+    if (optind != argc - 1) return cli_error(cmd, "expected one MODEL file (see fmnist evaluate --help)");
+    fm_error err = {0};
+    fm_model *m = NULL;
+    if (fm_model_load(argv[optind], &m, &err)) return cli_fail(cmd, &err);
+    const fm_classes *cl = fm_model_classes(m);
+    fm_dataset ds = {0};
+    if (!cli_load_split(cmd, data, split, cl->n, &ds, NULL, 0)) {
+        fm_model_free(m);
+        return 1;
+    }
+    fm_eval_result ev;
+    int rc = 0;
+    if (fm_evaluate(m, &ds, 1000, threads, &ev, &err)) {
+        rc = cli_fail(cmd, &err);
+    } else if (json) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "accuracy", ev.accuracy);
+        cJSON_AddNumberToObject(o, "loss", ev.loss);
+        cJSON_AddNumberToObject(o, "n", ev.n);
+        cJSON_AddStringToObject(o, "split", split == FM_SPLIT_TEST ? "test" : "train");
+        cJSON *pc = cJSON_AddArrayToObject(o, "per_class");
+        for (int k = 0; k < cl->n; k++) {
+            cJSON *e = cJSON_CreateObject();
+            cJSON_AddStringToObject(e, "class", cl->names[k]);
+            if (ev.per_class_n[k]) cJSON_AddNumberToObject(e, "accuracy", ev.per_class[k]);
+            else cJSON_AddNullToObject(e, "accuracy");
+            cJSON_AddNumberToObject(e, "n", ev.per_class_n[k]);
+            cJSON_AddItemToArray(pc, e);
+        }
+        char *text = cJSON_PrintUnformatted(o);
+        printf("%s\n", text ? text : "{}");
+        free(text);
+        cJSON_Delete(o);
+    } else {
+        printf("%s set: %u images\n", split == FM_SPLIT_TEST ? "Test" : "Training", ev.n);
+        printf("loss: %.4f - accuracy: %.4f (%.2f%%)\n\n", ev.loss, ev.accuracy, 100.0 * ev.accuracy);
+        printf("  %-14s %8s %7s\n", "class", "accuracy", "images");
+        for (int k = 0; k < cl->n; k++) {
+            if (ev.per_class_n[k]) printf("  %-14s %7.2f%% %7u\n", cl->names[k], 100.0 * ev.per_class[k], ev.per_class_n[k]);
+            else printf("  %-14s %8s %7u\n", cl->names[k], "-", 0u);
+        }
+    }
+    fm_dataset_free(&ds);
+    fm_model_free(m);
+    return rc;
+}

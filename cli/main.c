@@ -1,0 +1,45 @@
+/* main.c — the fmnist command: dispatches to one subcommand per file. */
+#include "cli.h"
+
+#include <string.h>
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "fmnist %s — train, evaluate and use Fashion-MNIST classifiers\n"
+            "\n"
+            "usage: fmnist COMMAND [options]    (fmnist COMMAND --help for its options)\n"
+            "\n"
+            "commands:\n"
+            "  train      train a model          fmnist train --model mlp --epochs 10 --out runs/mlp\n"
+            "  evaluate   test-set figures       fmnist evaluate runs/mlp/model.safetensors --json\n"
+            "  predict    class probabilities    fmnist predict runs/mlp/model.safetensors --index 0\n"
+            "  summary    layers and parameters  fmnist summary mlp300-100\n"
+            "\n"
+            "data: --data DIR, else $FMNIST_DATA, else ./data, else /usr/share/datasets/fashion-mnist\n"
+            "(apt-get install dataset-fashion-mnist, or scripts/fetch-data.sh DIR).\n",
+            FM_VERSION);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "--version") == 0) {
+        printf("fmnist %s\n", FM_VERSION);
+        return 0;
+    }
+    static const struct { const char *name; int (*fn)(int, char **); } cmds[] = {
+        {"train", cmd_train}, {"evaluate", cmd_evaluate}, {"predict", cmd_predict}, {"summary", cmd_summary}};
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        if (strcmp(cmd, cmds[i].name) == 0) return cmds[i].fn(argc - 1, argv + 1);
+    }
+    fprintf(stderr, "fmnist: unknown command \"%s\"\n\n", cmd);
+    usage(stderr);
+    return 2;
+}

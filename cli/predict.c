@@ -1,0 +1,173 @@
+/* predict.c — `fmnist predict MODEL`: the class probabilities of one test image, or of every image
+ * into a CSV file. */
+#include "cli.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void help(void) {
+    printf("usage: fmnist predict MODEL.safetensors [options]\n"
+           "\n"
+           "Prints the class probabilities of one image with its predicted and true labels,\n"
+           "or writes every prediction of the split to a CSV file.\n"
+           "\n"
+           "  --index N      which image                      [0]\n"
+           "  --show         draw the image in the terminal\n"
+           "  --all --csv F  write index,label,predicted,names,confidence and all probabilities\n"
+           "  --split NAME   test or train                    [test]\n"
+           "  --data DIR     folder with the IDX files\n"
+           "  --threads N    0 = all cores                    [0]\n"
+           "  --json         print one JSON object\n");
+}
+
+/* CSV fields: quoted, with quotes doubled, so names with commas or quotes stay one field. */
+static void csv_name(FILE *f, const char *s) {
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"') fputc('"', f);
+        fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+static int write_csv(const char *cmd, const char *path, const fm_dataset *ds, const float *probs,
+                     const fm_classes *cl) {
+    char tmp[FM_PATH_MAX + 8];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) return cli_error(cmd, "--csv %s: cannot create: %s", path, strerror(errno));
+    fprintf(f, "index,label,predicted,label_name,predicted_name,confidence");
+    for (int k = 0; k < cl->n; k++) fprintf(f, ",p%d", k);
+    fputc('\n', f);
+    for (uint32_t i = 0; i < ds->n; i++) {
+        const float *p = probs + (size_t)i * cl->n;
+        int pred = 0;
+        for (int k = 1; k < cl->n; k++) pred = p[k] > p[pred] ? k : pred;
+        fprintf(f, "%u,%d,%d,", i, ds->labels[i], pred);
+        csv_name(f, cl->names[ds->labels[i]]);
+        fputc(',', f);
+        csv_name(f, cl->names[pred]);
+        fprintf(f, ",%.9g", (double)p[pred]);
+        for (int k = 0; k < cl->n; k++) fprintf(f, ",%.9g", (double)p[k]);
+        fputc('\n', f);
+    }
+    int ok = !ferror(f) && fflush(f) == 0;
+    if (fclose(f) != 0) ok = 0;
+    if (!ok || rename(tmp, path) != 0) {
+        int e = errno;
+        unlink(tmp);
+        return cli_error(cmd, "--csv %s: write failed: %s", path, strerror(e ? e : EIO));
+    }
+    return 0;
+}
+
+int cmd_predict(int argc, char **argv) {
+    const char *cmd = "predict";
+    enum { O_INDEX = 256, O_ALL, O_CSV, O_SPLIT, O_DATA, O_THREADS, O_JSON, O_SHOW };
+    static const struct option opts[] = {
+        {"help", no_argument, 0, 'h'}, {"index", required_argument, 0, O_INDEX}, {"all", no_argument, 0, O_ALL},
+        {"csv", required_argument, 0, O_CSV}, {"split", required_argument, 0, O_SPLIT},
+        {"data", required_argument, 0, O_DATA}, {"threads", required_argument, 0, O_THREADS},
+        {"json", no_argument, 0, O_JSON}, {"show", no_argument, 0, O_SHOW}, {0, 0, 0, 0}};
+    const char *data = NULL, *csv = NULL;
+    fm_split split = FM_SPLIT_TEST;
+    long index = 0, lv;
+    int all = 0, threads = 0, json = 0, show = 0, c;
+    opterr = 0;
+    optind = 1;
+    for (int before = optind; (c = getopt_long(argc, argv, ":h", opts, NULL)) != -1; before = optind) {
+        switch (c) {
+        case 'h': help(); return 0;
+        case O_INDEX: if (!cli_int(cmd, "--index", optarg, 0, 2147483647L, &index)) return 1; break;
+        case O_ALL: all = 1; break;
+        case O_CSV: csv = optarg; break;
+        case O_SPLIT: if (!cli_parse_split(cmd, optarg, &split)) return 1; break;
+        case O_DATA: data = optarg; break;
+        case O_THREADS: if (!cli_int(cmd, "--threads", optarg, 0, 1024, &lv)) return 1; threads = (int)lv; break;
+        case O_JSON: json = 1; break;
+        case O_SHOW: show = 1; break;
+        default: return cli_bad_option(cmd, argv, before, c);
+        }
+    }
+    if (optind != argc - 1) return cli_error(cmd, "expected one MODEL file (see fmnist predict --help)");
+    if (all && !csv) return cli_error(cmd, "--all needs --csv FILE");
+    if (csv && !all) return cli_error(cmd, "--csv needs --all");
+    fm_error err = {0};
+    fm_model *m = NULL;
+    if (fm_model_load(argv[optind], &m, &err)) return cli_fail(cmd, &err);
+    const fm_classes *cl = fm_model_classes(m);
+    fm_dataset ds = {0};
+    if (!cli_load_split(cmd, data, split, cl->n, &ds, NULL, 0)) {
+        fm_model_free(m);
+        return 1;
+    }
+    int rc = 0;
+    if (all) {
+        float *probs = malloc((size_t)ds.n * cl->n * sizeof(float));
+        if (!probs) rc = cli_error(cmd, "out of memory");
+        else if (fm_predict(m, &ds, 0, ds.n, probs, threads, &err)) rc = cli_fail(cmd, &err);
+        else {
+            rc = write_csv(cmd, csv, &ds, probs, cl);
+            if (!rc) {
+                uint32_t right = 0;
+                for (uint32_t i = 0; i < ds.n; i++) {
+                    const float *p = probs + (size_t)i * cl->n;
+                    int pred = 0;
+                    for (int k = 1; k < cl->n; k++) pred = p[k] > p[pred] ? k : pred;
+                    right += pred == ds.labels[i];
+                }
+                if (json) {
+                    printf("{\"csv\": \"%s\", \"n\": %u, \"accuracy\": %.9g}\n", csv, ds.n, (double)right / ds.n);
+                } else {
+                    printf("Wrote %u predictions to %s (accuracy %.4f)\n", ds.n, csv, (double)right / ds.n);
+                }
+            }
+        }
+        free(probs);
+    } else if ((uint64_t)index >= ds.n) {
+        rc = cli_error(cmd, "--index %ld is out of range: the %s set has %u images (0..%u)", index,
+                       split == FM_SPLIT_TEST ? "test" : "training", ds.n, ds.n - 1);
+    } else {
+        float probs[FM_MAX_CLASSES];
+        if (fm_predict(m, &ds, (uint32_t)index, 1, probs, threads, &err)) {
+            rc = cli_fail(cmd, &err);
+        } else {
+            int label = ds.labels[index], pred = 0;
+            for (int k = 1; k < cl->n; k++) pred = probs[k] > probs[pred] ? k : pred;
+            if (json) {
+                cJSON *o = cJSON_CreateObject();
+                cJSON_AddNumberToObject(o, "index", (double)index);
+                cJSON_AddStringToObject(o, "split", split == FM_SPLIT_TEST ? "test" : "train");
+                cJSON_AddNumberToObject(o, "predicted", pred);
+                cJSON_AddStringToObject(o, "predicted_name", cl->names[pred]);
+                cJSON_AddNumberToObject(o, "label", label);
+                cJSON_AddStringToObject(o, "label_name", cl->names[label]);
+                cJSON_AddBoolToObject(o, "correct", pred == label);
+                cJSON *pa = cJSON_AddArrayToObject(o, "probabilities");
+                for (int k = 0; k < cl->n; k++) cJSON_AddItemToArray(pa, cJSON_CreateNumber(probs[k]));
+                char *text = cJSON_PrintUnformatted(o);
+                printf("%s\n", text ? text : "{}");
+                free(text);
+                cJSON_Delete(o);
+            } else {
+                printf("%s image %ld\n", split == FM_SPLIT_TEST ? "Test" : "Training", index);
+                if (show) cli_print_image(stdout, ds.images + (size_t)index * ds.h * ds.w, ds.h, ds.w);
+                for (int k = 0; k < cl->n; k++) {
+                    int bar = (int)(probs[k] * 30.0f + 0.5f);
+                    printf("  %-14s %6.2f%% ", cl->names[k], 100.0 * probs[k]);
+                    for (int i = 0; i < bar; i++) fputs("#", stdout);
+                    printf("%s\n", k == pred ? "  <- predicted" : "");
+                }
+                printf("Predicted: %s (%.1f%%)   True: %s   %s\n", cl->names[pred], 100.0 * probs[pred],
+                       cl->names[label], pred == label ? "correct" : "WRONG");
+            }
+        }
+    }
+    fm_dataset_free(&ds);
+    fm_model_free(m);
+    return rc;
+}

@@ -1,0 +1,58 @@
+/* summary.c — `fmnist summary MODEL|SPEC`: the Keras-style layer table. */
+#include "cli.h"
+
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static void help(void) {
+    printf("usage: fmnist summary MODEL.safetensors|SPEC [--classes N]\n"
+           "\n"
+           "Prints each layer with its output shape and parameter count.\n"
+           "SPEC is a preset (mlp, mlp64, mlp256, mlp2, mlp300-100) or a layer list such as\n"
+           "\"dense:300:relu,dense:100:relu,dense:10\".\n"
+           "\n"
+           "  --json   print {\"spec\": ..., \"params\": ...}\n");
+}
+
+int cmd_summary(int argc, char **argv) {
+    const char *cmd = "summary";
+    static const struct option opts[] = {{"help", no_argument, 0, 'h'}, {"json", no_argument, 0, 'j'}, {0, 0, 0, 0}};
+    int json = 0, c;
+    opterr = 0;
+    optind = 1;
+    for (int before = optind; (c = getopt_long(argc, argv, ":h", opts, NULL)) != -1; before = optind) {
+        switch (c) {
+        case 'h': help(); return 0;
+        case 'j': json = 1; break;
+        default: return cli_bad_option(cmd, argv, before, c);
+        }
+    }
+    if (optind != argc - 1) return cli_error(cmd, "expected one MODEL file or SPEC (see fmnist summary --help)");
+    const char *what = argv[optind];
+    fm_error err = {0};
+    fm_model *m = NULL;
+    struct stat st;
+    int is_file = stat(what, &st) == 0;
+    size_t len = strlen(what);
+    int looks_like_file = strchr(what, '/') || (len > 12 && strcmp(what + len - 12, ".safetensors") == 0);
+    if (!is_file && looks_like_file) return cli_error(cmd, "%s: no such model file", what);
+    fm_status s = is_file ? fm_model_load(what, &m, &err) : fm_model_create(what, 28, 28, NULL, &m, &err);
+    if (s) return cli_fail(cmd, &err);
+    if (json) {
+        printf("{\"spec\": \"%s\", \"params\": %zu}\n", fm_model_spec(m), fm_model_param_count(m));
+    } else {
+        size_t need = fm_model_summary(m, what, NULL, 0) + 1;
+        char *buf = malloc(need);
+        if (!buf) {
+            fm_model_free(m);
+            return cli_error(cmd, "out of memory");
+        }
+        fm_model_summary(m, what, buf, need);
+        fputs(buf, stdout);
+        free(buf);
+    }
+    fm_model_free(m);
+    return 0;
+}

@@ -1,0 +1,126 @@
+/* internal.h — what the library's files share and the public header does not show: error
+ * helpers, the layer table, the model's layout and the kernels' entry points. */
+#ifndef FMNIST_INTERNAL_H
+#define FMNIST_INTERNAL_H
+
+#include "fmnist.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+#if defined(__GNUC__)
+#define FM_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define FM_PRINTF(a, b)
+#endif
+
+/* Fills err (when not NULL) and returns s, so that `return fm_fail(err, ...)` reads naturally. */
+fm_status fm_fail(fm_error *err, fm_status s, const char *fmt, ...) FM_PRINTF(3, 4);
+
+/* ---------------------------------------------------------------- kernels */
+
+/* C[M,N] = op(A)[M,K] · op(B)[K,N] (+ C when accumulate), all row-major; op transposes when the
+ * flag is set, so A is [K,M] with trans_a and B is [N,K] with trans_b. The one place where matrix
+ * products happen. fm_gemm_ref is the plain triple loop the fast version is tested against. */
+void fm_gemm_ref(int trans_a, int trans_b, int M, int N, int K, const float *A, int lda,
+                 const float *B, int ldb, int accumulate, float *C, int ldc);
+void fm_gemm(int trans_a, int trans_b, int M, int N, int K, const float *A, int lda,
+             const float *B, int ldb, int accumulate, float *C, int ldc, int threads);
+
+/* ---------------------------------------------------------------- layers */
+
+typedef enum {
+    FM_LAYER_DENSE = 0,
+    FM_LAYER_RELU,
+    FM_LAYER_TANH,
+    FM_LAYER_SIGMOID,
+    FM_LAYER_FLATTEN,
+} fm_layer_kind;
+
+typedef struct {
+    fm_layer_kind kind;
+    uint32_t in_c, in_h, in_w;    /* input shape of one sample */
+    uint32_t out_c, out_h, out_w; /* output shape of one sample */
+    uint32_t in_size, out_size;   /* flat sizes: c*h*w */
+    size_t w_off, b_off;          /* into the flat parameter array (dense) */
+    size_t n_params;
+    size_t act_off;               /* this layer's output in the activation arena, per batch row */
+} fm_layer;
+
+const char *fm_layer_kind_name(fm_layer_kind k);   /* "Dense", "ReLU", ... for summaries */
+const char *fm_layer_spec_name(fm_layer_kind k);   /* "dense", "relu", ... for specs */
+
+/* Dense: out[B,O] = inp[B,I] · weight[O,I]^T + bias[O]. Backward accumulates (+=) into dweight and
+ * dbias, and overwrites dinp when it is not NULL (the first layer needs no input gradient). */
+void dense_forward(float *out, const float *inp, const float *weight, const float *bias, int B,
+                   int I, int O, int threads);
+void dense_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                    const float *weight, int B, int I, int O, int threads);
+
+/* Element-wise activations on n values; backward uses the saved output, and may run in place
+ * (dinp == dout). */
+void relu_forward(float *out, const float *inp, size_t n);
+void relu_backward(float *dinp, const float *dout, const float *out, size_t n);
+void tanh_forward(float *out, const float *inp, size_t n);
+void tanh_backward(float *dinp, const float *dout, const float *out, size_t n);
+void sigmoid_forward(float *out, const float *inp, size_t n);
+void sigmoid_backward(float *dinp, const float *dout, const float *out, size_t n);
+
+/* Softmax cross-entropy from logits [B,C], numerically stable (log-sum-exp around the max).
+ * Forward writes probabilities, returns the summed loss over the batch and counts correct argmax
+ * predictions; backward writes dlogits = (probs - onehot(labels)) / B, the gradient of the mean. */
+double softmax_xent_forward(float *probs, const float *logits, const uint8_t *labels, int B, int C,
+                            int *correct);
+void softmax_xent_backward(float *dlogits, const float *probs, const uint8_t *labels, int B, int C);
+void softmax_forward(float *probs, const float *logits, int B, int C);
+int fm_argmax(const float *v, int n);
+
+/* ---------------------------------------------------------------- optimizers */
+
+/* Keras's SGD: velocity = momentum*velocity - lr*g; w += velocity (Nesterov: w += momentum*velocity
+ * - lr*g). With momentum 0 the velocity array is not touched and may be NULL. */
+void sgd_step(float *params, const float *grads, float *velocity, size_t n, float lr,
+              float momentum, int nesterov);
+/* Keras's Adam: step t (1-based) uses lr_t = lr*sqrt(1-beta2^t)/(1-beta1^t) and eps added to
+ * sqrt(v), exactly as tf.keras does. */
+void adam_step(float *params, const float *grads, float *m, float *v, size_t n, float lr,
+               float beta1, float beta2, float eps, long t);
+
+/* ---------------------------------------------------------------- model */
+
+#define FM_MAX_LAYERS 64
+#define FM_SPEC_MAX 1024
+
+struct fm_model {
+    char spec[FM_SPEC_MAX]; /* expanded, canonical */
+    uint32_t in_h, in_w;
+    int n_layers;
+    fm_layer layers[FM_MAX_LAYERS];
+    size_t n_params;
+    float *params;          /* one allocation, layers point into it by offset */
+    fm_classes classes;
+    fm_scaling scaling;
+
+    /* Work space, sized for cap_batch rows by fm_model_reserve and never resized in a loop. */
+    uint32_t cap_batch;
+    size_t act_per_row;     /* sum of every layer's output plus the input */
+    float *acts;            /* [cap_batch * act_per_row]: input at 0, each layer at act_off */
+    float *dbuf[2];         /* [cap_batch * max width] ping-pong gradients for backward */
+    size_t max_width;
+    float *probs;           /* [cap_batch, classes.n] */
+};
+
+fm_status fm_model_reserve(fm_model *m, uint32_t batch, fm_error *err);
+static inline float *fm_model_input(fm_model *m) { return m->acts; }
+static inline uint32_t fm_model_in_size(const fm_model *m) { return m->in_h * m->in_w; }
+/* Forward on the B rows already in fm_model_input(); returns the logits [B, classes.n]. */
+float *fm_model_forward(fm_model *m, int B, int threads);
+/* Backward from dlogits [B, classes.n] (may be m->dbuf[0]); accumulates into grads. */
+void fm_model_backward(fm_model *m, const float *dlogits, float *grads, int B, int threads);
+/* Parses a spec (or preset) into layers without allocating; used by create and by load. */
+fm_status fm_spec_parse(const char *spec, uint32_t in_h, uint32_t in_w, int n_classes,
+                        fm_layer *layers, int *n_layers, char *canonical, size_t cap,
+                        fm_error *err);
+void fm_model_init_weights(fm_model *m, fm_init init, uint64_t seed);
+
+#endif

@@ -1,0 +1,38 @@
+/* activation.c — element-wise activations. Backward passes use the saved output, which is all
+ * ReLU, tanh and the sigmoid need, and may run in place. */
+#include "internal.h"
+
+#include <math.h>
+
+void relu_forward(float *out, const float *inp, size_t n) {
+    for (size_t i = 0; i < n; i++) out[i] = inp[i] > 0.0f ? inp[i] : 0.0f;
+}
+
+void relu_backward(float *dinp, const float *dout, const float *out, size_t n) {
+    for (size_t i = 0; i < n; i++) dinp[i] = out[i] > 0.0f ? dout[i] : 0.0f;
+}
+
+void tanh_forward(float *out, const float *inp, size_t n) {
+    for (size_t i = 0; i < n; i++) out[i] = tanhf(inp[i]);
+}
+
+void tanh_backward(float *dinp, const float *dout, const float *out, size_t n) {
+    for (size_t i = 0; i < n; i++) dinp[i] = dout[i] * (1.0f - out[i] * out[i]);
+}
+
+void sigmoid_forward(float *out, const float *inp, size_t n) {
+    /* Two branches keep exp() from overflowing for large |x|. */
+    for (size_t i = 0; i < n; i++) {
+        float x = inp[i];
+        if (x >= 0.0f) {
+            out[i] = 1.0f / (1.0f + expf(-x));
+        } else {
+            float e = expf(x);
+            out[i] = e / (1.0f + e);
+        }
+    }
+}
+
+void sigmoid_backward(float *dinp, const float *dout, const float *out, size_t n) {
+    for (size_t i = 0; i < n; i++) dinp[i] = dout[i] * out[i] * (1.0f - out[i]);
+}

@@ -1,0 +1,20 @@
+/* adam.c — Adam (Kingma & Ba) in the form tf.keras implements it, so that hyper-parameters from
+ * the notebooks mean the same thing here. */
+#include "internal.h"
+
+#include <math.h>
+
+void adam_step(float *params, const float *grads, float *m, float *v, size_t n, float lr,
+               float beta1, float beta2, float eps, long t) {
+    /* Bias corrections folded into the step size; computed in double because beta^t for large t
+     * loses precision in float. */
+    double c1 = 1.0 - pow((double)beta1, (double)t);
+    double c2 = 1.0 - pow((double)beta2, (double)t);
+    float alpha = (float)((double)lr * sqrt(c2) / c1);
+    for (size_t i = 0; i < n; i++) {
+        float g = grads[i];
+        m[i] = beta1 * m[i] + (1.0f - beta1) * g;
+        v[i] = beta2 * v[i] + (1.0f - beta2) * g * g;
+        params[i] -= alpha * m[i] / (sqrtf(v[i]) + eps);
+    }
+}

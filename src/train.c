@@ -1,0 +1,273 @@
+/* train.c — the fit loop (shuffle, mini-batches, loss, backward, L2, optimizer step), validation
+ * on the held-out head of the training set, and evaluation. All buffers are allocated before the
+ * first batch. */
+#include "internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+fm_train_params fm_train_default_params(void) {
+    fm_train_params p;
+    memset(&p, 0, sizeof p);
+    p.epochs = 10;
+    p.batch = 32;
+    p.optimizer = FM_OPT_ADAM;
+    p.lr = 0.0f; /* optimizer default */
+    p.momentum = 0.0f;
+    p.beta1 = 0.9f;
+    p.beta2 = 0.999f;
+    p.eps = 1e-7f;
+    p.seed = 42;
+    p.threads = 0;
+    p.val = 5000;
+    return p;
+}
+
+fm_status fm_train_params_check(const fm_train_params *p, fm_error *err) {
+    if (p->epochs < 1 || p->epochs > 100000) {
+        return fm_fail(err, FM_ERR_ARG, "epochs must be in 1..100000, got %d", p->epochs);
+    }
+    if (p->batch < 1 || p->batch > 65536) {
+        return fm_fail(err, FM_ERR_ARG, "batch must be in 1..65536, got %d", p->batch);
+    }
+    if (p->optimizer != FM_OPT_ADAM && p->optimizer != FM_OPT_SGD) {
+        return fm_fail(err, FM_ERR_ARG, "unknown optimizer %d", (int)p->optimizer);
+    }
+    if (!isfinite(p->lr) || p->lr < 0.0f || p->lr > 10.0f) {
+        return fm_fail(err, FM_ERR_ARG, "learning rate must be in (0, 10], got %g", (double)p->lr);
+    }
+    if (!isfinite(p->momentum) || p->momentum < 0.0f || p->momentum >= 1.0f) {
+        return fm_fail(err, FM_ERR_ARG, "momentum must be in [0, 1), got %g", (double)p->momentum);
+    }
+    if (p->nesterov && p->momentum == 0.0f) {
+        return fm_fail(err, FM_ERR_ARG, "Nesterov momentum needs a momentum above 0");
+    }
+    if (!(p->beta1 >= 0.0f && p->beta1 < 1.0f) || !(p->beta2 >= 0.0f && p->beta2 < 1.0f)) {
+        return fm_fail(err, FM_ERR_ARG, "Adam's beta1 and beta2 must be in [0, 1)");
+    }
+    if (!(p->eps > 0.0f) || !isfinite(p->eps)) {
+        return fm_fail(err, FM_ERR_ARG, "Adam's epsilon must be positive, got %g", (double)p->eps);
+    }
+    if (!isfinite(p->l2) || p->l2 < 0.0f || p->l2 > 1.0f) {
+        return fm_fail(err, FM_ERR_ARG, "L2 factor must be in [0, 1], got %g", (double)p->l2);
+    }
+    if (p->threads > 1024) {
+        return fm_fail(err, FM_ERR_ARG, "threads must be at most 1024, got %d", p->threads);
+    }
+    return FM_OK;
+}
+
+void fm_history_free(fm_history *h) {
+    if (!h) return;
+    free(h->epochs);
+    h->epochs = NULL;
+    h->n = 0;
+}
+
+/* Loss and accuracy over a whole set, in batches; per-class counts when wanted. */
+static fm_status evaluate_into(fm_model *m, const fm_dataset *ds, uint32_t batch, int threads,
+                               double *loss, uint32_t *correct_out, uint32_t *per_class_right,
+                               uint32_t *per_class_n) {
+    int C = m->classes.n;
+    double total = 0.0;
+    uint32_t correct = 0;
+    for (uint32_t i = 0; i < ds->n; i += batch) {
+        uint32_t B = ds->n - i < batch ? ds->n - i : batch;
+        fm_dataset part = fm_dataset_slice(ds, i, B);
+        fm_scale_images(fm_model_input(m), &part, NULL, B, m->scaling);
+        const float *logits = fm_model_forward(m, (int)B, threads);
+        int right = 0;
+        total += softmax_xent_forward(m->probs, logits, part.labels, (int)B, C, &right);
+        correct += (uint32_t)right;
+        if (per_class_n) {
+            for (uint32_t b = 0; b < B; b++) {
+                int y = part.labels[b];
+                per_class_n[y]++;
+                if (fm_argmax(logits + (size_t)b * C, C) == y) per_class_right[y]++;
+            }
+        }
+    }
+    *loss = ds->n ? total / ds->n : NAN;
+    *correct_out = correct;
+    return FM_OK;
+}
+
+fm_status fm_evaluate(fm_model *m, const fm_dataset *ds, uint32_t batch, int threads,
+                      fm_eval_result *out, fm_error *err) {
+    memset(out, 0, sizeof *out);
+    if (ds->h != m->in_h || ds->w != m->in_w) {
+        return fm_fail(err, FM_ERR_ARG, "the model takes %ux%u images but the data has %ux%u",
+                       m->in_h, m->in_w, ds->h, ds->w);
+    }
+    if (ds->n_classes > m->classes.n) {
+        return fm_fail(err, FM_ERR_ARG, "the data has %d classes but the model only %d",
+                       ds->n_classes, m->classes.n);
+    }
+    if (ds->n == 0) return fm_fail(err, FM_ERR_ARG, "nothing to evaluate: the set is empty");
+    if (batch == 0) batch = 1000;
+    fm_status s = fm_model_reserve(m, batch, err);
+    if (s) return s;
+    uint32_t right[FM_MAX_CLASSES] = {0};
+    uint32_t correct;
+    evaluate_into(m, ds, batch, threads, &out->loss, &correct, right, out->per_class_n);
+    out->n = ds->n;
+    out->n_classes = m->classes.n;
+    out->accuracy = (double)correct / ds->n;
+    for (int c = 0; c < m->classes.n; c++) {
+        out->per_class[c] = out->per_class_n[c] ? (double)right[c] / out->per_class_n[c] : NAN;
+    }
+    return FM_OK;
+}
+
+/* Everything a run owns besides the model, allocated once. */
+typedef struct {
+    float *grads, *m1, *m2; /* gradient and optimizer moments, laid out like the parameters */
+    int32_t *order;         /* shuffled row indices of the training part */
+    uint8_t *labels;        /* labels of the current batch */
+} run_buffers;
+
+static void run_buffers_free(run_buffers *rb) {
+    free(rb->grads), free(rb->m1), free(rb->m2), free(rb->order), free(rb->labels);
+}
+
+/* Adds l2 * sum(w^2) to the loss and 2 * l2 * w to the gradient, weight matrices only (biases are
+ * not regularised, as with Keras's kernel_regularizer). Returns the penalty. */
+static double apply_l2(const fm_model *m, float *grads, float l2) {
+    double penalty = 0.0;
+    for (int l = 0; l < m->n_layers; l++) {
+        const fm_layer *L = &m->layers[l];
+        if (L->kind != FM_LAYER_DENSE) continue;
+        const float *w = m->params + L->w_off;
+        float *g = grads + L->w_off;
+        size_t n = (size_t)L->out_size * L->in_size;
+        double sq = 0.0;
+        for (size_t i = 0; i < n; i++) {
+            sq += (double)w[i] * w[i];
+            g[i] += 2.0f * l2 * w[i];
+        }
+        penalty += l2 * sq;
+    }
+    return penalty;
+}
+
+fm_status fm_fit(fm_model *m, const fm_dataset *ds, const fm_train_params *p, fm_history *hist,
+                 fm_error *err) {
+    if (hist) memset(hist, 0, sizeof *hist);
+    fm_status s = fm_train_params_check(p, err);
+    if (s) return s;
+    if (ds->h != m->in_h || ds->w != m->in_w) {
+        return fm_fail(err, FM_ERR_ARG, "the model takes %ux%u images but the data has %ux%u",
+                       m->in_h, m->in_w, ds->h, ds->w);
+    }
+    if (ds->n_classes > m->classes.n) {
+        return fm_fail(err, FM_ERR_ARG, "the data has %d classes but the model only %d",
+                       ds->n_classes, m->classes.n);
+    }
+    if (p->val >= ds->n) {
+        return fm_fail(err, FM_ERR_ARG,
+                       "validation hold-out of %u images leaves nothing to train on (the set has "
+                       "%u)",
+                       p->val, ds->n);
+    }
+    fm_dataset val = fm_dataset_slice(ds, 0, p->val);
+    fm_dataset train = fm_dataset_slice(ds, p->val, ds->n - p->val);
+    if (m->scaling.kind == FM_SCALE_STANDARD) m->scaling = fm_scaling_fit(&train, FM_SCALE_STANDARD);
+
+    const uint32_t eval_batch = 1000;
+    uint32_t batch = (uint32_t)p->batch;
+    s = fm_model_reserve(m, batch > eval_batch ? batch : eval_batch, err);
+    if (s) return s;
+    int C = m->classes.n;
+    int threads = fm_threads_resolve(p->threads);
+    float lr = p->lr > 0.0f ? p->lr : (p->optimizer == FM_OPT_ADAM ? 1e-3f : 1e-2f);
+
+    run_buffers rb = {0};
+    size_t P = m->n_params;
+    rb.grads = malloc(P * sizeof(float));
+    int need_m1 = p->optimizer == FM_OPT_ADAM || p->momentum > 0.0f;
+    if (need_m1) rb.m1 = calloc(P, sizeof(float));
+    if (p->optimizer == FM_OPT_ADAM) rb.m2 = calloc(P, sizeof(float));
+    rb.order = malloc(train.n * sizeof(int32_t));
+    rb.labels = malloc(batch);
+    fm_epoch_stats *epochs = calloc((size_t)p->epochs, sizeof *epochs);
+    if (!rb.grads || (need_m1 && !rb.m1) || (p->optimizer == FM_OPT_ADAM && !rb.m2) || !rb.order ||
+        !rb.labels || !epochs) {
+        run_buffers_free(&rb);
+        free(epochs);
+        return fm_fail(err, FM_ERR_NOMEM, "out of memory for training buffers");
+    }
+    for (uint32_t i = 0; i < train.n; i++) rb.order[i] = (int32_t)i;
+
+    fm_rng rng;
+    fm_rng_seed(&rng, p->seed);
+    long step = 0;
+    int batches = (int)((train.n + batch - 1) / batch);
+    int done = 0;
+    for (int e = 1; e <= p->epochs && !s; e++) {
+        double t0 = fm_now_seconds();
+        fm_rng_shuffle(&rng, rb.order, train.n);
+        double loss_sum = 0.0;
+        uint64_t seen = 0, right_sum = 0;
+        for (int bi = 0; bi < batches; bi++) {
+            uint32_t start = (uint32_t)bi * batch;
+            int B = (int)(train.n - start < batch ? train.n - start : batch);
+            const int32_t *rows = rb.order + start;
+            fm_scale_images(fm_model_input(m), &train, rows, (size_t)B, m->scaling);
+            for (int b = 0; b < B; b++) rb.labels[b] = train.labels[rows[b]];
+
+            const float *logits = fm_model_forward(m, B, threads);
+            int right = 0;
+            double loss = softmax_xent_forward(m->probs, logits, rb.labels, B, C, &right) / B;
+            softmax_xent_backward(m->dbuf[0], m->probs, rb.labels, B, C);
+            memset(rb.grads, 0, P * sizeof(float));
+            fm_model_backward(m, m->dbuf[0], rb.grads, B, threads);
+            if (p->l2 > 0.0f) loss += apply_l2(m, rb.grads, p->l2);
+            if (!isfinite(loss)) {
+                s = fm_fail(err, FM_ERR_DIVERGED,
+                            "loss became %s at epoch %d, batch %d; the learning rate (%g) is "
+                            "probably too high",
+                            isnan(loss) ? "NaN" : "infinite", e, bi + 1, (double)lr);
+                break;
+            }
+            step++;
+            if (p->optimizer == FM_OPT_ADAM) {
+                adam_step(m->params, rb.grads, rb.m1, rb.m2, P, lr, p->beta1, p->beta2, p->eps, step);
+            } else {
+                sgd_step(m->params, rb.grads, rb.m1, P, lr, p->momentum, p->nesterov);
+            }
+            loss_sum += loss * B;
+            right_sum += (uint64_t)right;
+            seen += (uint64_t)B;
+            if (p->on_batch) {
+                p->on_batch(e, bi + 1, batches, loss_sum / (double)seen,
+                            (double)right_sum / (double)seen, p->user);
+            }
+        }
+        if (s) break;
+        fm_epoch_stats *st = &epochs[e - 1];
+        st->epoch = e;
+        st->epochs = p->epochs;
+        st->loss = loss_sum / (double)seen;
+        st->accuracy = (double)right_sum / (double)seen;
+        st->val_loss = st->val_accuracy = NAN;
+        if (val.n > 0) {
+            uint32_t right;
+            evaluate_into(m, &val, eval_batch, threads, &st->val_loss, &right, NULL, NULL);
+            st->val_accuracy = (double)right / val.n;
+        }
+        st->seconds = fm_now_seconds() - t0;
+        done = e;
+        if (p->on_epoch && p->on_epoch(st, p->user)) {
+            s = fm_fail(err, FM_ERR_CANCELLED, "training stopped after epoch %d", e);
+        }
+    }
+    run_buffers_free(&rb);
+    if (hist) {
+        hist->n = done;
+        hist->epochs = epochs;
+    } else {
+        free(epochs);
+    }
+    return s;
+}
