@@ -26,12 +26,17 @@ int cli_fail(const char *cmd, const fm_error *err);
 int cli_int(const char *cmd, const char *flag, const char *text, long lo, long hi, long *out);
 int cli_float(const char *cmd, const char *flag, const char *text, double lo, double hi, double *out);
 
-/* Unknown option / missing argument handling for getopt_long loops. */
-int cli_bad_option(const char *cmd, char **argv, int optind_before, int c);
+/* Unknown option / missing argument handling for getopt_long loops (optstring ":h", every other
+ * option long with a value of 256 or more, or 'h'): names the element at fault from optind and
+ * optopt, which stay right when getopt has moved positional arguments aside. */
+int cli_bad_option(const char *cmd, char **argv, int c);
 
 /* Loads the split named by --split from the data folder found by --data and friends. */
 int cli_load_split(const char *cmd, const char *data_flag, fm_split split, int n_classes,
                    fm_dataset *out, char *dir_out, size_t dir_cap);
+/* The same for an existing model: its classes, and a check that the images have its input size. */
+int cli_load_split_for(const char *cmd, const char *data_flag, fm_split split, const fm_model *m,
+                       const char *model_name, fm_dataset *out);
 int cli_parse_split(const char *cmd, const char *text, fm_split *out);
 
 /* Renders a 28x28 (any HxW) image as text, two pixels per character column pair. */

@@ -48,9 +48,18 @@ int cli_float(const char *cmd, const char *flag, const char *text, double lo, do
     return 1;
 }
 
-int cli_bad_option(const char *cmd, char **argv, int optind_before, int c) {
-    const char *arg = argv[optind_before] ? argv[optind_before] : "?";
+int cli_bad_option(const char *cmd, char **argv, int c) {
+    /* An unknown short option sets optopt to its letter ('h' is the only short one and never
+     * fails); a long option's error always leaves optind just past its element. */
+    if (c == '?' && optopt > 0 && optopt < 256 && optopt != 'h') {
+        return cli_error(cmd, "unknown option -%c (see fmnist %s --help)", optopt, cmd);
+    }
+    const char *arg = optind > 1 ? argv[optind - 1] : "?";
     if (c == ':') return cli_error(cmd, "%s needs a value (see fmnist %s --help)", arg, cmd);
+    const char *eq = strchr(arg, '=');
+    if (optopt != 0 && eq) {
+        return cli_error(cmd, "%.*s takes no value (see fmnist %s --help)", (int)(eq - arg), arg, cmd);
+    }
     return cli_error(cmd, "unknown option %s (see fmnist %s --help)", arg, cmd);
 }
 
@@ -71,6 +80,21 @@ int cli_load_split(const char *cmd, const char *data_flag, fm_split split, int n
         return 0;
     }
     if (dir_out) snprintf(dir_out, dir_cap, "%s", dir);
+    return 1;
+}
+
+int cli_load_split_for(const char *cmd, const char *data_flag, fm_split split, const fm_model *m,
+                       const char *model_name, fm_dataset *out) {
+    char dir[FM_PATH_MAX];
+    if (!cli_load_split(cmd, data_flag, split, fm_model_classes(m)->n, out, dir, sizeof dir)) return 0;
+    uint32_t h, w;
+    fm_model_input_shape(m, &h, &w);
+    if (out->h != h || out->w != w) {
+        cli_error(cmd, "%s takes %ux%u images but the %s set in %s has %ux%u", model_name, h, w,
+                  split == FM_SPLIT_TEST ? "test" : "training", dir, out->h, out->w);
+        fm_dataset_free(out);
+        return 0;
+    }
     return 1;
 }
 

@@ -29,14 +29,14 @@ int cmd_evaluate(int argc, char **argv) {
     long lv;
     opterr = 0;
     optind = 1;
-    for (int before = optind; (c = getopt_long(argc, argv, ":h", opts, NULL)) != -1; before = optind) {
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
         case 'h': help(); return 0;
         case O_SPLIT: if (!cli_parse_split(cmd, optarg, &split)) return 1; break;
         case O_DATA: data = optarg; break;
         case O_THREADS: if (!cli_int(cmd, "--threads", optarg, 0, 1024, &lv)) return 1; threads = (int)lv; break;
         case O_JSON: json = 1; break;
-        default: return cli_bad_option(cmd, argv, before, c);
+        default: return cli_bad_option(cmd, argv, c);
         }
     }
     if (optind != argc - 1) return cli_error(cmd, "expected one MODEL file (see fmnist evaluate --help)");
@@ -45,7 +45,7 @@ int cmd_evaluate(int argc, char **argv) {
     if (fm_model_load(argv[optind], &m, &err)) return cli_fail(cmd, &err);
     const fm_classes *cl = fm_model_classes(m);
     fm_dataset ds = {0};
-    if (!cli_load_split(cmd, data, split, cl->n, &ds, NULL, 0)) {
+    if (!cli_load_split_for(cmd, data, split, m, argv[optind], &ds)) {
         fm_model_free(m);
         return 1;
     }

@@ -39,7 +39,7 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         if (strcmp(cmd, cmds[i].name) == 0) return cmds[i].fn(argc - 1, argv + 1);
     }
-    fprintf(stderr, "fmnist: unknown command \"%s\"\n\n", cmd);
-    usage(stderr);
+    /* One line, like every other error; the full usage is a --help away. */
+    fprintf(stderr, "fmnist: unknown command \"%s\" (commands: train, evaluate, predict, summary; see fmnist --help)\n", cmd);
     return 2;
 }

@@ -7,7 +7,7 @@
 #include <sys/stat.h>
 
 static void help(void) {
-    printf("usage: fmnist summary MODEL.safetensors|SPEC [--classes N]\n"
+    printf("usage: fmnist summary MODEL.safetensors|SPEC [--json]\n"
            "\n"
            "Prints each layer with its output shape and parameter count.\n"
            "SPEC is a preset (mlp, mlp64, mlp256, mlp2, mlp300-100) or a layer list such as\n"
@@ -18,15 +18,16 @@ static void help(void) {
 
 int cmd_summary(int argc, char **argv) {
     const char *cmd = "summary";
-    static const struct option opts[] = {{"help", no_argument, 0, 'h'}, {"json", no_argument, 0, 'j'}, {0, 0, 0, 0}};
+    enum { O_JSON = 256 };
+    static const struct option opts[] = {{"help", no_argument, 0, 'h'}, {"json", no_argument, 0, O_JSON}, {0, 0, 0, 0}};
     int json = 0, c;
     opterr = 0;
     optind = 1;
-    for (int before = optind; (c = getopt_long(argc, argv, ":h", opts, NULL)) != -1; before = optind) {
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
         case 'h': help(); return 0;
-        case 'j': json = 1; break;
-        default: return cli_bad_option(cmd, argv, before, c);
+        case O_JSON: json = 1; break;
+        default: return cli_bad_option(cmd, argv, c);
         }
     }
     if (optind != argc - 1) return cli_error(cmd, "expected one MODEL file or SPEC (see fmnist summary --help)");

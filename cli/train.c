@@ -30,12 +30,13 @@ static void help(void) {
            "  --init NAME        glorot (Keras's default) or he                 [glorot]\n"
            "  --scale NAME       unit (x/255) or standard (mean/std of the training part) [unit]\n"
            "  --val N            images held out from the start of the training set [5000]\n"
-           "  --seed N           seeds initialisation and shuffling             [42]\n"
+           "  --seed N           seeds initialisation and shuffling             [1]\n"
            "  --threads N        0 = all cores                                  [0]\n"
            "  --data DIR         folder with the IDX files (else $FMNIST_DATA, ./data,\n"
            "                     /usr/share/datasets/fashion-mnist)\n"
            "  --classes LIST     fashion, digits, or comma-separated names      [fashion]\n"
            "  --out DIR          run folder                      [runs/YYYYmmdd-HHMMSS]\n"
+           "  --name NAME        shorthand for --out runs/NAME\n"
            "  --no-test          skip the final test-set evaluation\n"
            "  --quiet            print only the final lines\n"
            "  --json             print the final figures as one JSON object\n"
@@ -133,7 +134,7 @@ static int write_json(const char *cmd, const char *path, cJSON *o) {
 int cmd_train(int argc, char **argv) {
     const char *cmd = "train";
     enum { O_MODEL = 256, O_EPOCHS, O_BATCH, O_OPT, O_LR, O_MOM, O_NEST, O_B1, O_B2, O_EPS, O_L2, O_INIT,
-           O_SCALE, O_VAL, O_SEED, O_THREADS, O_DATA, O_CLASSES, O_OUT, O_NOTEST, O_QUIET, O_JSON };
+           O_SCALE, O_VAL, O_SEED, O_THREADS, O_DATA, O_CLASSES, O_OUT, O_NAME, O_NOTEST, O_QUIET, O_JSON };
     static const struct option opts[] = {
         {"help", no_argument, 0, 'h'},          {"model", required_argument, 0, O_MODEL},
         {"epochs", required_argument, 0, O_EPOCHS}, {"batch", required_argument, 0, O_BATCH},
@@ -145,17 +146,18 @@ int cmd_train(int argc, char **argv) {
         {"val", required_argument, 0, O_VAL},       {"seed", required_argument, 0, O_SEED},
         {"threads", required_argument, 0, O_THREADS}, {"data", required_argument, 0, O_DATA},
         {"classes", required_argument, 0, O_CLASSES}, {"out", required_argument, 0, O_OUT},
+        {"name", required_argument, 0, O_NAME},
         {"no-test", no_argument, 0, O_NOTEST},      {"quiet", no_argument, 0, O_QUIET},
         {"json", no_argument, 0, O_JSON},           {0, 0, 0, 0}};
     fm_train_params tp = fm_train_default_params();
     fm_model_params mp = fm_model_default_params();
-    const char *spec = "mlp", *data = NULL, *out = NULL, *classes = "fashion";
+    const char *spec = "mlp", *data = NULL, *out = NULL, *name = NULL, *classes = "fashion";
     int no_test = 0, quiet = 0, json = 0, c;
     long lv;
     double dv;
     opterr = 0;
     optind = 1;
-    for (int before = optind; (c = getopt_long(argc, argv, ":h", opts, NULL)) != -1; before = optind) {
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
         case 'h': help(); return 0;
         case O_MODEL: spec = optarg; break;
@@ -200,12 +202,19 @@ int cmd_train(int argc, char **argv) {
         case O_DATA: data = optarg; break;
         case O_CLASSES: classes = optarg; break;
         case O_OUT: out = optarg; break;
+        case O_NAME:
+            if (!*optarg || strchr(optarg, '/') || strcmp(optarg, ".") == 0 || strcmp(optarg, "..") == 0) {
+                return cli_error(cmd, "--name must be a plain folder name (no '/'), got \"%s\"", optarg);
+            }
+            name = optarg;
+            break;
         case O_NOTEST: no_test = 1; break;
         case O_QUIET: quiet = 1; break;
         case O_JSON: json = 1; quiet = 1; break;
-        default: return cli_bad_option(cmd, argv, before, c);
+        default: return cli_bad_option(cmd, argv, c);
         }
     }
+    if (out && name) return cli_error(cmd, "give --out or --name, not both");
     if (optind < argc) return cli_error(cmd, "unexpected argument \"%s\" (see fmnist train --help)", argv[optind]);
     if (tp.nesterov && tp.momentum == 0.0f) return cli_error(cmd, "--nesterov needs --momentum above 0");
     if (tp.nesterov && tp.optimizer != FM_OPT_SGD) return cli_error(cmd, "--nesterov applies to --optimizer sgd only");
@@ -223,13 +232,25 @@ int cmd_train(int argc, char **argv) {
     fm_dataset train = {0}, test = {0};
     if (!cli_load_split(cmd, data, FM_SPLIT_TRAIN, mp.classes.n, &train, dir, sizeof dir)) return 1;
     if (tp.val >= train.n) {
+        uint32_t n = train.n; /* fm_dataset_free zeroes it */
         fm_dataset_free(&train);
-        return cli_error(cmd, "--val %u leaves no training images (the training set has %u)", tp.val, train.n);
+        return cli_error(cmd, "--val %u leaves no training images (the training set has %u)", tp.val, n);
     }
     int rc = 1;
+    /* A test set that cannot be used should stop the run before the training, not after it. */
+    if (!no_test) {
+        if (!cli_load_split(cmd, dir, FM_SPLIT_TEST, mp.classes.n, &test, NULL, 0)) goto cleanup;
+        if (test.h != train.h || test.w != train.w) {
+            cli_error(cmd, "the test set in %s has %ux%u images but the training set %ux%u", dir,
+                      test.h, test.w, train.h, train.w);
+            goto cleanup;
+        }
+    }
     char outdir[FM_PATH_MAX], path[FM_PATH_MAX + 32];
     if (out) {
         snprintf(outdir, sizeof outdir, "%s", out);
+    } else if (name) {
+        snprintf(outdir, sizeof outdir, "runs/%s", name);
     } else {
         time_t now = time(NULL);
         struct tm tmv;
@@ -305,10 +326,6 @@ int cmd_train(int argc, char **argv) {
     cJSON_AddStringToObject(run, "data", dir);
     cJSON_AddNumberToObject(run, "train_seconds", train_seconds);
     if (!no_test) {
-        if (!cli_load_split(cmd, data ? dir : dir, FM_SPLIT_TEST, mp.classes.n, &test, NULL, 0)) {
-            cJSON_Delete(run);
-            goto cleanup;
-        }
         fm_eval_result ev;
         if (fm_evaluate(model, &test, 1000, tp.threads, &ev, &err)) {
             cJSON_Delete(run);

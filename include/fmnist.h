@@ -100,7 +100,9 @@ typedef struct {
 } fm_dataset;
 
 /* Finds a folder holding the four IDX files, in order: flag_dir (when not NULL), $FMNIST_DATA,
- * ./data, /usr/share/datasets/fashion-mnist. On failure the error lists every place tried. */
+ * ./data, /usr/share/datasets/fashion-mnist. flag_dir or a set $FMNIST_DATA is used alone: when it
+ * lacks the files that is the error, not a reason to look further. On failure the error lists
+ * every place tried. */
 fm_status fm_data_find(const char *flag_dir, char *out_dir, size_t cap, fm_error *err);
 /* Loads {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz] from dir and checks them against each
  * other (counts match, labels < n_classes). */

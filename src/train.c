@@ -18,7 +18,7 @@ fm_train_params fm_train_default_params(void) {
     p.beta1 = 0.9f;
     p.beta2 = 0.999f;
     p.eps = 1e-7f;
-    p.seed = 42;
+    p.seed = 1;
     p.threads = 0;
     p.val = 5000;
     return p;

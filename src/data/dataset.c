@@ -3,6 +3,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "internal.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,11 @@ static int dir_has_data(const char *dir) {
 fm_status fm_data_find(const char *flag_dir, char *out_dir, size_t cap, fm_error *err) {
     if (flag_dir) {
         /* An explicit folder is never second-guessed: if it lacks the files, say so. */
+        struct stat st;
+        if (stat(flag_dir, &st) != 0) {
+            return fm_fail(err, FM_ERR_IO, "--data %s: %s", flag_dir, strerror(errno));
+        }
+        if (!S_ISDIR(st.st_mode)) return fm_fail(err, FM_ERR_IO, "--data %s: not a folder", flag_dir);
         if (!dir_has_data(flag_dir)) {
             return fm_fail(err, FM_ERR_IO,
                            "--data %s: no Fashion-MNIST files there (need "
@@ -46,20 +52,35 @@ fm_status fm_data_find(const char *flag_dir, char *out_dir, size_t cap, fm_error
         return FM_OK;
     }
     const char *env = getenv("FMNIST_DATA");
-    const char *places[3] = {env && *env ? env : NULL, "./data", "/usr/share/datasets/fashion-mnist"};
-    for (int i = 0; i < 3; i++) {
-        if (places[i] && dir_has_data(places[i])) {
+    if (env && *env) {
+        /* A set $FMNIST_DATA is as explicit as --data: quietly using another copy would hide
+         * the mistake. */
+        if (!dir_has_data(env)) {
+            return fm_fail(err, FM_ERR_IO,
+                           "no Fashion-MNIST data found: looked in $FMNIST_DATA=%s (need "
+                           "train-images-idx3-ubyte, train-labels-idx1-ubyte, "
+                           "t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte, each raw or .gz), "
+                           "and nowhere else while it is set (unset it to search ./data and "
+                           "/usr/share/datasets/fashion-mnist). Install the data with `apt-get "
+                           "install dataset-fashion-mnist`, or fetch it with "
+                           "`scripts/fetch-data.sh DIR`",
+                           env);
+        }
+        snprintf(out_dir, cap, "%s", env);
+        return FM_OK;
+    }
+    const char *places[2] = {"./data", "/usr/share/datasets/fashion-mnist"};
+    for (int i = 0; i < 2; i++) {
+        if (dir_has_data(places[i])) {
             snprintf(out_dir, cap, "%s", places[i]);
             return FM_OK;
         }
     }
     return fm_fail(err, FM_ERR_IO,
-                   "no Fashion-MNIST data found; looked in %s%s%s./data and "
-                   "/usr/share/datasets/fashion-mnist. Install it with `apt-get install "
-                   "dataset-fashion-mnist`, or fetch it with `scripts/fetch-data.sh data` and "
-                   "pass --data DIR or set FMNIST_DATA",
-                   env && *env ? "$FMNIST_DATA=" : "($FMNIST_DATA unset), ",
-                   env && *env ? env : "", env && *env ? ", " : "");
+                   "no Fashion-MNIST data found; looked in ./data and "
+                   "/usr/share/datasets/fashion-mnist ($FMNIST_DATA unset). Install it with "
+                   "`apt-get install dataset-fashion-mnist`, or fetch it with "
+                   "`scripts/fetch-data.sh data` and pass --data DIR or set FMNIST_DATA");
 }
 
 fm_status fm_dataset_load(const char *dir, fm_split split, int n_classes, fm_dataset *out,

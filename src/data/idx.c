@@ -23,8 +23,17 @@ static void put_be32(unsigned char *p, uint32_t v) {
     p[3] = (unsigned char)v;
 }
 
+/* zlib's message for f without the "PATH: " it puts in front, since our errors name the file. */
+static const char *gz_why(gzFile f, const char *path, int *code) {
+    const char *msg = gzerror(f, code);
+    size_t n = strlen(path);
+    if (msg && strncmp(msg, path, n) == 0 && msg[n] == ':' && msg[n + 1] == ' ') msg += n + 2;
+    return msg;
+}
+
 /* Reads exactly len bytes or explains why not. Returns the count read, or -1 on a zlib error. */
-static long long read_full(gzFile f, unsigned char *buf, size_t len, const char **why) {
+static long long read_full(gzFile f, const char *path, unsigned char *buf, size_t len,
+                           const char **why) {
     size_t got = 0;
     while (got < len) {
         size_t want = len - got;
@@ -32,12 +41,12 @@ static long long read_full(gzFile f, unsigned char *buf, size_t len, const char 
         int r = gzread(f, buf + got, (unsigned)want);
         if (r < 0) {
             int code;
-            *why = gzerror(f, &code);
+            *why = gz_why(f, path, &code);
             return -1;
         }
         if (r == 0) {
             int code;
-            const char *msg = gzerror(f, &code);
+            const char *msg = gz_why(f, path, &code);
             /* zlib reports a cut-off gzip stream as Z_BUF_ERROR; a raw file simply ends. */
             *why = (code == Z_BUF_ERROR) ? msg : NULL;
             break;
@@ -68,7 +77,7 @@ static fm_status idx_header(gzFile f, const char *path, uint32_t want_magic, int
     unsigned char hdr[16];
     const char *why = NULL;
     size_t len = 4 + 4 * (size_t)ndims;
-    long long got = read_full(f, hdr, len, &why);
+    long long got = read_full(f, path, hdr, len, &why);
     if (got < 0) return fm_fail(err, FM_ERR_FORMAT, "%s: corrupt data: %s", path, why);
     if (got < 4) {
         return fm_fail(err, FM_ERR_FORMAT, "%s: file too short for an IDX header (%lld bytes)%s%s",
@@ -118,7 +127,7 @@ static fm_status idx_payload(gzFile f, const char *path, size_t want, const char
             cap = ncap;
         }
         const char *why = NULL;
-        long long r = read_full(f, buf + got, cap - got, &why);
+        long long r = read_full(f, path, buf + got, cap - got, &why);
         if (r < 0) {
             free(buf);
             return fm_fail(err, FM_ERR_FORMAT, "%s: corrupt data: %s", path, why);
@@ -134,7 +143,7 @@ static fm_status idx_payload(gzFile f, const char *path, size_t want, const char
     }
     unsigned char extra;
     const char *why = NULL;
-    long long r = read_full(f, &extra, 1, &why);
+    long long r = read_full(f, path, &extra, 1, &why);
     if (r < 0) {
         free(buf);
         return fm_fail(err, FM_ERR_FORMAT, "%s: corrupt data: %s", path, why);
@@ -144,6 +153,14 @@ static fm_status idx_payload(gzFile f, const char *path, size_t want, const char
         return fm_fail(err, FM_ERR_FORMAT,
                        "%s: trailing bytes after the %zu %s the header declares", path,
                        want / item_bytes, what);
+    }
+    if (why) {
+        /* Every declared byte decoded, but the gzip stream stops inside its CRC and length
+         * trailer, so nothing vouches for those bytes. */
+        free(buf);
+        return fm_fail(err, FM_ERR_FORMAT,
+                       "%s: truncated: the gzip stream is cut off before its checksum (%s)", path,
+                       why);
     }
     *out = buf;
     return FM_OK;

@@ -174,9 +174,10 @@ typedef struct {
     uint64_t data_len;
 } st_file;
 
-/* Checks one tensor's header entry against the expected shape and copies it into dst. */
+/* Checks one tensor's header entry against the expected shape, copies it into dst and records
+ * its byte range [begin, end) in range. */
 static fm_status load_tensor(const st_file *sf, const cJSON *root, const char *name,
-                             const uint32_t *shape, int ndim, float *dst, uint64_t *covered,
+                             const uint32_t *shape, int ndim, float *dst, uint64_t *range,
                              fm_error *err) {
     const char *path = sf->path;
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(root, name);
@@ -228,7 +229,8 @@ static fm_status load_tensor(const st_file *sf, const cJSON *root, const char *n
                            path, name, (unsigned long long)i);
         }
     }
-    *covered += end - begin;
+    range[0] = begin;
+    range[1] = end;
     return FM_OK;
 }
 
@@ -341,7 +343,9 @@ fm_status fm_model_load(const char *path, fm_model **out, fm_error *err) {
         goto done;
     }
     st_file sf = {path, buf + 8 + hlen, len - 8 - hlen};
-    uint64_t covered = 0;
+    /* Byte ranges of every tensor, at most a weight and a bias per layer. */
+    uint64_t ranges[2 * FM_MAX_LAYERS][2];
+    int n_ranges = 0;
     int expected = 1; /* __metadata__ */
     for (int l = 0; l < m->n_layers && !s; l++) {
         const fm_layer *L = &m->layers[l];
@@ -349,9 +353,13 @@ fm_status fm_model_load(const char *path, fm_model **out, fm_error *err) {
         char name[64];
         uint32_t wshape[2] = {L->out_size, L->in_size};
         tensor_name(name, sizeof name, l, "weight");
-        s = load_tensor(&sf, root, name, wshape, 2, m->params + L->w_off, &covered, err);
+        s = load_tensor(&sf, root, name, wshape, 2, m->params + L->w_off, ranges[n_ranges++],
+                        err);
         tensor_name(name, sizeof name, l, "bias");
-        if (!s) s = load_tensor(&sf, root, name, &L->out_size, 1, m->params + L->b_off, &covered, err);
+        if (!s) {
+            s = load_tensor(&sf, root, name, &L->out_size, 1, m->params + L->b_off,
+                            ranges[n_ranges++], err);
+        }
         expected += 2;
     }
     if (s) goto done;
@@ -360,8 +368,28 @@ fm_status fm_model_load(const char *path, fm_model **out, fm_error *err) {
                     cJSON_GetArraySize(root) - 1, m->spec, expected - 1);
         goto done;
     }
-    /* Equal sizes plus in-range offsets still allow overlaps; the sum check catches a buffer
-     * with holes or trailing bytes, which the format forbids. */
+    /* The format wants the tensors to tile the data bytes exactly: no overlaps, holes or
+     * trailing bytes. A sum of sizes misses an overlap paired with a hole of the same size, so
+     * walk the ranges in order of their start (any order is allowed in the file). */
+    for (int i = 1; i < n_ranges; i++) {
+        for (int j = i; j > 0 && ranges[j][0] < ranges[j - 1][0]; j--) {
+            uint64_t b = ranges[j][0], e = ranges[j][1];
+            ranges[j][0] = ranges[j - 1][0], ranges[j][1] = ranges[j - 1][1];
+            ranges[j - 1][0] = b, ranges[j - 1][1] = e;
+        }
+    }
+    uint64_t covered = 0;
+    for (int i = 0; i < n_ranges; i++) {
+        if (ranges[i][0] != covered) {
+            s = fm_fail(err, FM_ERR_FORMAT,
+                        "%s: tensor data %s at byte %llu of the data section (tensors must "
+                        "cover it exactly once)",
+                        path, ranges[i][0] < covered ? "overlaps" : "leaves a hole",
+                        (unsigned long long)(ranges[i][0] < covered ? ranges[i][0] : covered));
+            goto done;
+        }
+        covered = ranges[i][1];
+    }
     if (covered != sf.data_len) {
         s = fm_fail(err, FM_ERR_FORMAT, "%s: tensors cover %llu of the %llu data bytes", path,
                     (unsigned long long)covered, (unsigned long long)sf.data_len);

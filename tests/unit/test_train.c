@@ -1,0 +1,362 @@
+/* test_train.c — training parameters; fm_fit on a small separable problem (learning, determinism,
+ * divergence, callbacks, history); evaluation and input scaling. */
+#include "harness.h"
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void test_train_params_check(test_ctx *t) {
+    fm_error err = {0};
+    fm_train_params p = fm_train_default_params();
+    CHECK(t, fm_train_params_check(&p, &err) == FM_OK, "defaults rejected: %s", err.msg);
+    static const struct { const char *field, *needle; } cases[] = {
+        {"epochs 0", "epochs"},          {"batch 0", "batch"},      {"lr -0.1", "learning rate"},
+        {"lr nan", "learning rate"},     {"momentum 1", "momentum"}, {"nesterov", "Nesterov"},
+        {"eps 0", "epsilon"},            {"l2 -0.01", "L2"},         {"beta1 1", "beta1"},
+        {"optimizer 7", "optimizer"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        p = fm_train_default_params();
+        switch (i) {
+        case 0: p.epochs = 0; break;
+        case 1: p.batch = 0; break;
+        case 2: p.lr = -0.1f; break;
+        case 3: p.lr = NAN; break;
+        case 4: p.optimizer = FM_OPT_SGD, p.momentum = 1.0f; break;
+        case 5: p.optimizer = FM_OPT_SGD, p.nesterov = 1; break;
+        case 6: p.eps = 0.0f; break;
+        case 7: p.l2 = -0.01f; break;
+        case 8: p.beta1 = 1.0f; break;
+        case 9: p.optimizer = (fm_optimizer)7; break;
+        }
+        CHECK(t, fm_train_params_check(&p, &err) == FM_ERR_ARG, "%s accepted", cases[i].field);
+        CHECK_MSG(t, err.msg, cases[i].needle);
+    }
+    /* Nesterov is fine once there is momentum. */
+    p = fm_train_default_params();
+    p.optimizer = FM_OPT_SGD, p.momentum = 0.9f, p.nesterov = 1;
+    CHECK(t, fm_train_params_check(&p, &err) == FM_OK, "%s", err.msg);
+}
+
+/* n images of 8x8 in 3 classes: class c lights up its own band of columns (0-2, 3-5, 6-7) on a
+ * noisy background, so a linear model can separate them. Labels are shuffled, not in blocks. */
+static fm_dataset make_data(uint32_t n, uint64_t seed) {
+    fm_dataset ds = {0};
+    ds.n = n, ds.h = 8, ds.w = 8, ds.n_classes = 3;
+    ds.images = malloc((size_t)n * 64);
+    ds.labels = malloc(n);
+    fm_rng rng;
+    fm_rng_seed(&rng, seed);
+    for (uint32_t i = 0; i < n; i++) {
+        int c = (int)fm_rng_below(&rng, 3);
+        ds.labels[i] = (uint8_t)c;
+        for (int y = 0; y < 8; y++) {
+            for (int x = 0; x < 8; x++) {
+                int band = x < 3 ? 0 : (x < 6 ? 1 : 2);
+                int v = (int)fm_rng_below(&rng, 90) + (band == c ? 150 : 0);
+                ds.images[(size_t)i * 64 + y * 8 + x] = (uint8_t)(v > 255 ? 255 : v);
+            }
+        }
+    }
+    return ds;
+}
+
+static fm_model *make_model(test_ctx *t, const char *spec, fm_scale_kind scaling) {
+    fm_error err = {0};
+    fm_model_params mp = fm_model_default_params();
+    CHECK(t, fm_classes_parse("a,b,c", &mp.classes, &err) == FM_OK, "%s", err.msg);
+    mp.scaling.kind = scaling;
+    fm_model *m = NULL;
+    CHECK(t, fm_model_create(spec, 8, 8, &mp, &m, &err) == FM_OK, "%s", err.msg);
+    return m;
+}
+
+static double train_accuracy(test_ctx *t, fm_model *m, const fm_dataset *ds) {
+    fm_error err = {0};
+    fm_eval_result ev;
+    CHECK(t, fm_evaluate(m, ds, 100, 1, &ev, &err) == FM_OK, "%s", err.msg);
+    return ev.accuracy;
+}
+
+void test_fit_learns(test_ctx *t) {
+    fm_dataset ds = make_data(600, 1);
+    for (int opt = 0; opt < 2; opt++) {
+        fm_model *m = make_model(t, "dense:16:relu,dense:3", FM_SCALE_UNIT);
+        if (!m) continue;
+        double before = train_accuracy(t, m, &ds);
+        fm_train_params p = fm_train_default_params();
+        p.epochs = 5, p.val = 0, p.threads = 1;
+        if (opt == 1) p.optimizer = FM_OPT_SGD, p.lr = 0.05f, p.momentum = 0.9f;
+        fm_error err = {0};
+        fm_history hist;
+        CHECK(t, fm_fit(m, &ds, &p, &hist, &err) == FM_OK, "%s", err.msg);
+        double after = train_accuracy(t, m, &ds);
+        CHECK(t, after > 0.9, "%s: training accuracy %.3f (%.3f before)", opt ? "SGD" : "Adam", after,
+              before);
+        CHECK(t, hist.n == 5, "history of %d epochs", hist.n);
+        if (hist.n == 5) {
+            CHECK(t, hist.epochs[4].loss < hist.epochs[0].loss, "loss %g -> %g", hist.epochs[0].loss,
+                  hist.epochs[4].loss);
+            CHECK(t, hist.epochs[4].accuracy > 0.9, "last epoch accuracy %g", hist.epochs[4].accuracy);
+            for (int e = 0; e < 5; e++) {
+                CHECK(t, hist.epochs[e].epoch == e + 1 && hist.epochs[e].epochs == 5, "epoch numbers");
+                CHECK(t, isnan(hist.epochs[e].val_loss) && isnan(hist.epochs[e].val_accuracy),
+                      "val_loss %g without a validation set", hist.epochs[e].val_loss);
+            }
+        }
+        fm_history_free(&hist);
+        fm_model_free(m);
+    }
+    fm_dataset_free(&ds);
+}
+
+/* Trains a fresh model and returns a copy of its parameters. */
+static float *fit_params(test_ctx *t, const fm_dataset *ds, uint64_t seed, int threads, size_t *n) {
+    fm_model *m = make_model(t, "dense:64:relu,dense:3", FM_SCALE_STANDARD);
+    if (!m) return NULL;
+    fm_train_params p = fm_train_default_params();
+    /* Batch 64 into 64 units makes every product large enough for fm_gemm to use the threads. */
+    p.epochs = 2, p.batch = 64, p.val = 100, p.seed = seed, p.threads = threads;
+    fm_error err = {0};
+    CHECK(t, fm_fit(m, ds, &p, NULL, &err) == FM_OK, "%s", err.msg);
+    *n = m->n_params;
+    float *copy = malloc(*n * sizeof(float));
+    memcpy(copy, m->params, *n * sizeof(float));
+    fm_model_free(m);
+    return copy;
+}
+
+void test_fit_deterministic(test_ctx *t) {
+    fm_dataset ds = make_data(600, 2);
+    size_t n1 = 0, n2 = 0, n3 = 0, n4 = 0;
+    float *a = fit_params(t, &ds, 7, 1, &n1);
+    float *b = fit_params(t, &ds, 7, 1, &n2);
+    float *c = fit_params(t, &ds, 7, 2, &n3);
+    float *d = fit_params(t, &ds, 8, 1, &n4);
+    if (a && b && c && d) {
+        CHECK(t, memcmp(a, b, n1 * sizeof(float)) == 0, "same seed, different parameters");
+        CHECK(t, memcmp(a, c, n1 * sizeof(float)) == 0, "1 and 2 threads give different parameters");
+        CHECK(t, memcmp(a, d, n1 * sizeof(float)) != 0, "seeds 7 and 8 give the same parameters");
+    }
+    free(a), free(b), free(c), free(d);
+    fm_dataset_free(&ds);
+}
+
+void test_fit_bad_input(test_ctx *t) {
+    fm_dataset ds = make_data(50, 3);
+    fm_model *m = make_model(t, "dense:3", FM_SCALE_UNIT);
+    if (!m) return;
+    fm_train_params p = fm_train_default_params();
+    fm_error err = {0};
+    fm_history hist;
+    p.val = 50;
+    CHECK_FAILS(t, fm_fit(m, &ds, &p, &hist, &err), FM_ERR_ARG, err, "validation", "50");
+    CHECK(t, hist.n == 0 && hist.epochs == NULL, "history set on failure");
+    p.val = 51;
+    CHECK_FAILS(t, fm_fit(m, &ds, &p, NULL, &err), FM_ERR_ARG, err, "validation", NULL);
+    p.val = 0, p.batch = 0;
+    CHECK_FAILS(t, fm_fit(m, &ds, &p, NULL, &err), FM_ERR_ARG, err, "batch", NULL);
+    p = fm_train_default_params();
+    p.val = 0;
+    fm_dataset wide = ds;
+    wide.h = 4, wide.w = 16;
+    CHECK_FAILS(t, fm_fit(m, &wide, &p, NULL, &err), FM_ERR_ARG, err, "8x8", "4x16");
+    fm_dataset more = ds;
+    more.n_classes = 4;
+    CHECK_FAILS(t, fm_fit(m, &more, &p, NULL, &err), FM_ERR_ARG, err, "4 classes", NULL);
+    fm_model_free(m);
+    fm_dataset_free(&ds);
+}
+
+void test_fit_diverges(test_ctx *t) {
+    /* ReLU networks at a huge rate mostly die (all units off, finite loss) instead of blowing up,
+     * so this uses stacked linear layers, whose updates grow each other's weights geometrically,
+     * on inputs scaled up 100-fold (std 0.01): at lr 10 the logits overflow within a few steps. */
+    fm_dataset ds = make_data(600, 4);
+    fm_error err = {0};
+    fm_model_params mp = fm_model_default_params();
+    CHECK(t, fm_classes_parse("a,b,c", &mp.classes, &err) == FM_OK, "%s", err.msg);
+    mp.scaling = (fm_scaling){FM_SCALE_UNIT, 0.0f, 0.01f};
+    fm_model *m = NULL;
+    CHECK(t, fm_model_create("dense:64,dense:64,dense:3", 8, 8, &mp, &m, &err) == FM_OK, "%s",
+          err.msg);
+    if (!m) return;
+    fm_train_params p = fm_train_default_params();
+    p.optimizer = FM_OPT_SGD, p.lr = 10.0f, p.epochs = 3, p.val = 0, p.threads = 1;
+    fm_history hist;
+    CHECK_FAILS(t, fm_fit(m, &ds, &p, &hist, &err), FM_ERR_DIVERGED, err, "learning rate", "(10)");
+    CHECK(t, hist.n == 0, "history of %d epochs after diverging in the first", hist.n);
+    fm_history_free(&hist);
+    fm_model_free(m);
+    fm_dataset_free(&ds);
+}
+
+typedef struct {
+    int epochs_seen, batches_seen, last_batches;
+} counts;
+
+static int stop_after_first(const fm_epoch_stats *st, void *user) {
+    ((counts *)user)->epochs_seen++;
+    return st->epoch >= 1;
+}
+
+static void count_batch(int epoch, int batch, int batches, double loss, double acc, void *user) {
+    counts *c = user;
+    c->batches_seen++;
+    c->last_batches = batches;
+}
+
+void test_fit_callbacks_and_history(test_ctx *t) {
+    fm_dataset ds = make_data(300, 5);
+    fm_model *m = make_model(t, "dense:8:relu,dense:3", FM_SCALE_UNIT);
+    if (!m) return;
+    counts c = {0, 0, 0};
+    fm_train_params p = fm_train_default_params();
+    p.epochs = 4, p.batch = 32, p.val = 44, p.threads = 1;
+    p.on_epoch = stop_after_first, p.on_batch = count_batch, p.user = &c;
+    fm_error err = {0};
+    fm_history hist;
+    CHECK_FAILS(t, fm_fit(m, &ds, &p, &hist, &err), FM_ERR_CANCELLED, err, "after epoch 1", NULL);
+    CHECK(t, c.epochs_seen == 1, "on_epoch called %d times", c.epochs_seen);
+    /* 256 training images in batches of 32. */
+    CHECK(t, c.batches_seen == 8 && c.last_batches == 8, "%d batches of %d", c.batches_seen,
+          c.last_batches);
+    CHECK(t, hist.n == 1, "history of %d epochs", hist.n);
+    if (hist.n == 1) {
+        CHECK(t, isfinite(hist.epochs[0].val_loss) && hist.epochs[0].val_loss > 0,
+              "val_loss %g with 44 held out", hist.epochs[0].val_loss);
+        CHECK(t, hist.epochs[0].val_accuracy >= 0 && hist.epochs[0].val_accuracy <= 1, "val_accuracy");
+        /* The validation numbers are those of the first 44 images. */
+        fm_eval_result ev;
+        fm_dataset head = fm_dataset_slice(&ds, 0, 44);
+        CHECK(t, fm_evaluate(m, &head, 1000, 1, &ev, &err) == FM_OK, "%s", err.msg);
+        CHECK_NEAR(t, hist.epochs[0].val_loss, ev.loss, 1e-9);
+        CHECK_NEAR(t, hist.epochs[0].val_accuracy, ev.accuracy, 1e-12);
+    }
+    fm_history_free(&hist);
+    fm_model_free(m);
+    fm_dataset_free(&ds);
+}
+
+void test_fit_l2_shrinks_weights(test_ctx *t) {
+    fm_dataset ds = make_data(300, 6);
+    double norm[2] = {0, 0};
+    for (int k = 0; k < 2; k++) {
+        fm_model *m = make_model(t, "dense:8:relu,dense:3", FM_SCALE_UNIT);
+        if (!m) return;
+        fm_train_params p = fm_train_default_params();
+        p.optimizer = FM_OPT_SGD, p.lr = 0.1f;
+        p.epochs = 3, p.val = 0, p.threads = 1, p.l2 = k ? 0.1f : 0.0f;
+        fm_error err = {0};
+        CHECK(t, fm_fit(m, &ds, &p, NULL, &err) == FM_OK, "%s", err.msg);
+        for (int l = 0; l < m->n_layers; l++) {
+            const fm_layer *L = &m->layers[l];
+            if (L->kind != FM_LAYER_DENSE) continue;
+            for (size_t i = 0; i < (size_t)L->out_size * L->in_size; i++) {
+                norm[k] += (double)m->params[L->w_off + i] * m->params[L->w_off + i];
+            }
+        }
+        fm_model_free(m);
+    }
+    CHECK(t, norm[1] < 0.5 * norm[0], "sum of squared weights %g with L2, %g without", norm[1], norm[0]);
+    fm_dataset_free(&ds);
+}
+
+void test_evaluate_per_class(test_ctx *t) {
+    fm_dataset ds = make_data(257, 7);
+    fm_model *m = make_model(t, "dense:8:relu,dense:3", FM_SCALE_UNIT);
+    if (!m) return;
+    /* Half trained, so that the classes are neither all right nor all wrong. */
+    fm_train_params p = fm_train_default_params();
+    p.epochs = 1, p.val = 0, p.threads = 1, p.lr = 3e-4f;
+    fm_error err = {0};
+    CHECK(t, fm_fit(m, &ds, &p, NULL, &err) == FM_OK, "%s", err.msg);
+    fm_eval_result ev;
+    CHECK(t, fm_evaluate(m, &ds, 50, 1, &ev, &err) == FM_OK, "%s", err.msg);
+    CHECK(t, ev.n == 257 && ev.n_classes == 3, "n %u, %d classes", ev.n, ev.n_classes);
+    uint32_t total = 0, want_n[3] = {0};
+    double weighted = 0.0;
+    for (uint32_t i = 0; i < ds.n; i++) want_n[ds.labels[i]]++;
+    for (int c = 0; c < 3; c++) {
+        CHECK(t, ev.per_class_n[c] == want_n[c], "class %d: %u images, want %u", c, ev.per_class_n[c],
+              want_n[c]);
+        total += ev.per_class_n[c];
+        weighted += ev.per_class[c] * ev.per_class_n[c];
+    }
+    CHECK(t, total == ds.n, "per-class counts sum to %u", total);
+    CHECK_NEAR(t, weighted / ds.n, ev.accuracy, 1e-12);
+    /* Loss and accuracy from the batch size-independent definition: one batch gives the same. */
+    fm_eval_result one;
+    CHECK(t, fm_evaluate(m, &ds, 1000, 1, &one, &err) == FM_OK, "%s", err.msg);
+    CHECK(t, one.accuracy == ev.accuracy, "accuracy depends on the batch");
+    CHECK_NEAR(t, one.loss, ev.loss, 1e-6);
+    /* And the same as counting argmax of fm_predict by hand. */
+    float *probs = malloc((size_t)ds.n * 3 * sizeof(float));
+    CHECK(t, fm_predict(m, &ds, 0, ds.n, probs, 1, &err) == FM_OK, "%s", err.msg);
+    uint32_t right = 0;
+    for (uint32_t i = 0; i < ds.n; i++) right += fm_argmax(probs + (size_t)i * 3, 3) == ds.labels[i];
+    CHECK_NEAR(t, (double)right / ds.n, ev.accuracy, 1e-12);
+    free(probs);
+    fm_model_free(m);
+    fm_dataset_free(&ds);
+}
+
+void test_scaling(test_ctx *t) {
+    fm_dataset ds = make_data(100, 8);
+    fm_scaling unit = fm_scaling_fit(&ds, FM_SCALE_UNIT);
+    CHECK(t, unit.kind == FM_SCALE_UNIT && unit.mean == 0.0f && unit.std == 1.0f, "unit scaling");
+    fm_scaling sc = fm_scaling_fit(&ds, FM_SCALE_STANDARD);
+    /* Population mean and standard deviation of p/255, two-pass in double. */
+    size_t total = (size_t)ds.n * 64;
+    double sum = 0.0, sq = 0.0;
+    for (size_t i = 0; i < total; i++) sum += ds.images[i] / 255.0;
+    double mean = sum / total;
+    for (size_t i = 0; i < total; i++) sq += (ds.images[i] / 255.0 - mean) * (ds.images[i] / 255.0 - mean);
+    double std = sqrt(sq / total);
+    CHECK(t, sc.kind == FM_SCALE_STANDARD, "kind %d", sc.kind);
+    CHECK_NEAR(t, sc.mean, mean, 1e-6);
+    CHECK_NEAR(t, sc.std, std, 1e-6);
+
+    /* Scaled inputs use those statistics, for chosen rows and for the first rows. */
+    int32_t rows[3] = {17, 0, 99};
+    float out[3 * 64], head[2 * 64];
+    fm_scale_images(out, &ds, rows, 3, sc);
+    fm_scale_images(head, &ds, NULL, 2, sc);
+    for (int r = 0; r < 3; r++) {
+        for (int i = 0; i < 64; i++) {
+            double want = (ds.images[(size_t)rows[r] * 64 + i] / 255.0 - sc.mean) / sc.std;
+            CHECK_NEAR(t, out[r * 64 + i], want, 1e-5 * (1 + fabs(want)));
+        }
+    }
+    for (int i = 0; i < 128; i++) {
+        double want = (ds.images[i] / 255.0 - sc.mean) / sc.std;
+        CHECK_NEAR(t, head[i], want, 1e-5 * (1 + fabs(want)));
+    }
+    /* A constant image set has no spread: std falls back to 1 rather than dividing by zero. */
+    memset(ds.images, 77, total);
+    fm_scaling flat = fm_scaling_fit(&ds, FM_SCALE_STANDARD);
+    CHECK_NEAR(t, flat.mean, 77 / 255.0, 1e-7);
+    CHECK(t, flat.std == 1.0f, "std %g", (double)flat.std);
+    fm_dataset_free(&ds);
+}
+
+void test_fit_standard_scaling_from_training_part(test_ctx *t) {
+    fm_dataset ds = make_data(300, 9);
+    fm_model *m = make_model(t, "dense:3", FM_SCALE_STANDARD);
+    if (!m) return;
+    fm_train_params p = fm_train_default_params();
+    p.epochs = 1, p.val = 100, p.threads = 1;
+    fm_error err = {0};
+    CHECK(t, fm_fit(m, &ds, &p, NULL, &err) == FM_OK, "%s", err.msg);
+    /* The held-out images must not leak into the statistics. */
+    fm_dataset train = fm_dataset_slice(&ds, 100, 200);
+    fm_scaling want = fm_scaling_fit(&train, FM_SCALE_STANDARD), got = fm_model_scaling(m);
+    CHECK(t, got.kind == FM_SCALE_STANDARD && got.mean == want.mean && got.std == want.std,
+          "model scaling %g/%g, training part %g/%g", (double)got.mean, (double)got.std,
+          (double)want.mean, (double)want.std);
+    fm_scaling all = fm_scaling_fit(&ds, FM_SCALE_STANDARD);
+    CHECK(t, all.mean != want.mean, "test cannot tell the parts apart");
+    fm_model_free(m);
+    fm_dataset_free(&ds);
+}
