@@ -65,3 +65,8 @@ clean:
 	rm -rf build build-san
 
 .PHONY: all test test-fast clean
+
+# For scripts/fuzz.sh, which builds the library with clang's fuzzer instrumentation.
+print-lib-src:
+	@echo $(LIB_SRC)
+.PHONY: print-lib-src

@@ -21,6 +21,11 @@ expect_fail() {
         fail "$name" "expected exactly one error line, got: $out"
     else
         pass "$name"
+        # scripts/bad-input-table.sh collects every case and its message into docs/bad-input.md.
+        if [ -n "${FMNIST_BAD_INPUT_TABLE:-}" ]; then
+            local msg=${out//|/\\|}
+            printf '| %s | `%s` | %s |\n' "${name//|/\\|}" "$rc" "${msg//$T\//}" >>"$FMNIST_BAD_INPUT_TABLE"
+        fi
     fi
 }
 

@@ -88,9 +88,10 @@ static fm_status idx_header(gzFile f, const char *path, uint32_t want_magic, int
         const char *what = want_magic == IDX_MAGIC_IMAGES ? "images" : "labels";
         if ((magic >> 16) == 0 && (magic & 0xff00u) == 0x0800u) {
             return fm_fail(err, FM_ERR_FORMAT,
-                           "%s: IDX file has %u dimensions and element type 0x%02x; %s need "
-                           "magic 0x%08x (%d dimensions of unsigned bytes)",
-                           path, magic & 0xffu, (magic >> 8) & 0xffu, what, want_magic, ndims);
+                           "%s: IDX file has %u dimension%s and element type 0x%02x; %s need "
+                           "magic 0x%08x (%d dimension%s of unsigned bytes)",
+                           path, magic & 0xffu, (magic & 0xffu) == 1 ? "" : "s", (magic >> 8) & 0xffu,
+                           what, want_magic, ndims, ndims == 1 ? "" : "s");
         }
         return fm_fail(err, FM_ERR_FORMAT,
                        "%s: wrong magic number 0x%08x, expected 0x%08x for IDX %s (is it an "

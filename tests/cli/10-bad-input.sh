@@ -102,7 +102,7 @@ expect_fail "data: wrong magic in test labels (evaluate)" \
 bi_d=$(bi_copy labels-as-images)
 cp "$bi_d/train-labels-idx1-ubyte.gz" "$bi_d/train-images-idx3-ubyte.gz"
 expect_fail "data: labels file in place of images" \
-    'train-images-idx3-ubyte\.gz: IDX file has 1 dimensions.*images need magic 0x00000803' \
+    'train-images-idx3-ubyte\.gz: IDX file has 1 dimension and.*images need magic 0x00000803' \
     "${BI_TRAIN[@]}" --data "$bi_d"
 bi_d=$(bi_copy images-as-labels)
 cp "$bi_d/t10k-images-idx3-ubyte.gz" "$bi_d/t10k-labels-idx1-ubyte.gz"

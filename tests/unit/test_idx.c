@@ -211,7 +211,7 @@ void test_idx_wrong_magic(test_ctx *t) {
     CHECK(t, fm_idx_write_labels(lp, lb, 4, &err) == FM_OK, "%s", err.msg);
     CHECK(t, fm_idx_write_images(ip, px, 4, 2, 2, &err) == FM_OK, "%s", err.msg);
     EXPECT_IMAGES_FAIL(t, lp, FM_ERR_FORMAT, "magic 0x00000803");
-    EXPECT_IMAGES_FAIL(t, lp, FM_ERR_FORMAT, "1 dimensions");
+    EXPECT_IMAGES_FAIL(t, lp, FM_ERR_FORMAT, "1 dimension and");
     EXPECT_LABELS_FAIL(t, ip, FM_ERR_FORMAT, "magic 0x00000801");
     EXPECT_LABELS_FAIL(t, ip, FM_ERR_FORMAT, "3 dimensions");
     /* An IDX file of floats (type 0x0d) is not one of ours, whatever its shape. */
