@@ -21,11 +21,12 @@ ifeq ($(PORTABLE),0)
 ARCH    := -march=native
 endif
 
-CFLAGS  += -std=c11 -Wall -Wextra -Wshadow -Wno-unused-parameter $(OPT) $(ARCH) -fopenmp -Iinclude -Isrc
+CFLAGS  += -std=c11 -Wall -Wextra -Wshadow -Wno-unused-parameter $(OPT) $(ARCH) -pthread -Iinclude -Isrc
 LDLIBS  += -lcjson -lz -lm
-LDFLAGS += -fopenmp $(LDSAN)
+LDFLAGS += -pthread $(LDSAN)
 
-LIB_SRC := src/util.c src/model.c src/train.c src/kernels/gemm.c src/layers/dense.c \
+LIB_SRC := src/util.c src/pool.c src/model.c src/train.c src/kernels/gemm.c src/kernels/gemm_avx512.c \
+           src/kernels/gemm_avx2.c src/layers/dense.c \
            src/layers/activation.c src/layers/softmax_xent.c src/optim/sgd.c src/optim/adam.c \
            src/data/idx.c src/data/dataset.c src/io/safetensors.c
 CLI_SRC := cli/main.c cli/common.c cli/train.c cli/evaluate.c cli/predict.c cli/summary.c
@@ -49,7 +50,7 @@ $(BUILD)/unit_tests: $(TEST_OBJ) $(BUILD)/libfmnist.a
 $(BUILD)/fixtures: $(BUILD)/tests/fixtures.o $(BUILD)/libfmnist.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/%.o: %.c include/fmnist.h src/internal.h cli/cli.h tests/unit/harness.h tests/unit/tests.def
+$(BUILD)/%.o: %.c include/fmnist.h src/internal.h src/kernels/gemm_simd.h cli/cli.h tests/unit/harness.h tests/unit/tests.def
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 

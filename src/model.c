@@ -221,9 +221,13 @@ void fm_model_init_weights(fm_model *m, fm_init init, uint64_t seed) {
         /* Glorot: U(-a, a), a = sqrt(6 / (fan_in + fan_out)); He: a = sqrt(6 / fan_in). */
         float limit = (float)(init == FM_INIT_HE_UNIFORM ? sqrt(6.0 / fan_in)
                                                           : sqrt(6.0 / (fan_in + fan_out)));
+        /* Drawn in the file's [out, in] order, stored [in, out]: the layout is ours, the
+         * initial weights are those of every earlier version with the same seed. */
         float *w = m->params + L->w_off;
-        size_t count = (size_t)L->out_size * L->in_size;
-        for (size_t i = 0; i < count; i++) w[i] = (2.0f * fm_rng_uniform(&rng) - 1.0f) * limit;
+        size_t I = L->in_size, O = L->out_size;
+        for (size_t o = 0; o < O; o++) {
+            for (size_t i = 0; i < I; i++) w[i * O + o] = (2.0f * fm_rng_uniform(&rng) - 1.0f) * limit;
+        }
     }
 }
 
@@ -287,7 +291,19 @@ void fm_model_free(fm_model *m) {
     free(m->dbuf[0]);
     free(m->dbuf[1]);
     free(m->probs);
+    fm_pool_free(m->pool);
     free(m);
+}
+
+fm_pool *fm_model_pool(fm_model *m, int threads) {
+    int n = fm_threads_resolve(threads);
+    if (n <= 1) return NULL;
+    if (m->pool && fm_pool_threads(m->pool) != n) {
+        fm_pool_free(m->pool);
+        m->pool = NULL;
+    }
+    if (!m->pool) m->pool = fm_pool_create(n);
+    return m->pool;
 }
 
 fm_status fm_model_reserve(fm_model *m, uint32_t batch, fm_error *err) {
@@ -313,17 +329,27 @@ static float *act_at(const fm_model *m, int layer) {
     return m->acts + off * m->cap_batch;
 }
 
+/* A dense layer followed by a ReLU runs as one pass that writes the ReLU's output; the dense
+ * layer's own slot is then left unused. */
+static int relu_follows(const fm_model *m, int l) {
+    return l + 1 < m->n_layers && m->layers[l + 1].kind == FM_LAYER_RELU;
+}
+
 float *fm_model_forward(fm_model *m, int B, int threads) {
+    fm_pool *pool = fm_model_pool(m, threads);
     const float *x = act_at(m, -1);
     for (int l = 0; l < m->n_layers; l++) {
         const fm_layer *L = &m->layers[l];
         float *y = act_at(m, l);
         size_t n = (size_t)B * L->out_size;
         switch (L->kind) {
-        case FM_LAYER_DENSE:
+        case FM_LAYER_DENSE: {
+            int relu = relu_follows(m, l);
+            if (relu) y = act_at(m, ++l);
             dense_forward(y, x, m->params + L->w_off, m->params + L->b_off, B, (int)L->in_size,
-                          (int)L->out_size, threads);
+                          (int)L->out_size, relu, pool);
             break;
+        }
         case FM_LAYER_RELU: relu_forward(y, x, n); break;
         case FM_LAYER_TANH: tanh_forward(y, x, n); break;
         case FM_LAYER_SIGMOID: sigmoid_forward(y, x, n); break;
@@ -335,25 +361,34 @@ float *fm_model_forward(fm_model *m, int B, int threads) {
 }
 
 void fm_model_backward(fm_model *m, const float *dlogits, float *grads, int B, int threads) {
+    fm_pool *pool = fm_model_pool(m, threads);
     const float *dout = dlogits;
     int which = dlogits == m->dbuf[0] ? 1 : 0;
     for (int l = m->n_layers - 1; l >= 0; l--) {
         const fm_layer *L = &m->layers[l];
-        int first = l == 0;
-        float *dinp = first ? NULL : m->dbuf[which];
         size_t n = (size_t)B * L->out_size;
         const float *y = act_at(m, l);
-        switch (L->kind) {
-        case FM_LAYER_DENSE:
+        float *dinp = m->dbuf[which];
+        if (L->kind == FM_LAYER_DENSE) {
+            /* A ReLU in front (one that a dense layer fed, so fused in forward, or any other):
+             * its backward pass is a mask on our input gradient, applied in the same pass. */
+            int relu_before = l > 0 && m->layers[l - 1].kind == FM_LAYER_RELU;
+            int input_layer = relu_before ? l - 1 : l;
+            if (input_layer == 0) dinp = NULL;
             dense_backward(dinp, grads + L->w_off, grads + L->b_off, dout, act_at(m, l - 1),
-                           m->params + L->w_off, B, (int)L->in_size, (int)L->out_size, threads);
-            break;
-        case FM_LAYER_RELU: if (dinp) relu_backward(dinp, dout, y, n); break;
-        case FM_LAYER_TANH: if (dinp) tanh_backward(dinp, dout, y, n); break;
-        case FM_LAYER_SIGMOID: if (dinp) sigmoid_backward(dinp, dout, y, n); break;
-        case FM_LAYER_FLATTEN: if (dinp) memcpy(dinp, dout, n * sizeof(float)); break;
+                           m->params + L->w_off, B, (int)L->in_size, (int)L->out_size, 0,
+                           relu_before, pool);
+            l = input_layer;
+        } else {
+            if (l == 0) break;
+            switch (L->kind) {
+            case FM_LAYER_RELU: relu_backward(dinp, dout, y, n); break;
+            case FM_LAYER_TANH: tanh_backward(dinp, dout, y, n); break;
+            case FM_LAYER_SIGMOID: sigmoid_backward(dinp, dout, y, n); break;
+            default: memcpy(dinp, dout, n * sizeof(float)); break;
+            }
         }
-        if (first) break;
+        if (!dinp) break;
         dout = dinp;
         which ^= 1;
     }

@@ -220,7 +220,6 @@ fm_status fm_fit(fm_model *m, const fm_dataset *ds, const fm_train_params *p, fm
             int right = 0;
             double loss = softmax_xent_forward(m->probs, logits, rb.labels, B, C, &right) / B;
             softmax_xent_backward(m->dbuf[0], m->probs, rb.labels, B, C);
-            memset(rb.grads, 0, P * sizeof(float));
             fm_model_backward(m, m->dbuf[0], rb.grads, B, threads);
             if (p->l2 > 0.0f) loss += apply_l2(m, rb.grads, p->l2);
             if (!isfinite(loss)) {
