@@ -14,6 +14,16 @@
 #define FM_PRINTF(a, b)
 #endif
 
+/* For element-wise loops that the compiler vectorises: GCC compiles them for AVX-512, AVX2 and
+ * the baseline and picks the best when the program starts, so a build without -march loses
+ * nothing. Each element sees the same operations in every clone (no contraction under -std=c11),
+ * so all clones give the same bits. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define FM_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define FM_VECTOR_CLONES
+#endif
+
 /* Fills err (when not NULL) and returns s, so that `return fm_fail(err, ...)` reads naturally. */
 fm_status fm_fail(fm_error *err, fm_status s, const char *fmt, ...) FM_PRINTF(3, 4);
 
@@ -169,8 +179,10 @@ fm_pool *fm_model_pool(fm_model *m, int threads);
 fm_status fm_model_reserve(fm_model *m, uint32_t batch, fm_error *err);
 static inline float *fm_model_input(fm_model *m) { return m->acts; }
 static inline uint32_t fm_model_in_size(const fm_model *m) { return m->in_h * m->in_w; }
-/* Forward on the B rows already in fm_model_input(); returns the logits [B, classes.n]. */
+/* Forward on the B rows already in fm_model_input(), or on B rows of inputs x [B, h*w] kept by
+ * the caller; returns the logits [B, classes.n]. */
 float *fm_model_forward(fm_model *m, int B, int threads);
+float *fm_model_forward_from(fm_model *m, const float *x, int B, int threads);
 /* Backward from dlogits [B, classes.n] (may be m->dbuf[0]); writes every gradient in grads (laid
  * out like the parameters), so grads need not be zeroed first. */
 void fm_model_backward(fm_model *m, const float *dlogits, float *grads, int B, int threads);

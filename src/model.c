@@ -336,8 +336,11 @@ static int relu_follows(const fm_model *m, int l) {
 }
 
 float *fm_model_forward(fm_model *m, int B, int threads) {
+    return fm_model_forward_from(m, act_at(m, -1), B, threads);
+}
+
+float *fm_model_forward_from(fm_model *m, const float *x, int B, int threads) {
     fm_pool *pool = fm_model_pool(m, threads);
-    const float *x = act_at(m, -1);
     for (int l = 0; l < m->n_layers; l++) {
         const fm_layer *L = &m->layers[l];
         float *y = act_at(m, l);
@@ -461,16 +464,36 @@ size_t fm_model_summary(const fm_model *m, const char *title, char *buf, size_t 
     return len;
 }
 
+/* Inference runs in chunks of at most 1000 rows, the size the arena is reserved for once. */
+#define PREDICT_CHUNK 1000u
+
 fm_status fm_predict_inputs(fm_model *m, const float *x, uint32_t count, float *probs,
                             int threads, fm_error *err) {
-    uint32_t chunk = count < 1000 ? (count ? count : 1) : 1000;
+    uint32_t chunk = count < PREDICT_CHUNK ? (count ? count : 1) : PREDICT_CHUNK;
     fm_status s = fm_model_reserve(m, chunk, err);
     if (s) return s;
     size_t D = fm_model_in_size(m);
     int C = m->classes.n;
     for (uint32_t i = 0; i < count; i += chunk) {
         uint32_t B = count - i < chunk ? count - i : chunk;
-        memcpy(fm_model_input(m), x + (size_t)i * D, (size_t)B * D * sizeof(float));
+        /* The caller's rows are the first layer's input as they are: no copy. */
+        const float *logits = fm_model_forward_from(m, x + (size_t)i * D, (int)B, threads);
+        softmax_forward(probs + (size_t)i * C, logits, (int)B, C);
+    }
+    return FM_OK;
+}
+
+fm_status fm_predict_pixels(fm_model *m, const uint8_t *pixels, uint32_t count, float *probs,
+                            int threads, fm_error *err) {
+    fm_dataset images = {count, m->in_h, m->in_w, (uint8_t *)pixels, NULL, m->classes.n};
+    uint32_t chunk = count < PREDICT_CHUNK ? (count ? count : 1) : PREDICT_CHUNK;
+    fm_status s = fm_model_reserve(m, chunk, err);
+    if (s) return s;
+    int C = m->classes.n;
+    for (uint32_t i = 0; i < count; i += chunk) {
+        uint32_t B = count - i < chunk ? count - i : chunk;
+        fm_dataset part = fm_dataset_slice(&images, i, B);
+        fm_scale_images(fm_model_input(m), &part, NULL, B, m->scaling);
         const float *logits = fm_model_forward(m, (int)B, threads);
         softmax_forward(probs + (size_t)i * C, logits, (int)B, C);
     }
@@ -487,16 +510,6 @@ fm_status fm_predict(fm_model *m, const fm_dataset *ds, uint32_t start, uint32_t
         return fm_fail(err, FM_ERR_ARG, "images %u..%u are outside the %u in the set", start,
                        start + count, ds->n);
     }
-    uint32_t chunk = count < 1000 ? (count ? count : 1) : 1000;
-    fm_status s = fm_model_reserve(m, chunk, err);
-    if (s) return s;
-    int C = m->classes.n;
-    for (uint32_t i = 0; i < count; i += chunk) {
-        uint32_t B = count - i < chunk ? count - i : chunk;
-        fm_dataset part = fm_dataset_slice(ds, start + i, B);
-        fm_scale_images(fm_model_input(m), &part, NULL, B, m->scaling);
-        const float *logits = fm_model_forward(m, (int)B, threads);
-        softmax_forward(probs + (size_t)i * C, logits, (int)B, C);
-    }
-    return FM_OK;
+    return fm_predict_pixels(m, ds->images + (size_t)start * ds->h * ds->w, count, probs, threads,
+                             err);
 }
