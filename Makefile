@@ -2,7 +2,9 @@
 #   make                 optimised build in build/
 #   make test            the whole suite (unit, command line, end to end on the real data)
 #   make SAN=1 test-fast the unit and command-line tests under AddressSanitizer + UBSan (build-san/)
-#   make PORTABLE=1      no -march=native (a binary for other x86-64 machines)
+#   make PORTABLE=1      no -march=native (a binary for other x86-64 machines; the kernels still
+#                        pick AVX-512 or AVX2 at run time)
+#   make bench           the benchmark against PyTorch (bench/README.md)
 
 CC      ?= cc
 SAN     ?= 0
@@ -48,6 +50,9 @@ $(BUILD)/fmnist: $(CLI_OBJ) $(BUILD)/libfmnist.a
 $(BUILD)/unit_tests: $(TEST_OBJ) $(BUILD)/libfmnist.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+$(BUILD)/fmnist-bench: $(BUILD)/bench/bench.o $(BUILD)/libfmnist.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -ldl
+
 $(BUILD)/fixtures: $(BUILD)/tests/fixtures.o $(BUILD)/libfmnist.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -63,7 +68,11 @@ test: all
 test-fast: all
 	BUILD=$(BUILD) FMNIST_TEST_FAST=1 bash tests/run.sh
 
+# The benchmark: fmnist against PyTorch on the real data, figures and ratios (bench/README.md).
+bench: $(BUILD)/fmnist-bench
+	BUILD=$(BUILD) bash bench/run.sh
+
 clean:
 	rm -rf build build-san
 
-.PHONY: all test test-fast clean
+.PHONY: all test test-fast bench clean
