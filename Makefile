@@ -2,7 +2,9 @@
 #   make                 optimised build in build/
 #   make test            the whole suite (unit, command line, end to end on the real data)
 #   make SAN=1 test-fast the unit and command-line tests under AddressSanitizer + UBSan (build-san/)
-#   make PORTABLE=1      no -march=native (a binary for other x86-64 machines)
+#   make PORTABLE=1      no -march=native (a binary for other x86-64 machines; the kernels still
+#                        pick AVX-512 or AVX2 at run time)
+#   make bench           the benchmark against PyTorch (bench/README.md)
 
 CC      ?= cc
 SAN     ?= 0
@@ -21,11 +23,13 @@ ifeq ($(PORTABLE),0)
 ARCH    := -march=native
 endif
 
-CFLAGS  += -std=c11 -Wall -Wextra -Wshadow -Wno-unused-parameter $(OPT) $(ARCH) -fopenmp -Iinclude -Isrc
+# -fno-math-errno: nothing reads errno after sqrtf/expf, and setting it keeps loops scalar.
+CFLAGS  += -std=c11 -Wall -Wextra -Wshadow -Wno-unused-parameter -fno-math-errno $(OPT) $(ARCH) -pthread -Iinclude -Isrc
 LDLIBS  += -lcjson -lz -lm
-LDFLAGS += -fopenmp $(LDSAN)
+LDFLAGS += -pthread $(LDSAN)
 
-LIB_SRC := src/util.c src/model.c src/train.c src/kernels/gemm.c src/layers/dense.c \
+LIB_SRC := src/util.c src/pool.c src/model.c src/train.c src/kernels/gemm.c src/kernels/gemm_avx512.c \
+           src/kernels/gemm_avx2.c src/layers/dense.c \
            src/layers/activation.c src/layers/softmax_xent.c src/optim/sgd.c src/optim/adam.c \
            src/data/idx.c src/data/dataset.c src/io/safetensors.c
 CLI_SRC := cli/main.c cli/common.c cli/train.c cli/evaluate.c cli/predict.c cli/summary.c
@@ -46,10 +50,13 @@ $(BUILD)/fmnist: $(CLI_OBJ) $(BUILD)/libfmnist.a
 $(BUILD)/unit_tests: $(TEST_OBJ) $(BUILD)/libfmnist.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+$(BUILD)/fmnist-bench: $(BUILD)/bench/bench.o $(BUILD)/libfmnist.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -ldl
+
 $(BUILD)/fixtures: $(BUILD)/tests/fixtures.o $(BUILD)/libfmnist.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/%.o: %.c include/fmnist.h src/internal.h cli/cli.h tests/unit/harness.h tests/unit/tests.def
+$(BUILD)/%.o: %.c include/fmnist.h src/internal.h src/kernels/gemm_simd.h cli/cli.h tests/unit/harness.h tests/unit/tests.def
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
@@ -61,10 +68,14 @@ test: all
 test-fast: all
 	BUILD=$(BUILD) FMNIST_TEST_FAST=1 bash tests/run.sh
 
+# The benchmark: fmnist against PyTorch on the real data, figures and ratios (bench/README.md).
+bench: $(BUILD)/fmnist-bench
+	BUILD=$(BUILD) bash bench/run.sh
+
 clean:
 	rm -rf build build-san
 
-.PHONY: all test test-fast clean
+.PHONY: all test test-fast bench clean
 
 # For scripts/fuzz.sh, which builds the library with clang's fuzzer instrumentation.
 print-lib-src:

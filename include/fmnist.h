@@ -171,11 +171,18 @@ void fm_model_input_shape(const fm_model *m, uint32_t *h, uint32_t *w);
  * (always NUL-terminated) and returns the length it needed. */
 size_t fm_model_summary(const fm_model *m, const char *title, char *buf, size_t cap);
 
-/* Inference on count images; probs is [count, classes.n]; threads <= 0 means all cores. */
+/* Inference on count images; probs is [count, classes.n]; threads <= 0 means all cores. What a
+ * server calls: one image (count 1) runs on the calling thread alone, with no thread wake-up and
+ * no allocation after the first call; batches are spread over the model's threads. The model
+ * keeps working memory, so one model serves one thread at a time. */
 fm_status fm_predict(fm_model *m, const fm_dataset *ds, uint32_t start, uint32_t count,
                      float *probs, int threads, fm_error *err);
 
-/* Forward pass on already-scaled inputs x [count, h*w]; probs [count, classes.n]. */
+/* The same on raw images: pixels [count, h, w] as uint8, scaled as the model was trained. */
+fm_status fm_predict_pixels(fm_model *m, const uint8_t *pixels, uint32_t count, float *probs,
+                            int threads, fm_error *err);
+
+/* The same on already-scaled inputs x [count, h*w] (read in place, not copied). */
 fm_status fm_predict_inputs(fm_model *m, const float *x, uint32_t count, float *probs,
                             int threads, fm_error *err);
 

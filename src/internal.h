@@ -14,18 +14,74 @@
 #define FM_PRINTF(a, b)
 #endif
 
+/* For element-wise loops that the compiler vectorises: GCC compiles them for AVX-512, AVX2 and
+ * the baseline and picks the best when the program starts, so a build without -march loses
+ * nothing. Each element sees the same operations in every clone (no contraction under -std=c11),
+ * so all clones give the same bits. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define FM_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define FM_VECTOR_CLONES
+#endif
+
 /* Fills err (when not NULL) and returns s, so that `return fm_fail(err, ...)` reads naturally. */
 fm_status fm_fail(fm_error *err, fm_status s, const char *fmt, ...) FM_PRINTF(3, 4);
+
+/* ---------------------------------------------------------------- threads */
+
+/* A pool of threads-1 workers plus the calling thread (pool.c). fm_pool_run calls fn(ctx, task)
+ * once for every task in [0, n_tasks), spread over the threads, and returns when all are done;
+ * with a NULL pool it runs them in order on the caller. Which thread runs a task is left to
+ * chance, so tasks must write disjoint data and compute the same whoever runs them. */
+typedef struct fm_pool fm_pool;
+typedef void (*fm_task_fn)(void *ctx, int task);
+fm_pool *fm_pool_create(int threads);
+void fm_pool_free(fm_pool *p);
+int fm_pool_threads(const fm_pool *p);
+void fm_pool_run(fm_pool *p, int n_tasks, fm_task_fn fn, void *ctx);
 
 /* ---------------------------------------------------------------- kernels */
 
 /* C[M,N] = op(A)[M,K] · op(B)[K,N] (+ C when accumulate), all row-major; op transposes when the
  * flag is set, so A is [K,M] with trans_a and B is [N,K] with trans_b. The one place where matrix
- * products happen. fm_gemm_ref is the plain triple loop the fast version is tested against. */
+ * products happen. fm_gemm_ref is the plain triple loop the fast versions are tested against. */
 void fm_gemm_ref(int trans_a, int trans_b, int M, int N, int K, const float *A, int lda,
                  const float *B, int ldb, int accumulate, float *C, int ldc);
 void fm_gemm(int trans_a, int trans_b, int M, int N, int K, const float *A, int lda,
              const float *B, int ldb, int accumulate, float *C, int ldc, int threads);
+
+/* What is done to each output after the product, in this order: + bias[j] (when not NULL), ReLU
+ * (when relu), and zeroing where mask[i*ldm + j] <= 0 (when mask is not NULL: ReLU's backward
+ * pass, mask being the ReLU's output). Fusing these saves a pass over C. */
+typedef struct {
+    const float *bias;
+    int relu;
+    const float *mask;
+    int ldm;
+} fm_epilogue;
+
+/* The instruction sets fm_gemm has kernels for, slowest first; fm_simd_best() is the best this
+ * CPU runs (checked at run time, so the build needs no -march). */
+typedef enum { FM_SIMD_GENERIC = 0, FM_SIMD_AVX2 = 1, FM_SIMD_AVX512 = 2 } fm_simd;
+fm_simd fm_simd_best(void);
+const char *fm_simd_name(fm_simd level);
+
+/* fm_gemm with an epilogue (may be NULL), an explicit kernel level, which tests use to reach
+ * every path on one machine (a level above fm_simd_best() runs as fm_simd_best()), and the pool
+ * to run on (NULL: the calling thread alone). Any pool size gives bit-identical results for a
+ * given level. fm_gemm itself makes a pool of `threads` for the call: for tests and tools. */
+void fm_gemm_ex(fm_simd level, int trans_a, int trans_b, int M, int N, int K, const float *A,
+                int lda, const float *B, int ldb, int accumulate, float *C, int ldc,
+                const fm_epilogue *ep, fm_pool *pool);
+
+/* The per-instruction-set tiles: rows [i0,i1) x columns [j0,j1) of C; return 0 for a layout they
+ * do not handle. Defined in gemm_avx512.c and gemm_avx2.c from the template gemm_simd.h. */
+int fm_gemm_block_avx512(int ta, int tb, int i0, int i1, int j0, int j1, int K, const float *A,
+                         int lda, const float *B, int ldb, int accumulate, float *C, int ldc,
+                         const fm_epilogue *ep);
+int fm_gemm_block_avx2(int ta, int tb, int i0, int i1, int j0, int j1, int K, const float *A,
+                       int lda, const float *B, int ldb, int accumulate, float *C, int ldc,
+                       const fm_epilogue *ep);
 
 /* ---------------------------------------------------------------- layers */
 
@@ -42,7 +98,7 @@ typedef struct {
     uint32_t in_c, in_h, in_w;    /* input shape of one sample */
     uint32_t out_c, out_h, out_w; /* output shape of one sample */
     uint32_t in_size, out_size;   /* flat sizes: c*h*w */
-    size_t w_off, b_off;          /* into the flat parameter array (dense) */
+    size_t w_off, b_off;          /* into the flat parameter array (dense): weight [in, out], bias */
     size_t n_params;
     size_t act_off;               /* this layer's output in the activation arena, per batch row */
 } fm_layer;
@@ -50,12 +106,16 @@ typedef struct {
 const char *fm_layer_kind_name(fm_layer_kind k);   /* "Dense", "ReLU", ... for summaries */
 const char *fm_layer_spec_name(fm_layer_kind k);   /* "dense", "relu", ... for specs */
 
-/* Dense: out[B,O] = inp[B,I] · weight[O,I]^T + bias[O]. Backward accumulates (+=) into dweight and
- * dbias, and overwrites dinp when it is not NULL (the first layer needs no input gradient). */
+/* Dense: out[B,O] = inp[B,I] · weight[I,O] + bias[O], weight stored [in, out] (the transpose of
+ * the file's PyTorch layout), optionally followed by ReLU in the same pass. Backward overwrites
+ * (or with accumulate adds to) dweight and dbias, and overwrites dinp when it is not NULL (the
+ * first layer needs no input gradient); relu_inp says inp came out of a ReLU whose backward pass
+ * is to be folded into dinp. */
 void dense_forward(float *out, const float *inp, const float *weight, const float *bias, int B,
-                   int I, int O, int threads);
+                   int I, int O, int relu, fm_pool *pool);
 void dense_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
-                    const float *weight, int B, int I, int O, int threads);
+                    const float *weight, int B, int I, int O, int accumulate, int relu_inp,
+                    fm_pool *pool);
 
 /* Element-wise activations on n values; backward uses the saved output, and may run in place
  * (dinp == dout). */
@@ -108,14 +168,23 @@ struct fm_model {
     float *dbuf[2];         /* [cap_batch * max width] ping-pong gradients for backward */
     size_t max_width;
     float *probs;           /* [cap_batch, classes.n] */
+
+    fm_pool *pool;          /* the threads of the last call that asked for more than one */
 };
+
+/* The model's pool for `threads` (<= 0: all cores), made on first use and kept while the count
+ * stays the same; NULL means run on the calling thread (one thread, or no pool could be made). */
+fm_pool *fm_model_pool(fm_model *m, int threads);
 
 fm_status fm_model_reserve(fm_model *m, uint32_t batch, fm_error *err);
 static inline float *fm_model_input(fm_model *m) { return m->acts; }
 static inline uint32_t fm_model_in_size(const fm_model *m) { return m->in_h * m->in_w; }
-/* Forward on the B rows already in fm_model_input(); returns the logits [B, classes.n]. */
+/* Forward on the B rows already in fm_model_input(), or on B rows of inputs x [B, h*w] kept by
+ * the caller; returns the logits [B, classes.n]. */
 float *fm_model_forward(fm_model *m, int B, int threads);
-/* Backward from dlogits [B, classes.n] (may be m->dbuf[0]); accumulates into grads. */
+float *fm_model_forward_from(fm_model *m, const float *x, int B, int threads);
+/* Backward from dlogits [B, classes.n] (may be m->dbuf[0]); writes every gradient in grads (laid
+ * out like the parameters), so grads need not be zeroed first. */
 void fm_model_backward(fm_model *m, const float *dlogits, float *grads, int B, int threads);
 /* Parses a spec (or preset) into layers without allocating; used by create and by load. */
 fm_status fm_spec_parse(const char *spec, uint32_t in_h, uint32_t in_w, int n_classes,

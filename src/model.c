@@ -221,9 +221,13 @@ void fm_model_init_weights(fm_model *m, fm_init init, uint64_t seed) {
         /* Glorot: U(-a, a), a = sqrt(6 / (fan_in + fan_out)); He: a = sqrt(6 / fan_in). */
         float limit = (float)(init == FM_INIT_HE_UNIFORM ? sqrt(6.0 / fan_in)
                                                           : sqrt(6.0 / (fan_in + fan_out)));
+        /* Drawn in the file's [out, in] order, stored [in, out]: the layout is ours, the
+         * initial weights are those of every earlier version with the same seed. */
         float *w = m->params + L->w_off;
-        size_t count = (size_t)L->out_size * L->in_size;
-        for (size_t i = 0; i < count; i++) w[i] = (2.0f * fm_rng_uniform(&rng) - 1.0f) * limit;
+        size_t I = L->in_size, O = L->out_size;
+        for (size_t o = 0; o < O; o++) {
+            for (size_t i = 0; i < I; i++) w[i * O + o] = (2.0f * fm_rng_uniform(&rng) - 1.0f) * limit;
+        }
     }
 }
 
@@ -287,7 +291,19 @@ void fm_model_free(fm_model *m) {
     free(m->dbuf[0]);
     free(m->dbuf[1]);
     free(m->probs);
+    fm_pool_free(m->pool);
     free(m);
+}
+
+fm_pool *fm_model_pool(fm_model *m, int threads) {
+    int n = fm_threads_resolve(threads);
+    if (n <= 1) return NULL;
+    if (m->pool && fm_pool_threads(m->pool) != n) {
+        fm_pool_free(m->pool);
+        m->pool = NULL;
+    }
+    if (!m->pool) m->pool = fm_pool_create(n);
+    return m->pool;
 }
 
 fm_status fm_model_reserve(fm_model *m, uint32_t batch, fm_error *err) {
@@ -313,17 +329,30 @@ static float *act_at(const fm_model *m, int layer) {
     return m->acts + off * m->cap_batch;
 }
 
+/* A dense layer followed by a ReLU runs as one pass that writes the ReLU's output; the dense
+ * layer's own slot is then left unused. */
+static int relu_follows(const fm_model *m, int l) {
+    return l + 1 < m->n_layers && m->layers[l + 1].kind == FM_LAYER_RELU;
+}
+
 float *fm_model_forward(fm_model *m, int B, int threads) {
-    const float *x = act_at(m, -1);
+    return fm_model_forward_from(m, act_at(m, -1), B, threads);
+}
+
+float *fm_model_forward_from(fm_model *m, const float *x, int B, int threads) {
+    fm_pool *pool = fm_model_pool(m, threads);
     for (int l = 0; l < m->n_layers; l++) {
         const fm_layer *L = &m->layers[l];
         float *y = act_at(m, l);
         size_t n = (size_t)B * L->out_size;
         switch (L->kind) {
-        case FM_LAYER_DENSE:
+        case FM_LAYER_DENSE: {
+            int relu = relu_follows(m, l);
+            if (relu) y = act_at(m, ++l);
             dense_forward(y, x, m->params + L->w_off, m->params + L->b_off, B, (int)L->in_size,
-                          (int)L->out_size, threads);
+                          (int)L->out_size, relu, pool);
             break;
+        }
         case FM_LAYER_RELU: relu_forward(y, x, n); break;
         case FM_LAYER_TANH: tanh_forward(y, x, n); break;
         case FM_LAYER_SIGMOID: sigmoid_forward(y, x, n); break;
@@ -335,25 +364,34 @@ float *fm_model_forward(fm_model *m, int B, int threads) {
 }
 
 void fm_model_backward(fm_model *m, const float *dlogits, float *grads, int B, int threads) {
+    fm_pool *pool = fm_model_pool(m, threads);
     const float *dout = dlogits;
     int which = dlogits == m->dbuf[0] ? 1 : 0;
     for (int l = m->n_layers - 1; l >= 0; l--) {
         const fm_layer *L = &m->layers[l];
-        int first = l == 0;
-        float *dinp = first ? NULL : m->dbuf[which];
         size_t n = (size_t)B * L->out_size;
         const float *y = act_at(m, l);
-        switch (L->kind) {
-        case FM_LAYER_DENSE:
+        float *dinp = m->dbuf[which];
+        if (L->kind == FM_LAYER_DENSE) {
+            /* A ReLU in front (one that a dense layer fed, so fused in forward, or any other):
+             * its backward pass is a mask on our input gradient, applied in the same pass. */
+            int relu_before = l > 0 && m->layers[l - 1].kind == FM_LAYER_RELU;
+            int input_layer = relu_before ? l - 1 : l;
+            if (input_layer == 0) dinp = NULL;
             dense_backward(dinp, grads + L->w_off, grads + L->b_off, dout, act_at(m, l - 1),
-                           m->params + L->w_off, B, (int)L->in_size, (int)L->out_size, threads);
-            break;
-        case FM_LAYER_RELU: if (dinp) relu_backward(dinp, dout, y, n); break;
-        case FM_LAYER_TANH: if (dinp) tanh_backward(dinp, dout, y, n); break;
-        case FM_LAYER_SIGMOID: if (dinp) sigmoid_backward(dinp, dout, y, n); break;
-        case FM_LAYER_FLATTEN: if (dinp) memcpy(dinp, dout, n * sizeof(float)); break;
+                           m->params + L->w_off, B, (int)L->in_size, (int)L->out_size, 0,
+                           relu_before, pool);
+            l = input_layer;
+        } else {
+            if (l == 0) break;
+            switch (L->kind) {
+            case FM_LAYER_RELU: relu_backward(dinp, dout, y, n); break;
+            case FM_LAYER_TANH: tanh_backward(dinp, dout, y, n); break;
+            case FM_LAYER_SIGMOID: sigmoid_backward(dinp, dout, y, n); break;
+            default: memcpy(dinp, dout, n * sizeof(float)); break;
+            }
         }
-        if (first) break;
+        if (!dinp) break;
         dout = dinp;
         which ^= 1;
     }
@@ -426,16 +464,36 @@ size_t fm_model_summary(const fm_model *m, const char *title, char *buf, size_t 
     return len;
 }
 
+/* Inference runs in chunks of at most 1000 rows, the size the arena is reserved for once. */
+#define PREDICT_CHUNK 1000u
+
 fm_status fm_predict_inputs(fm_model *m, const float *x, uint32_t count, float *probs,
                             int threads, fm_error *err) {
-    uint32_t chunk = count < 1000 ? (count ? count : 1) : 1000;
+    uint32_t chunk = count < PREDICT_CHUNK ? (count ? count : 1) : PREDICT_CHUNK;
     fm_status s = fm_model_reserve(m, chunk, err);
     if (s) return s;
     size_t D = fm_model_in_size(m);
     int C = m->classes.n;
     for (uint32_t i = 0; i < count; i += chunk) {
         uint32_t B = count - i < chunk ? count - i : chunk;
-        memcpy(fm_model_input(m), x + (size_t)i * D, (size_t)B * D * sizeof(float));
+        /* The caller's rows are the first layer's input as they are: no copy. */
+        const float *logits = fm_model_forward_from(m, x + (size_t)i * D, (int)B, threads);
+        softmax_forward(probs + (size_t)i * C, logits, (int)B, C);
+    }
+    return FM_OK;
+}
+
+fm_status fm_predict_pixels(fm_model *m, const uint8_t *pixels, uint32_t count, float *probs,
+                            int threads, fm_error *err) {
+    fm_dataset images = {count, m->in_h, m->in_w, (uint8_t *)pixels, NULL, m->classes.n};
+    uint32_t chunk = count < PREDICT_CHUNK ? (count ? count : 1) : PREDICT_CHUNK;
+    fm_status s = fm_model_reserve(m, chunk, err);
+    if (s) return s;
+    int C = m->classes.n;
+    for (uint32_t i = 0; i < count; i += chunk) {
+        uint32_t B = count - i < chunk ? count - i : chunk;
+        fm_dataset part = fm_dataset_slice(&images, i, B);
+        fm_scale_images(fm_model_input(m), &part, NULL, B, m->scaling);
         const float *logits = fm_model_forward(m, (int)B, threads);
         softmax_forward(probs + (size_t)i * C, logits, (int)B, C);
     }
@@ -452,16 +510,6 @@ fm_status fm_predict(fm_model *m, const fm_dataset *ds, uint32_t start, uint32_t
         return fm_fail(err, FM_ERR_ARG, "images %u..%u are outside the %u in the set", start,
                        start + count, ds->n);
     }
-    uint32_t chunk = count < 1000 ? (count ? count : 1) : 1000;
-    fm_status s = fm_model_reserve(m, chunk, err);
-    if (s) return s;
-    int C = m->classes.n;
-    for (uint32_t i = 0; i < count; i += chunk) {
-        uint32_t B = count - i < chunk ? count - i : chunk;
-        fm_dataset part = fm_dataset_slice(ds, start + i, B);
-        fm_scale_images(fm_model_input(m), &part, NULL, B, m->scaling);
-        const float *logits = fm_model_forward(m, (int)B, threads);
-        softmax_forward(probs + (size_t)i * C, logits, (int)B, C);
-    }
-    return FM_OK;
+    return fm_predict_pixels(m, ds->images + (size_t)start * ds->h * ds->w, count, probs, threads,
+                             err);
 }

@@ -151,6 +151,33 @@ static double apply_l2(const fm_model *m, float *grads, float l2) {
     return penalty;
 }
 
+/* One optimizer step over the flat parameter array, split into slices for the pool: the update
+ * is element by element, so the slicing changes no bit. */
+typedef struct {
+    const fm_train_params *p;
+    float *params, *grads, *m1, *m2;
+    size_t n;
+    float lr;
+    long step;
+    int tasks;
+} optimizer_job;
+
+static void optimizer_task(void *ctx, int task) {
+    const optimizer_job *o = ctx;
+    /* Slice ends on multiples of 16 floats: whole cache lines and vectors. */
+    size_t lo = (o->n * (size_t)task / (size_t)o->tasks) & ~(size_t)15;
+    size_t hi = task + 1 == o->tasks ? o->n : (o->n * (size_t)(task + 1) / (size_t)o->tasks) & ~(size_t)15;
+    if (lo >= hi) return;
+    const fm_train_params *p = o->p;
+    if (p->optimizer == FM_OPT_ADAM) {
+        adam_step(o->params + lo, o->grads + lo, o->m1 + lo, o->m2 + lo, hi - lo, o->lr, p->beta1,
+                  p->beta2, p->eps, o->step);
+    } else {
+        sgd_step(o->params + lo, o->grads + lo, o->m1 ? o->m1 + lo : NULL, hi - lo, o->lr,
+                 p->momentum, p->nesterov);
+    }
+}
+
 fm_status fm_fit(fm_model *m, const fm_dataset *ds, const fm_train_params *p, fm_history *hist,
                  fm_error *err) {
     if (hist) memset(hist, 0, sizeof *hist);
@@ -220,7 +247,6 @@ fm_status fm_fit(fm_model *m, const fm_dataset *ds, const fm_train_params *p, fm
             int right = 0;
             double loss = softmax_xent_forward(m->probs, logits, rb.labels, B, C, &right) / B;
             softmax_xent_backward(m->dbuf[0], m->probs, rb.labels, B, C);
-            memset(rb.grads, 0, P * sizeof(float));
             fm_model_backward(m, m->dbuf[0], rb.grads, B, threads);
             if (p->l2 > 0.0f) loss += apply_l2(m, rb.grads, p->l2);
             if (!isfinite(loss)) {
@@ -231,11 +257,11 @@ fm_status fm_fit(fm_model *m, const fm_dataset *ds, const fm_train_params *p, fm
                 break;
             }
             step++;
-            if (p->optimizer == FM_OPT_ADAM) {
-                adam_step(m->params, rb.grads, rb.m1, rb.m2, P, lr, p->beta1, p->beta2, p->eps, step);
-            } else {
-                sgd_step(m->params, rb.grads, rb.m1, P, lr, p->momentum, p->nesterov);
-            }
+            fm_pool *pool = fm_model_pool(m, threads);
+            optimizer_job opt = {p, m->params, rb.grads, rb.m1, rb.m2, P, lr, step, 1};
+            /* Two slices per thread, and none under ~16k parameters (a few microseconds). */
+            if (pool && P >= 16384) opt.tasks = 2 * fm_pool_threads(pool);
+            fm_pool_run(pool, opt.tasks, optimizer_task, &opt);
             loss_sum += loss * B;
             right_sum += (uint64_t)right;
             seen += (uint64_t)B;

@@ -1,12 +1,10 @@
 /* util.c — errors, the random number generator, threads and clocks: small things every file uses. */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE /* sched_getaffinity */
 #include "internal.h"
 
+#include <sched.h>
 #include <time.h>
 #include <unistd.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 fm_status fm_fail(fm_error *err, fm_status s, const char *fmt, ...) {
     if (err) {
@@ -32,14 +30,16 @@ const char *fm_status_name(fm_status s) {
     return "unknown status";
 }
 
+/* "All cores" means the cores this process may run on (taskset, container limits), not all the
+ * machine has. */
 int fm_threads_resolve(int threads) {
     if (threads > 0) return threads;
-#ifdef _OPENMP
-    return omp_get_num_procs();
-#else
+#ifdef __linux__
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
+#endif
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n > 0 ? (int)n : 1;
-#endif
 }
 
 double fm_now_seconds(void) {

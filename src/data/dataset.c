@@ -160,17 +160,20 @@ fm_scaling fm_scaling_fit(const fm_dataset *ds, fm_scale_kind kind) {
     return sc;
 }
 
+/* One image's pixels to inputs. The arithmetic is the same everywhere (training, evaluation,
+ * prediction), so a pixel value always maps to the same float; written without a table so that
+ * it vectorises (convert, divide, subtract, divide: 16 pixels at a time with AVX-512). */
+FM_VECTOR_CLONES static void scale_row(float *dst, const uint8_t *src, size_t D, float mean,
+                                       float std) {
+    for (size_t i = 0; i < D; i++) dst[i] = ((float)src[i] / 255.0f - mean) / std;
+}
+
 void fm_scale_images(float *out, const fm_dataset *ds, const int32_t *rows, size_t count,
                      fm_scaling sc) {
     size_t D = (size_t)ds->h * ds->w;
-    /* A 256-entry table makes scaling a lookup and guarantees every path (training, evaluation,
-     * prediction) maps a pixel value to the same float. */
-    float lut[256];
-    for (int v = 0; v < 256; v++) lut[v] = ((float)v / 255.0f - sc.mean) / sc.std;
     for (size_t r = 0; r < count; r++) {
         const uint8_t *src = ds->images + (size_t)(rows ? (size_t)rows[r] : r) * D;
-        float *dst = out + r * D;
-        for (size_t i = 0; i < D; i++) dst[i] = lut[src[i]];
+        scale_row(out + r * D, src, D, sc.mean, sc.std);
     }
 }
 

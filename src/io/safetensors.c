@@ -96,11 +96,22 @@ fm_status fm_model_save(const fm_model *m, const char *path, fm_error *err) {
     int ok = fwrite(len8, 1, 8, f) == 8 && fwrite(json, 1, jlen, f) == jlen;
     for (size_t i = jlen; ok && i < padded; i++) ok = fputc(' ', f) != EOF;
     free(json);
-    /* Parameters are stored layer by layer, weight then bias, in the same order as the header. */
+    /* Parameters are stored layer by layer, weight then bias, in the same order as the header;
+     * weights go out in PyTorch's [out, in], the transpose of the [in, out] kept in memory. */
     for (int l = 0; ok && l < m->n_layers; l++) {
         const fm_layer *L = &m->layers[l];
         if (L->kind != FM_LAYER_DENSE) continue;
-        ok = fwrite(m->params + L->w_off, sizeof(float), L->n_params, f) == L->n_params;
+        const float *w = m->params + L->w_off;
+        size_t I = L->in_size, O = L->out_size;
+        float row[4096];
+        for (size_t o = 0; ok && o < O; o++) {
+            for (size_t i0 = 0; ok && i0 < I; i0 += 4096) {
+                size_t n = I - i0 < 4096 ? I - i0 : 4096;
+                for (size_t i = 0; i < n; i++) row[i] = w[(i0 + i) * O + o];
+                ok = fwrite(row, sizeof(float), n, f) == n;
+            }
+        }
+        if (ok) ok = fwrite(m->params + L->b_off, sizeof(float), O, f) == O;
     }
     if (ok) ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
     int saved_errno = errno;
@@ -234,6 +245,18 @@ static fm_status load_tensor(const st_file *sf, const cJSON *root, const char *n
     return FM_OK;
 }
 
+/* [rows, cols] -> [cols, rows]: the file's [out, in] weight to the [in, out] kept in memory. */
+static int transpose_in_place(float *a, size_t rows, size_t cols) {
+    float *t = malloc(rows * cols * sizeof(float));
+    if (!t) return 0;
+    for (size_t r = 0; r < rows; r++) {
+        for (size_t c = 0; c < cols; c++) t[c * rows + r] = a[r * cols + c];
+    }
+    memcpy(a, t, rows * cols * sizeof(float));
+    free(t);
+    return 1;
+}
+
 static fm_status read_whole(const char *path, unsigned char **out, uint64_t *len, fm_error *err) {
     struct stat st;
     if (stat(path, &st) != 0) return fm_fail(err, FM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
@@ -355,6 +378,9 @@ fm_status fm_model_load(const char *path, fm_model **out, fm_error *err) {
         tensor_name(name, sizeof name, l, "weight");
         s = load_tensor(&sf, root, name, wshape, 2, m->params + L->w_off, ranges[n_ranges++],
                         err);
+        if (!s && !transpose_in_place(m->params + L->w_off, L->out_size, L->in_size)) {
+            s = fm_fail(err, FM_ERR_NOMEM, "%s: out of memory reading %s", path, name);
+        }
         tensor_name(name, sizeof name, l, "bias");
         if (!s) {
             s = load_tensor(&sf, root, name, &L->out_size, 1, m->params + L->b_off,

@@ -1,12 +1,10 @@
-/* gemm.c — the single matrix-multiply entry point, fm_gemm, and the plain reference it is tested
- * against. Threads split the output into disjoint blocks and every element is summed in k order,
- * so results are identical for any thread count and any scheduling. */
+/* gemm.c — the single matrix-multiply entry point, fm_gemm: run-time choice of the SIMD tiles
+ * (gemm_avx512.c, gemm_avx2.c) or the portable loops below, the split of C between threads, and the
+ * plain reference everything is tested against. Threads own disjoint blocks of C and each element's
+ * arithmetic does not depend on the block it falls in, so any thread count gives the same bits. */
 #include "internal.h"
 
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #define AT(P, ld, r, c) ((P)[(size_t)(r) * (size_t)(ld) + (size_t)(c)])
 
@@ -96,33 +94,122 @@ static void block_tt(int i0, int i1, int j0, int j1, int K, const float *A, int 
 typedef void (*block_fn)(int, int, int, int, int, const float *, int, const float *, int, int,
                          float *, int);
 
-void fm_gemm(int trans_a, int trans_b, int M, int N, int K, const float *A, int lda,
-             const float *B, int ldb, int accumulate, float *C, int ldc, int threads) {
-    if (M <= 0 || N <= 0) return;
-    block_fn fn = trans_a ? (trans_b ? block_tt : block_tn) : (trans_b ? block_nt : block_nn);
-    int nth = fm_threads_resolve(threads);
-    /* Small products are not worth waking threads for. */
-    if ((double)M * N * (K > 0 ? K : 1) < 32768.0) nth = 1;
-    /* Split the longer side of C into nth contiguous slices (columns in multiples of 16). */
-    int split_rows = M >= 4 * nth || M >= N;
-#ifdef _OPENMP
-#pragma omp parallel num_threads(nth) if (nth > 1)
+fm_simd fm_simd_best(void) {
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+        __builtin_cpu_supports("avx512dq")) {
+        return FM_SIMD_AVX512;
+    }
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return FM_SIMD_AVX2;
 #endif
-    {
-#ifdef _OPENMP
-        int ith = omp_get_thread_num(), n = omp_get_num_threads();
-#else
-        int ith = 0, n = 1;
-#endif
-        if (split_rows) {
-            int i0 = (int)((long long)M * ith / n), i1 = (int)((long long)M * (ith + 1) / n);
-            if (i0 < i1) fn(i0, i1, 0, N, K, A, lda, B, ldb, accumulate, C, ldc);
-        } else {
-            int blocks = (N + 15) / 16;
-            int j0 = 16 * (int)((long long)blocks * ith / n);
-            int j1 = 16 * (int)((long long)blocks * (ith + 1) / n);
-            if (j1 > N) j1 = N;
-            if (j0 < j1) fn(0, M, j0, j1, K, A, lda, B, ldb, accumulate, C, ldc);
+    return FM_SIMD_GENERIC;
+}
+
+const char *fm_simd_name(fm_simd level) {
+    switch (level) {
+    case FM_SIMD_AVX512: return "avx512";
+    case FM_SIMD_AVX2: return "avx2";
+    default: return "generic";
+    }
+}
+
+/* The portable path: the loops above, then the epilogue as a second pass over the block. */
+static void block_generic(int ta, int tb, int i0, int i1, int j0, int j1, int K, const float *A,
+                          int lda, const float *B, int ldb, int accumulate, float *C, int ldc,
+                          const fm_epilogue *ep) {
+    block_fn fn = ta ? (tb ? block_tt : block_tn) : (tb ? block_nt : block_nn);
+    fn(i0, i1, j0, j1, K, A, lda, B, ldb, accumulate, C, ldc);
+    if (!ep) return;
+    for (int i = i0; i < i1; i++) {
+        float *c = &AT(C, ldc, i, 0);
+        const float *m = ep->mask ? &AT(ep->mask, ep->ldm, i, 0) : NULL;
+        for (int j = j0; j < j1; j++) {
+            float v = c[j];
+            if (ep->bias) v = v + ep->bias[j];
+            if (ep->relu) v = v > 0.0f ? v : 0.0f;
+            if (m && !(m[j] > 0.0f)) v = 0.0f;
+            c[j] = v;
         }
     }
+}
+
+static void run_block(fm_simd level, int ta, int tb, int i0, int i1, int j0, int j1, int K,
+                      const float *A, int lda, const float *B, int ldb, int accumulate, float *C,
+                      int ldc, const fm_epilogue *ep) {
+    if (level == FM_SIMD_AVX512 &&
+        fm_gemm_block_avx512(ta, tb, i0, i1, j0, j1, K, A, lda, B, ldb, accumulate, C, ldc, ep)) {
+        return;
+    }
+    if (level == FM_SIMD_AVX2 &&
+        fm_gemm_block_avx2(ta, tb, i0, i1, j0, j1, K, A, lda, B, ldb, accumulate, C, ldc, ep)) {
+        return;
+    }
+    block_generic(ta, tb, i0, i1, j0, j1, K, A, lda, B, ldb, accumulate, C, ldc, ep);
+}
+
+static fm_simd clamp_level(fm_simd level) {
+    fm_simd best = fm_simd_best();
+    return level > best ? best : level;
+}
+
+/* Slices of C for the pool: whole 64-column panels (four AVX-512 vectors) so that only the last
+ * is ragged, or runs of 12 rows (a multiple of every tile height). */
+#define COL_UNIT 64
+#define ROW_UNIT 12
+
+typedef struct {
+    fm_simd level;
+    int ta, tb, M, N, K, lda, ldb, ldc, accumulate;
+    const float *A, *B;
+    float *C;
+    const fm_epilogue *ep;
+    int split_cols, units, tasks;
+} gemm_job;
+
+static void gemm_task(void *ctx, int task) {
+    const gemm_job *g = ctx;
+    int u0 = (int)((long long)g->units * task / g->tasks);
+    int u1 = (int)((long long)g->units * (task + 1) / g->tasks);
+    int i0 = 0, i1 = g->M, j0 = 0, j1 = g->N;
+    if (g->tasks == 1) {
+        /* the whole of C */
+    } else if (g->split_cols) {
+        j0 = u0 * COL_UNIT, j1 = u1 * COL_UNIT < g->N ? u1 * COL_UNIT : g->N;
+    } else {
+        i0 = u0 * ROW_UNIT, i1 = u1 * ROW_UNIT < g->M ? u1 * ROW_UNIT : g->M;
+    }
+    if (i0 < i1 && j0 < j1) {
+        run_block(g->level, g->ta, g->tb, i0, i1, j0, j1, g->K, g->A, g->lda, g->B, g->ldb,
+                  g->accumulate, g->C, g->ldc, g->ep);
+    }
+}
+
+void fm_gemm_ex(fm_simd level, int trans_a, int trans_b, int M, int N, int K, const float *A,
+                int lda, const float *B, int ldb, int accumulate, float *C, int ldc,
+                const fm_epilogue *ep, fm_pool *pool) {
+    if (M <= 0 || N <= 0) return;
+    level = clamp_level(level);
+    int nth = fm_pool_threads(pool);
+    /* Handing work to another thread costs a microsecond or two: not worth it below ~5 us. */
+    if ((double)M * N * (K > 0 ? K : 1) < 262144.0) nth = 1;
+    gemm_job g = {level, trans_a, trans_b, M, N, K, lda, ldb, ldc, accumulate, A, B, C, ep, 0, 1, 1};
+    if (nth > 1) {
+        /* Split C's columns when there is a panel for every thread (each thread then reads only
+         * its part of B, for a dense layer the weights), else its rows; two slices per thread, so
+         * that a thread which starts late finds the other one's second slice done. */
+        int col_units = (N + COL_UNIT - 1) / COL_UNIT, row_units = (M + ROW_UNIT - 1) / ROW_UNIT;
+        g.split_cols = col_units >= nth;
+        g.units = g.split_cols ? col_units : row_units;
+        g.tasks = g.units < 2 * nth ? g.units : 2 * nth;
+    }
+    fm_pool_run(g.tasks > 1 ? pool : NULL, g.tasks, gemm_task, &g);
+}
+
+void fm_gemm(int trans_a, int trans_b, int M, int N, int K, const float *A, int lda,
+             const float *B, int ldb, int accumulate, float *C, int ldc, int threads) {
+    int nth = fm_threads_resolve(threads);
+    fm_pool *pool = nth > 1 ? fm_pool_create(nth) : NULL;
+    fm_gemm_ex(fm_simd_best(), trans_a, trans_b, M, N, K, A, lda, B, ldb, accumulate, C, ldc, NULL,
+               pool);
+    fm_pool_free(pool);
 }

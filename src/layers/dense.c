@@ -1,26 +1,37 @@
-/* dense.c — the fully connected layer, weights in PyTorch's [out, in] layout. */
+/* dense.c — the fully connected layer. Its weight is kept as [in, out], the transpose of
+ * PyTorch's [out, in] that model files hold (src/io/safetensors.c converts), so that the two large
+ * products of a training step, out = inp·W and dW = inp^T·dout, both read rows of W and dout
+ * contiguously and skip the zeros of inp (see the broadcast kernel in gemm_simd.h). */
 #include "internal.h"
 
-/* inp is (B,I), weight is (O,I), bias is (O), out is (B,O). */
+/* inp is (B,I), weight is (I,O), bias is (O), out is (B,O). With relu the output is max(0, .),
+ * computed in the same pass (the model fuses a dense layer with the ReLU after it). */
 void dense_forward(float *out, const float *inp, const float *weight, const float *bias, int B,
-                   int I, int O, int threads) {
-    fm_gemm(0, 1, B, O, I, inp, I, weight, I, 0, out, O, threads);
-    for (int b = 0; b < B; b++) {
-        float *o = out + (size_t)b * O;
-        for (int j = 0; j < O; j++) o[j] += bias[j];
-    }
+                   int I, int O, int relu, fm_pool *pool) {
+    fm_epilogue ep = {bias, relu, NULL, 0};
+    fm_gemm_ex(fm_simd_best(), 0, 0, B, O, I, inp, I, weight, O, 0, out, O, &ep, pool);
 }
 
-/* dout is (B,O). dweight (O,I) and dbias (O) are accumulated (+=) so that callers zero them once
- * per step; dinp (B,I) is overwritten. */
+/* dout is (B,O). dweight (I,O) and dbias (O) are overwritten, or accumulated (+=) into when
+ * accumulate is set; dinp (B,I) is overwritten when it is not NULL (the first layer needs no input
+ * gradient). With relu_inp, inp is the output of a ReLU and dinp comes back already through that
+ * ReLU's backward pass (zero where inp <= 0), so the model skips the ReLU layer. */
 void dense_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
-                    const float *weight, int B, int I, int O, int threads) {
-    /* dweight += dout^T · inp */
-    fm_gemm(1, 0, O, I, B, dout, O, inp, I, 1, dweight, I, threads);
+                    const float *weight, int B, int I, int O, int accumulate, int relu_inp,
+                    fm_pool *pool) {
+    fm_simd level = fm_simd_best();
+    /* dweight (+)= inp^T · dout */
+    fm_gemm_ex(level, 1, 0, I, O, B, inp, I, dout, O, accumulate, dweight, O, NULL, pool);
+    if (!accumulate) {
+        for (int j = 0; j < O; j++) dbias[j] = 0.0f;
+    }
     for (int b = 0; b < B; b++) {
         const float *d = dout + (size_t)b * O;
         for (int j = 0; j < O; j++) dbias[j] += d[j];
     }
-    /* dinp = dout · weight */
-    if (dinp) fm_gemm(0, 0, B, I, O, dout, O, weight, I, 0, dinp, I, threads);
+    /* dinp = dout · weight^T, masked by the ReLU's output when there is one */
+    if (dinp) {
+        fm_epilogue ep = {NULL, 0, relu_inp ? inp : NULL, I};
+        fm_gemm_ex(level, 0, 1, B, I, O, dout, O, weight, O, 0, dinp, I, &ep, pool);
+    }
 }

@@ -4,7 +4,7 @@
 
 #include <math.h>
 
-void adam_step(float *params, const float *grads, float *m, float *v, size_t n, float lr,
+FM_VECTOR_CLONES void adam_step(float *params, const float *grads, float *m, float *v, size_t n, float lr,
                float beta1, float beta2, float eps, long t) {
     /* Bias corrections folded into the step size; computed in double because beta^t for large t
      * loses precision in float. */

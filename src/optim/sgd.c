@@ -1,7 +1,7 @@
 /* sgd.c — stochastic gradient descent with optional (Nesterov) momentum, as Keras defines it. */
 #include "internal.h"
 
-void sgd_step(float *params, const float *grads, float *velocity, size_t n, float lr,
+FM_VECTOR_CLONES void sgd_step(float *params, const float *grads, float *velocity, size_t n, float lr,
               float momentum, int nesterov) {
     if (momentum == 0.0f) {
         for (size_t i = 0; i < n; i++) params[i] -= lr * grads[i];

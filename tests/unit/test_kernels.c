@@ -1,5 +1,6 @@
-/* test_kernels.c — fm_gemm against the plain triple loop for every layout, size and padding, and
- * bit-identical results whatever the thread count. */
+/* test_kernels.c — fm_gemm against the plain triple loop for every layout, size, padding and
+ * kernel level this CPU runs (AVX-512, AVX2, portable), with and without the fused epilogue, and
+ * bit-identical results whatever the thread count; the thread pool runs every task once. */
 #include "harness.h"
 #include "internal.h"
 
@@ -20,24 +21,40 @@ typedef struct {
     float zeros;
 } gemm_case;
 
-/* Runs one case through fm_gemm (with the given threads) and fm_gemm_ref and compares them.
- * Both sum K float products, each within K*u*sum|a*b| of the exact value (u = 2^-24, any
- * summation order), so they may differ by up to 2*K*u*sum|a*b|: the tolerance is that bound plus
- * one rounding for the accumulate. Dropping or repeating one of K similar terms is ~sum|a*b|/K
- * off, far above it at every K tested. Padding columns must come back untouched. */
-static void run_case(test_ctx *t, gemm_case c, int threads, uint64_t seed) {
+/* Which epilogue a case runs with: none, bias + ReLU (dense forward), or a ReLU mask (dense
+ * backward through a ReLU). */
+enum { EP_NONE, EP_BIAS_RELU, EP_MASK };
+
+/* Every level this CPU runs, the portable one first. */
+static int levels(fm_simd *out) {
+    int n = 0;
+    for (int l = FM_SIMD_GENERIC; l <= (int)fm_simd_best(); l++) out[n++] = (fm_simd)l;
+    return n;
+}
+
+/* Runs one case through fm_gemm_ex (at the given level, on the given pool) and fm_gemm_ref plus a
+ * scalar epilogue, and compares them. Both sum K float products, each within K*u*sum|a*b| of the
+ * exact value (u = 2^-24, any summation order), so they may differ by up to 2*K*u*sum|a*b|: the
+ * tolerance is that bound plus one rounding for the accumulate and one for the bias (ReLU and the
+ * mask only shrink differences). Dropping or repeating one of K similar terms is ~sum|a*b|/K off,
+ * far above it at every K tested. Padding columns must come back untouched. */
+static void run_case_at(test_ctx *t, gemm_case c, fm_simd level, fm_pool *pool, int ep_kind,
+                        uint64_t seed) {
     int arows = c.ta ? c.K : c.M, acols = c.ta ? c.M : c.K;
     int brows = c.tb ? c.N : c.K, bcols = c.tb ? c.K : c.N;
     int lda = acols + c.pad, ldb = bcols + c.pad, ldc = c.N + c.pad;
     size_t na = (size_t)arows * lda, nb = (size_t)brows * ldb, nc = (size_t)c.M * ldc;
     float *A = malloc(na * sizeof(float)), *B = malloc(nb * sizeof(float));
     float *C = malloc(nc * sizeof(float)), *R = malloc(nc * sizeof(float));
-    float *C0 = malloc(nc * sizeof(float));
+    float *C0 = malloc(nc * sizeof(float)), *mask = malloc(nc * sizeof(float));
+    float *bias = malloc((size_t)c.N * sizeof(float));
     fm_rng rng;
     fm_rng_seed(&rng, seed);
     fill(A, na, &rng, c.zeros);
     fill(B, nb, &rng, c.zeros);
     fill(C0, nc, &rng, 0.0f);
+    fill(mask, nc, &rng, 0.3f);
+    fill(bias, (size_t)c.N, &rng, 0.0f);
     /* Poison the padding of A and B: a kernel that reads it gets NaN, which no tolerance hides. */
     for (int r = 0; r < arows; r++)
         for (int k = acols; k < lda; k++) A[(size_t)r * lda + k] = NAN;
@@ -45,7 +62,11 @@ static void run_case(test_ctx *t, gemm_case c, int threads, uint64_t seed) {
         for (int k = bcols; k < ldb; k++) B[(size_t)r * ldb + k] = NAN;
     memcpy(C, C0, nc * sizeof(float));
     memcpy(R, C0, nc * sizeof(float));
-    fm_gemm(c.ta, c.tb, c.M, c.N, c.K, A, lda, B, ldb, c.acc, C, ldc, threads);
+    fm_epilogue ep = {NULL, 0, NULL, 0};
+    if (ep_kind == EP_BIAS_RELU) ep.bias = bias, ep.relu = 1;
+    if (ep_kind == EP_MASK) ep.mask = mask, ep.ldm = ldc;
+    fm_gemm_ex(level, c.ta, c.tb, c.M, c.N, c.K, A, lda, B, ldb, c.acc, C, ldc,
+               ep_kind == EP_NONE ? NULL : &ep, pool);
     fm_gemm_ref(c.ta, c.tb, c.M, c.N, c.K, A, lda, B, ldb, c.acc, R, ldc);
     int bad = 0;
     for (int i = 0; i < c.M && bad < 5; i++) {
@@ -54,8 +75,8 @@ static void run_case(test_ctx *t, gemm_case c, int threads, uint64_t seed) {
             if (j >= c.N) {
                 if (memcmp(&C[at], &C0[at], sizeof(float)) != 0) {
                     bad++;
-                    CHECK(t, 0, "ta=%d tb=%d %dx%dx%d pad=%d: padding C[%d,%d] written", c.ta, c.tb,
-                          c.M, c.N, c.K, c.pad, i, j);
+                    CHECK(t, 0, "%s ta=%d tb=%d %dx%dx%d pad=%d: padding C[%d,%d] written",
+                          fm_simd_name(level), c.ta, c.tb, c.M, c.N, c.K, c.pad, i, j);
                 }
                 continue;
             }
@@ -65,22 +86,39 @@ static void run_case(test_ctx *t, gemm_case c, int threads, uint64_t seed) {
                 double b = c.tb ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j];
                 mag += fabs(a * b);
             }
-            double tol = 2.0 * (c.K + 1) * (FLT_EPSILON / 2) * mag;
-            double diff = fabs((double)C[at] - (double)R[at]);
+            double want = R[at];
+            if (ep_kind == EP_BIAS_RELU) {
+                want = (float)(R[at] + bias[j]);
+                want = want > 0.0 ? want : 0.0;
+                mag += fabs(bias[j]);
+            }
+            if (ep_kind == EP_MASK && !(mask[at] > 0.0f)) want = 0.0;
+            double tol = 2.0 * (c.K + 2) * (FLT_EPSILON / 2) * mag;
+            double diff = fabs((double)C[at] - want);
             if (!(diff <= tol)) {
                 bad++;
-                CHECK(t, 0, "ta=%d tb=%d %dx%dx%d pad=%d acc=%d zeros=%.1f threads=%d: C[%d,%d] = "
-                      "%.9g, reference %.9g (tol %.3g)", c.ta, c.tb, c.M, c.N, c.K, c.pad, c.acc,
-                      (double)c.zeros, threads, i, j, (double)C[at], (double)R[at], tol);
+                CHECK(t, 0, "%s ta=%d tb=%d %dx%dx%d pad=%d acc=%d zeros=%.1f ep=%d threads=%d: "
+                      "C[%d,%d] = %.9g, reference %.9g (tol %.3g)", fm_simd_name(level), c.ta, c.tb,
+                      c.M, c.N, c.K, c.pad, c.acc, (double)c.zeros, ep_kind, fm_pool_threads(pool),
+                      i, j, (double)C[at], want, tol);
             }
         }
     }
-    free(A), free(B), free(C), free(R), free(C0);
+    free(A), free(B), free(C), free(R), free(C0), free(mask), free(bias);
+}
+
+/* The case at every level, on one thread, plain. */
+static void run_case(test_ctx *t, gemm_case c, uint64_t seed) {
+    fm_simd lv[3];
+    int n = levels(lv);
+    for (int l = 0; l < n; l++) run_case_at(t, c, lv[l], NULL, EP_NONE, seed);
 }
 
 static const int SHAPES[][3] = {
     {1, 1, 1},    {1, 3, 17},   {3, 1, 33},   {17, 33, 3},   {33, 17, 100}, {100, 33, 1},
     {3, 100, 17}, {32, 128, 784}, {128, 784, 32}, {32, 784, 128}, {1, 17, 16},  {5, 300, 40},
+    /* every tile height and ragged column panels of the SIMD kernels */
+    {2, 64, 5},   {4, 65, 9},   {6, 130, 20}, {7, 63, 31},   {13, 129, 12},
 };
 
 void test_gemm_matches_reference(test_ctx *t) {
@@ -91,7 +129,7 @@ void test_gemm_matches_reference(test_ctx *t) {
                 for (int acc = 0; acc < 2; acc++) {
                     for (int pad = 0; pad <= 5; pad += 5) {
                         gemm_case c = {ta, tb, SHAPES[s][0], SHAPES[s][1], SHAPES[s][2], pad, acc, 0.0f};
-                        run_case(t, c, 1, seed++);
+                        run_case(t, c, seed++);
                     }
                 }
             }
@@ -107,9 +145,30 @@ void test_gemm_sparse_inputs(test_ctx *t) {
             for (int tb = 0; tb < 2; tb++) {
                 for (size_t z = 0; z < sizeof zeros / sizeof zeros[0]; z++) {
                     gemm_case c = {ta, tb, SHAPES[s][0], SHAPES[s][1], SHAPES[s][2], 3, 1, zeros[z]};
-                    run_case(t, c, 1, seed++);
+                    run_case(t, c, seed++);
                     c.acc = 0;
-                    run_case(t, c, 1, seed++);
+                    run_case(t, c, seed++);
+                }
+            }
+        }
+    }
+}
+
+/* The fused epilogues (bias + ReLU as in the dense forward pass, a ReLU mask as in its backward
+ * pass) at every level. */
+void test_gemm_epilogues(test_ctx *t) {
+    static const int shapes[][3] = {{1, 17, 16}, {7, 63, 31}, {13, 129, 12}, {32, 128, 784},
+                                    {32, 10, 128}, {33, 17, 100}};
+    fm_simd lv[3];
+    int n = levels(lv);
+    uint64_t seed = 300;
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        for (int ta = 0; ta < 2; ta++) {
+            for (int tb = 0; tb < 2; tb++) {
+                for (int ep = EP_BIAS_RELU; ep <= EP_MASK; ep++) {
+                    gemm_case c = {ta, tb, shapes[s][0], shapes[s][1], shapes[s][2], 3, 0, 0.3f};
+                    for (int l = 0; l < n; l++) run_case_at(t, c, lv[l], NULL, ep, seed);
+                    seed++;
                 }
             }
         }
@@ -117,56 +176,139 @@ void test_gemm_sparse_inputs(test_ctx *t) {
 }
 
 /* The threaded paths, split by rows and (for short wide outputs) by columns, still agree with
- * the reference. */
+ * the reference at every level. */
 void test_gemm_threaded_matches_reference(test_ctx *t) {
     static const int shapes[][3] = {{32, 128, 784}, {128, 784, 32}, {3, 1000, 50}, {7, 333, 100}};
+    fm_simd lv[3];
+    int n = levels(lv);
     uint64_t seed = 500;
-    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
-        for (int ta = 0; ta < 2; ta++) {
-            for (int tb = 0; tb < 2; tb++) {
-                for (int threads = 2; threads <= 4; threads++) {
+    for (int threads = 2; threads <= 4; threads++) {
+        fm_pool *pool = fm_pool_create(threads);
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+            for (int ta = 0; ta < 2; ta++) {
+                for (int tb = 0; tb < 2; tb++) {
                     for (int acc = 0; acc < 2; acc++) {
                         gemm_case c = {ta, tb, shapes[s][0], shapes[s][1], shapes[s][2], 2, acc, 0.3f};
-                        run_case(t, c, threads, seed++);
+                        for (int l = 0; l < n; l++) {
+                            run_case_at(t, c, lv[l], pool, acc ? EP_NONE : EP_BIAS_RELU, seed);
+                        }
+                        seed++;
                     }
                 }
             }
         }
+        fm_pool_free(pool);
     }
 }
 
+/* For each level, 1 to 4 threads give the same bits, with and without an epilogue. */
 void test_gemm_threads_bit_identical(test_ctx *t) {
     /* Shapes large enough to be split (the kernel runs small ones on one thread), both by rows
-     * and, where M is small against N, by columns, including ragged last blocks. */
+     * and, where there are enough column panels, by columns, including ragged last blocks. */
     static const int shapes[][3] = {{32, 128, 784}, {128, 784, 32}, {32, 784, 128},
                                     {3, 1000, 50},  {7, 333, 100},  {101, 67, 97}};
+    fm_pool *pools[4] = {NULL, fm_pool_create(2), fm_pool_create(3), fm_pool_create(4)};
+    fm_simd lv[3];
+    int n_levels = levels(lv);
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
         float *A = malloc((size_t)M * K * sizeof(float)), *B = malloc((size_t)K * N * sizeof(float));
-        float *C0 = malloc((size_t)M * N * sizeof(float)), *C[4];
+        float *C0 = malloc((size_t)M * N * sizeof(float)), *bias = malloc((size_t)N * sizeof(float));
+        float *C[4];
         fm_rng rng;
         fm_rng_seed(&rng, 1000 + s);
         fill(A, (size_t)M * K, &rng, 0.3f);
         fill(B, (size_t)K * N, &rng, 0.0f);
         fill(C0, (size_t)M * N, &rng, 0.0f);
-        for (int ta = 0; ta < 2; ta++) {
-            for (int tb = 0; tb < 2; tb++) {
-                for (int acc = 0; acc < 2; acc++) {
-                    int lda = ta ? M : K, ldb = tb ? K : N;
-                    for (int th = 0; th < 4; th++) {
-                        C[th] = malloc((size_t)M * N * sizeof(float));
-                        memcpy(C[th], C0, (size_t)M * N * sizeof(float));
-                        fm_gemm(ta, tb, M, N, K, A, lda, B, ldb, acc, C[th], N, th + 1);
+        fill(bias, (size_t)N, &rng, 0.0f);
+        fm_epilogue ep = {bias, 1, C0, N};
+        for (int l = 0; l < n_levels; l++) {
+            for (int ta = 0; ta < 2; ta++) {
+                for (int tb = 0; tb < 2; tb++) {
+                    for (int acc = 0; acc < 3; acc++) {
+                        int lda = ta ? M : K, ldb = tb ? K : N;
+                        for (int th = 0; th < 4; th++) {
+                            C[th] = malloc((size_t)M * N * sizeof(float));
+                            memcpy(C[th], C0, (size_t)M * N * sizeof(float));
+                            /* acc 2: overwrite, with bias, ReLU and a mask */
+                            fm_gemm_ex(lv[l], ta, tb, M, N, K, A, lda, B, ldb, acc == 1, C[th], N,
+                                       acc == 2 ? &ep : NULL, pools[th]);
+                        }
+                        for (int th = 1; th < 4; th++) {
+                            CHECK(t, memcmp(C[0], C[th], (size_t)M * N * sizeof(float)) == 0,
+                                  "%s ta=%d tb=%d acc=%d %dx%dx%d: %d threads differ from 1",
+                                  fm_simd_name(lv[l]), ta, tb, acc, M, N, K, th + 1);
+                        }
+                        for (int th = 0; th < 4; th++) free(C[th]);
                     }
-                    for (int th = 1; th < 4; th++) {
-                        CHECK(t, memcmp(C[0], C[th], (size_t)M * N * sizeof(float)) == 0,
-                              "ta=%d tb=%d acc=%d %dx%dx%d: %d threads differ from 1", ta, tb, acc,
-                              M, N, K, th + 1);
-                    }
-                    for (int th = 0; th < 4; th++) free(C[th]);
                 }
             }
         }
-        free(A), free(B), free(C0);
+        free(A), free(B), free(C0), free(bias);
     }
+    for (int th = 0; th < 4; th++) fm_pool_free(pools[th]);
+}
+
+/* fm_gemm itself (the entry point that makes its own threads) agrees with fm_gemm_ex. */
+void test_gemm_entry_point(test_ctx *t) {
+    enum { M = 32, N = 128, K = 300 };
+    static float A[M * K], B[K * N], C1[M * N], C2[M * N];
+    fm_rng rng;
+    fm_rng_seed(&rng, 77);
+    fill(A, M * K, &rng, 0.5f);
+    fill(B, K * N, &rng, 0.0f);
+    fm_gemm(0, 0, M, N, K, A, K, B, N, 0, C1, N, 2);
+    fm_gemm_ex(fm_simd_best(), 0, 0, M, N, K, A, K, B, N, 0, C2, N, NULL, NULL);
+    CHECK(t, memcmp(C1, C2, sizeof C1) == 0, "fm_gemm on 2 threads differs from fm_gemm_ex on 1");
+}
+
+/* Every task of every job runs exactly once, whatever the pool size and however many jobs follow
+ * each other (workers that oversleep a job must not run a later one's tasks twice). */
+typedef struct {
+    int *counts;
+    int job;
+} pool_probe;
+
+static void count_task(void *ctx, int task) {
+    pool_probe *p = ctx;
+    __atomic_fetch_add(&p->counts[task], 1, __ATOMIC_RELAXED);
+    if (task % 7 == 0) {
+        for (volatile int i = 0; i < 200 * (p->job % 5); i++) {
+        }
+    }
+}
+
+void test_pool_runs_every_task_once(test_ctx *t) {
+    enum { MAX_TASKS = 64 };
+    int counts[MAX_TASKS];
+    for (int threads = 1; threads <= 4; threads++) {
+        fm_pool *pool = fm_pool_create(threads);
+        CHECK(t, pool != NULL && fm_pool_threads(pool) == threads, "pool of %d", threads);
+        if (!pool) continue;
+        int bad = 0;
+        for (int job = 0; job < 3000 && !bad; job++) {
+            int n = 1 + job % MAX_TASKS;
+            memset(counts, 0, sizeof counts);
+            pool_probe probe = {counts, job};
+            fm_pool_run(pool, n, count_task, &probe);
+            for (int i = 0; i < MAX_TASKS; i++) {
+                if (counts[i] != (i < n)) {
+                    bad = 1;
+                    CHECK(t, 0, "%d threads, job %d of %d tasks: task %d ran %d times", threads,
+                          job, n, i, counts[i]);
+                    break;
+                }
+            }
+        }
+        fm_pool_free(pool);
+    }
+}
+
+/* The level names the benchmark prints, and the order of levels the dispatch relies on. */
+void test_simd_levels(test_ctx *t) {
+    CHECK(t, strcmp(fm_simd_name(FM_SIMD_GENERIC), "generic") == 0, "generic name");
+    CHECK(t, strcmp(fm_simd_name(FM_SIMD_AVX2), "avx2") == 0, "avx2 name");
+    CHECK(t, strcmp(fm_simd_name(FM_SIMD_AVX512), "avx512") == 0, "avx512 name");
+    CHECK(t, FM_SIMD_GENERIC < FM_SIMD_AVX2 && FM_SIMD_AVX2 < FM_SIMD_AVX512, "level order");
+    printf("     kernels: %s (every level up to it is tested)\n", fm_simd_name(fm_simd_best()));
 }

@@ -28,45 +28,57 @@ enum { DB = 3, DI = 5, DO = 4 };
 
 static double dense_loss(const float *inp, const float *weight, const float *bias, const float *R) {
     float out[DB * DO];
-    dense_forward(out, inp, weight, bias, DB, DI, DO, 1);
+    dense_forward(out, inp, weight, bias, DB, DI, DO, 0, NULL);
     return dot_loss(out, R, DB * DO);
 }
 
 void test_dense_forward_values(test_ctx *t) {
-    float inp[DB * DI], weight[DO * DI], bias[DO], out[DB * DO];
+    float inp[DB * DI], weight[DI * DO], bias[DO], out[DB * DO], out_relu[DB * DO];
     fm_rng rng;
     fm_rng_seed(&rng, 11);
     fill(inp, DB * DI, &rng, -1, 1);
-    fill(weight, DO * DI, &rng, -1, 1);
+    fill(weight, DI * DO, &rng, -1, 1);
     fill(bias, DO, &rng, -1, 1);
-    dense_forward(out, inp, weight, bias, DB, DI, DO, 1);
+    dense_forward(out, inp, weight, bias, DB, DI, DO, 0, NULL);
+    dense_forward(out_relu, inp, weight, bias, DB, DI, DO, 1, NULL);
+    int negative = 0;
     for (int b = 0; b < DB; b++) {
         for (int o = 0; o < DO; o++) {
-            /* weight is [out, in]: row o holds the weights into unit o. */
+            /* weight is [in, out]: column o holds the weights into unit o. */
             double want = bias[o];
-            for (int i = 0; i < DI; i++) want += (double)inp[b * DI + i] * weight[o * DI + i];
+            for (int i = 0; i < DI; i++) want += (double)inp[b * DI + i] * weight[i * DO + o];
             CHECK_NEAR(t, out[b * DO + o], want, 1e-6);
+            /* The fused ReLU is the same pass followed by max(0, .), bit for bit. */
+            float relu = out[b * DO + o] > 0.0f ? out[b * DO + o] : 0.0f;
+            CHECK(t, memcmp(&out_relu[b * DO + o], &relu, sizeof relu) == 0,
+                  "fused ReLU out[%d,%d] = %g, want %g", b, o, (double)out_relu[b * DO + o],
+                  (double)relu);
+            negative += want < 0;
         }
     }
+    CHECK(t, negative > 0, "the ReLU case needs some negative pre-activations");
 }
 
 void test_dense_gradients(test_ctx *t) {
-    float inp[DB * DI], weight[DO * DI], bias[DO], R[DB * DO];
+    float inp[DB * DI], weight[DI * DO], bias[DO], R[DB * DO];
     fm_rng rng;
     fm_rng_seed(&rng, 12);
     fill(inp, DB * DI, &rng, -1, 1);
-    fill(weight, DO * DI, &rng, -1, 1);
+    fill(weight, DI * DO, &rng, -1, 1);
     fill(bias, DO, &rng, -1, 1);
     fill(R, DB * DO, &rng, -1, 1);
 
-    float dinp[DB * DI], dweight[DO * DI] = {0}, dbias[DO] = {0};
-    for (int i = 0; i < DB * DI; i++) dinp[i] = 1234.5f; /* must be overwritten, not added to */
-    dense_backward(dinp, dweight, dbias, R, inp, weight, DB, DI, DO, 1);
+    /* Without accumulate every gradient is overwritten, not added to. */
+    float dinp[DB * DI], dweight[DI * DO], dbias[DO];
+    for (int i = 0; i < DB * DI; i++) dinp[i] = 1234.5f;
+    for (int i = 0; i < DI * DO; i++) dweight[i] = 1234.5f;
+    for (int i = 0; i < DO; i++) dbias[i] = 1234.5f;
+    dense_backward(dinp, dweight, dbias, R, inp, weight, DB, DI, DO, 0, 0, NULL);
 
     /* The loss is linear in each argument, so a large step costs no truncation error. */
     const float h = 0.125f;
     struct { float *x, *g; int n; const char *name; } parts[] = {
-        {inp, dinp, DB * DI, "dinp"}, {weight, dweight, DO * DI, "dweight"}, {bias, dbias, DO, "dbias"}};
+        {inp, dinp, DB * DI, "dinp"}, {weight, dweight, DI * DO, "dweight"}, {bias, dbias, DO, "dbias"}};
     for (int p = 0; p < 3; p++) {
         for (int i = 0; i < parts[p].n; i++) {
             float keep = parts[p].x[i];
@@ -81,20 +93,32 @@ void test_dense_gradients(test_ctx *t) {
         }
     }
 
-    /* A second call adds the same amounts again (the trainer zeroes once per step) and rewrites
-     * dinp; without dinp only the parameter gradients move. The kernel adds each product into
-     * the running total, so twice the first result holds up to rounding, not bit for bit. */
-    float dw1[DO * DI], db1[DO], dinp1[DB * DI];
+    /* With accumulate a second call adds the same amounts again and rewrites dinp; without dinp
+     * only the parameter gradients move. The kernel adds each product into the running total, so
+     * twice the first result holds up to rounding, not bit for bit. */
+    float dw1[DI * DO], db1[DO], dinp1[DB * DI];
     memcpy(dw1, dweight, sizeof dw1);
     memcpy(db1, dbias, sizeof db1);
     memcpy(dinp1, dinp, sizeof dinp1);
-    dense_backward(dinp, dweight, dbias, R, inp, weight, DB, DI, DO, 1);
-    for (int i = 0; i < DO * DI; i++) CHECK_NEAR(t, dweight[i], 2.0f * dw1[i], 1e-6);
+    dense_backward(dinp, dweight, dbias, R, inp, weight, DB, DI, DO, 1, 0, NULL);
+    for (int i = 0; i < DI * DO; i++) CHECK_NEAR(t, dweight[i], 2.0f * dw1[i], 1e-6);
     for (int i = 0; i < DO; i++) CHECK_NEAR(t, dbias[i], 2.0f * db1[i], 1e-6);
     CHECK(t, memcmp(dinp, dinp1, sizeof dinp) == 0, "dinp accumulated instead of being overwritten");
-    dense_backward(NULL, dweight, dbias, R, inp, weight, DB, DI, DO, 1);
-    for (int i = 0; i < DO * DI; i++) CHECK_NEAR(t, dweight[i], 3.0f * dw1[i], 1e-6);
+    dense_backward(NULL, dweight, dbias, R, inp, weight, DB, DI, DO, 1, 0, NULL);
+    for (int i = 0; i < DI * DO; i++) CHECK_NEAR(t, dweight[i], 3.0f * dw1[i], 1e-6);
     for (int i = 0; i < DO; i++) CHECK_NEAR(t, dbias[i], 3.0f * db1[i], 1e-6);
+
+    /* relu_inp folds the backward pass of the ReLU that made inp: dinp is zero where inp <= 0
+     * and otherwise the same bits. */
+    int masked = 0;
+    for (int i = 0; i < DB * DI; i++) masked += !(inp[i] > 0.0f);
+    dense_backward(dinp, dweight, dbias, R, inp, weight, DB, DI, DO, 0, 1, NULL);
+    for (int i = 0; i < DB * DI; i++) {
+        float want = inp[i] > 0.0f ? dinp1[i] : 0.0f;
+        CHECK(t, memcmp(&dinp[i], &want, sizeof want) == 0, "masked dinp[%d] = %g, want %g", i,
+              (double)dinp[i], (double)want);
+    }
+    CHECK(t, masked > 0 && masked < DB * DI, "the mask case needs inputs of both signs");
 }
 
 /* ---------------------------------------------------------------- activations */

@@ -360,3 +360,34 @@ void test_fit_standard_scaling_from_training_part(test_ctx *t) {
     fm_model_free(m);
     fm_dataset_free(&ds);
 }
+
+/* Every inference path gives the same bits: a whole set or one image at a time, raw pixels or
+ * already-scaled inputs, one thread or several (a server's single image runs the same arithmetic
+ * as an evaluation batch). */
+void test_predict_paths_agree(test_ctx *t) {
+    fm_dataset ds = make_data(257, 9);
+    fm_model *m = make_model(t, "dense:40:relu,dense:3", FM_SCALE_STANDARD);
+    if (!m) return;
+    fm_train_params p = fm_train_default_params();
+    p.epochs = 1, p.val = 0, p.threads = 1;
+    fm_error err = {0};
+    CHECK(t, fm_fit(m, &ds, &p, NULL, &err) == FM_OK, "%s", err.msg);
+    size_t D = (size_t)ds.h * ds.w, n = ds.n;
+    float *all = malloc(n * 3 * sizeof(float)), *one = malloc(n * 3 * sizeof(float));
+    float *x = malloc(n * D * sizeof(float));
+    CHECK(t, fm_predict(m, &ds, 0, ds.n, all, 2, &err) == FM_OK, "%s", err.msg);
+    for (uint32_t i = 0; i < ds.n; i++) {
+        CHECK(t, fm_predict_pixels(m, ds.images + i * D, 1, one + i * 3, 1, &err) == FM_OK, "%s",
+              err.msg);
+    }
+    CHECK(t, memcmp(all, one, n * 3 * sizeof(float)) == 0, "one image at a time differs");
+    fm_scale_images(x, &ds, NULL, n, fm_model_scaling(m));
+    memset(one, 0, n * 3 * sizeof(float));
+    CHECK(t, fm_predict_inputs(m, x, ds.n, one, 3, &err) == FM_OK, "%s", err.msg);
+    CHECK(t, memcmp(all, one, n * 3 * sizeof(float)) == 0, "scaled inputs on 3 threads differ");
+    CHECK(t, fm_predict_inputs(m, x + 5 * D, 1, one, 1, &err) == FM_OK, "%s", err.msg);
+    CHECK(t, memcmp(all + 5 * 3, one, 3 * sizeof(float)) == 0, "scaled single input differs");
+    free(all), free(one), free(x);
+    fm_model_free(m);
+    fm_dataset_free(&ds);
+}

@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# run.sh — the benchmark (`make bench`): fmnist (bench.c) against PyTorch (peer_torch.py) on the
+# real Fashion-MNIST, one process per measurement so that peak memory is each one's own, in
+# rounds that alternate the two so both see the same machine. Prints the figures and a table of
+# ratios; the raw JSON lines go to $BENCH_OUT.
+#   BENCH_THREADS [all cores]  BENCH_ROUNDS [3]  BENCH_EPOCHS [4 timed + 1 warm-up]
+#   BENCH_REPS [5]  BENCH_PRESETS ["mlp mlp256 mlp300-100"]  BENCH_OUT [build/bench-results.jsonl]
+#   BENCH_PYTHON [/usr/bin/python3, the one Debian's python3-torch installs into]
+#   BENCH_TIMEOUT [900: seconds one measurement may take; a busy machine can stall OpenMP]
+#   FMNIST_DATA [/usr/share/datasets/fashion-mnist]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build}
+THREADS=${BENCH_THREADS:-$(nproc)}
+ROUNDS=${BENCH_ROUNDS:-3}
+EPOCHS=${BENCH_EPOCHS:-4}
+REPS=${BENCH_REPS:-5}
+PRESETS=${BENCH_PRESETS:-mlp mlp256 mlp300-100}
+OUT=${BENCH_OUT:-$BUILD/bench-results.jsonl}
+TIMEOUT=${BENCH_TIMEOUT:-900}
+DATA=${FMNIST_DATA:-/usr/share/datasets/fashion-mnist}
+BENCH=$BUILD/fmnist-bench
+
+[ -x "$BENCH" ] || { echo "run.sh: $BENCH is missing; run make bench" >&2; exit 1; }
+if [ ! -e "$DATA/train-images-idx3-ubyte.gz" ] && [ ! -e "$DATA/train-images-idx3-ubyte" ]; then
+    echo "run.sh: no Fashion-MNIST in $DATA (apt-get install dataset-fashion-mnist)" >&2
+    exit 1
+fi
+
+# The peer: Debian's python3-torch, installed here when we may (root), else skipped with a note.
+# It lives in the system Python, which may not be the python3 first on PATH (pyenv, venvs).
+PY=${BENCH_PYTHON:-python3}
+[ -n "${BENCH_PYTHON:-}" ] || [ ! -x /usr/bin/python3 ] || PY=/usr/bin/python3
+TORCH=1
+if ! "$PY" -c 'import torch' 2>/dev/null; then
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+        echo "run.sh: installing python3-torch (Debian) for the PyTorch peer"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-torch >/dev/null ||
+            { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-torch >/dev/null; } || true
+    fi
+    "$PY" -c 'import torch' 2>/dev/null || {
+        TORCH=0
+        echo "run.sh: no PyTorch (apt-get install python3-torch as root); measuring fmnist alone" >&2
+    }
+fi
+# OpenBLAS 0.3.21 does not recognise this CPU family and would run its generic kernels; name its
+# AVX-512 ones, for PyTorch's BLAS and for the OpenBLAS column of the GEMM peak.
+export OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-SkylakeX}
+export OPENBLAS_NUM_THREADS=$THREADS OMP_NUM_THREADS=$THREADS
+
+: >"$OUT"
+# One measurement; one that runs past $TIMEOUT is reported and left out of the table.
+measure() {
+    timeout "$TIMEOUT" "$@" --data "$DATA" --threads "$THREADS" --epochs "$EPOCHS" --reps "$REPS" | tee -a "$OUT" ||
+        echo "run.sh: no figure from: $* (exit $?, over ${TIMEOUT}s?)" >&2
+}
+ours() { measure "$BENCH" "$@"; }
+peer() { [ "$TORCH" -eq 0 ] || measure "$PY" bench/peer_torch.py "$@"; }
+
+echo "== $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs)), $THREADS threads, $ROUNDS rounds"
+for round in $(seq "$ROUNDS"); do
+    echo "== round $round"
+    for preset in $PRESETS; do
+        ours train "$preset"
+        peer train "$preset"
+    done
+    ours infer mlp
+    peer infer mlp
+done
+ours peak 2048
+peer peak 2048
+
+python3 - "$OUT" <<'EOF'
+import json, statistics, sys
+rows = [json.loads(line) for line in open(sys.argv[1]) if line.startswith("{")]
+def med(impl, mode, key, preset=None):
+    v = [r[key] for r in rows if r["impl"] == impl and r["mode"] == mode and (preset is None or r.get("preset") == preset)]
+    return statistics.median(v) if v else None
+peak_ours = med("fmnist", "peak", "fmnist_gflops")
+peak_blas = med("fmnist", "peak", "openblas_gflops") or 0.0
+peak_torch = med("pytorch", "peak", "torch_gflops") or 0.0
+peak = max(peak_ours or 0.0, peak_blas, peak_torch)
+def fmt(v, unit=""):
+    if v is None: return "—"
+    if v >= 1000: return f"{v:,.0f}{unit}"
+    if v >= 10: return f"{v:.1f}{unit}"
+    return f"{v:.3f}{unit}"
+lines = ["| measure | fmnist | PyTorch | fmnist speed-up |", "| --- | ---: | ---: | ---: |"]
+def row(name, ours, theirs, lower_is_better=False):
+    ratio = None
+    if ours and theirs:
+        ratio = theirs / ours if lower_is_better else ours / theirs
+    lines.append(f"| {name} | {fmt(ours)} | {fmt(theirs)} | {'—' if ratio is None else f'{ratio:.2f}×'} |")
+presets = []
+for r in rows:
+    if r["mode"] == "train" and r["preset"] not in presets: presets.append(r["preset"])
+for p in presets:
+    row(f"`{p}` train, s/epoch (60,000 images, batch 32, Adam)", med("fmnist", "train", "epoch_s", p), med("pytorch", "train", "epoch_s", p), True)
+    row(f"`{p}` train, images/s", med("fmnist", "train", "images_per_s", p), med("pytorch", "train", "images_per_s", p))
+    row(f"`{p}` train, GFLOP/s (matmul FLOPs / epoch time)", med("fmnist", "train", "gflops", p), med("pytorch", "train", "gflops", p))
+    g_o, g_t = med("fmnist", "train", "gflops", p), med("pytorch", "train", "gflops", p)
+    lines.append(f"| `{p}` train, % of GEMM peak ({peak:.0f} GFLOP/s) | {100*g_o/peak:.1f}% | {'—' if g_t is None else f'{100*g_t/peak:.1f}%'} | |")
+    row(f"`{p}` train, peak RSS MiB", med("fmnist", "train", "peak_rss_mib", p), med("pytorch", "train", "peak_rss_mib", p), True)
+lines.append("| `cnn` train | not yet (no conv layers) | | |")
+row("`mlp` inference batch 1, images/s", med("fmnist", "infer", "batch1_images_per_s"), med("pytorch", "infer", "batch1_images_per_s"))
+row("`mlp` inference batch 1000, images/s", med("fmnist", "infer", "batch1000_images_per_s"), med("pytorch", "infer", "batch1000_images_per_s"))
+row("`mlp` inference, peak RSS MiB", med("fmnist", "infer", "peak_rss_mib"), med("pytorch", "infer", "peak_rss_mib"), True)
+core = next((r.get("openblas_core", "") for r in rows if r["mode"] == "peak" and r["impl"] == "fmnist"), "")
+lines.append(f"| SGEMM 2048³, GFLOP/s: fmnist kernel / OpenBLAS {core} / torch.matmul | {fmt(peak_ours)} | {fmt(peak_blas)} / {fmt(peak_torch)} | |")
+print()
+print("\n".join(lines))
+print()
+spread = {}
+for impl in ("fmnist", "pytorch"):
+    v = [r["epoch_s"] for r in rows if r["impl"] == impl and r["mode"] == "train" and r["preset"] == "mlp"]
+    if v: spread[impl] = f"{min(v):.3f}-{max(v):.3f}"
+print("mlp s/epoch across rounds (min-max): " + ", ".join(f"{k} {v}" for k, v in spread.items()))
+EOF

@@ -1,0 +1,216 @@
+/* gemm_simd.h — the SIMD matrix-multiply tiles behind fm_gemm, written once over a few vector
+ * macros and compiled once per instruction set (gemm_avx512.c, gemm_avx2.c); include nowhere else.
+ *
+ * The includer defines: VEC (the vector type), V (its lanes), VZERO(), VSET1(x), VLOAD(p),
+ * VLOADN(p, n) (first n lanes, the rest 0, reading nothing beyond them), VSTORE(p, v),
+ * VSTOREN(p, v, n), VADD(a, b), VFMA(a, b, c) = a*b + c with one rounding, VMAX0(v) (max(v, 0),
+ * +0 for NaN as `v > 0 ? v : 0`), VKEEP_GT0(v, m) (`m > 0 ? v : 0` lane by lane), VHSUM4(a, b, c,
+ * d, out) (four horizontal sums, each by the same tree), the tile sizes BMR, BNR (broadcast kernel:
+ * rows x vectors) and DMR (dot kernel rows; it always does 4 columns), and FN(name) (a suffix).
+ *
+ * Why every element comes out the same whatever the tiling and thread split: each output is one
+ * fixed chain of fused multiply-adds over k (broadcast kernel) or a fixed lane pattern over k
+ * followed by a fixed reduction tree (dot kernel), whichever tile it falls in; a dot tile at the
+ * edge of C reuses its last row or column for the missing ones and stores only the real ones. */
+
+#include <string.h>
+
+/* Keeps a loaded vector in a register: without it GCC folds the load into every FMA that uses it,
+ * repeating it DMR or BMR times, and the tile becomes load-bound. */
+#if defined(__GNUC__)
+#define IN_REGISTER(v) __asm__("" : "+v"(v))
+#else
+#define IN_REGISTER(v) (void)0
+#endif
+
+/* C = (accumulate ? C + s : s), then + bias[j], then ReLU, then zeroed where mask <= 0. */
+static inline VEC FN(epilogue_vec)(VEC s, const float *c, int n, int j, int i, int accumulate,
+                                   const fm_epilogue *ep) {
+    if (accumulate) s = VADD(n == V ? VLOAD(c) : VLOADN(c, n), s);
+    if (ep) {
+        if (ep->bias) s = VADD(s, n == V ? VLOAD(ep->bias + j) : VLOADN(ep->bias + j, n));
+        if (ep->relu) s = VMAX0(s);
+        if (ep->mask) {
+            const float *m = ep->mask + (size_t)i * (size_t)ep->ldm + (size_t)j;
+            s = VKEEP_GT0(s, n == V ? VLOAD(m) : VLOADN(m, n));
+        }
+    }
+    return s;
+}
+
+static inline float FN(epilogue_scalar)(float s, float c, int j, int i, int accumulate,
+                                        const fm_epilogue *ep) {
+    if (accumulate) s = c + s;
+    if (ep) {
+        if (ep->bias) s = s + ep->bias[j];
+        if (ep->relu) s = s > 0.0f ? s : 0.0f;
+        if (ep->mask && !(ep->mask[(size_t)i * (size_t)ep->ldm + (size_t)j] > 0.0f)) s = 0.0f;
+    }
+    return s;
+}
+
+/* ---------------------------------------------------------------- broadcast kernel (NN, TN)
+ * C[i..i+mr, j..j+BNR*V) : each step over k broadcasts op(A)[i+r, k] and multiplies it into BNR
+ * vectors of B's row k, so B is read along its rows and A one element at a time. A step where all
+ * mr elements of A are zero is skipped: inputs (background pixels) and ReLU outputs are often
+ * zero. That changes no bit: an accumulator that starts at +0 never becomes -0, and adding a zero
+ * product to anything else leaves it as it is. mr is a constant at every call, so the loops over
+ * it unroll and the accumulators live in registers. */
+
+static inline __attribute__((always_inline)) void FN(bcast_tile)(
+    const int mr, int ta, int i, int j, int cols, int K, const float *A, int lda, const float *B,
+    int ldb, int accumulate, float *C, int ldc, const fm_epilogue *ep) {
+    const float *a[BMR];
+    size_t a_step = ta ? (size_t)lda : 1; /* op(A)[i+r, k] = a[r][k * a_step] */
+    for (int r = 0; r < mr; r++) a[r] = ta ? A + i + r : A + (size_t)(i + r) * (size_t)lda;
+    VEC acc[BMR][BNR];
+#pragma GCC unroll 8
+    for (int r = 0; r < mr; r++)
+#pragma GCC unroll 8
+        for (int q = 0; q < BNR; q++) acc[r][q] = VZERO();
+    const float *b = B + j;
+    int full = cols == BNR * V;
+    for (int k = 0; k < K; k++, b += ldb) {
+        float as[BMR];
+        int nonzero = 0;
+#pragma GCC unroll 8
+        for (int r = 0; r < mr; r++) {
+            as[r] = a[r][(size_t)k * a_step];
+            nonzero |= as[r] != 0.0f;
+        }
+        if (!nonzero) continue;
+        VEC bv[BNR];
+        if (full) {
+#pragma GCC unroll 8
+            for (int q = 0; q < BNR; q++) {
+                bv[q] = VLOAD(b + q * V);
+                IN_REGISTER(bv[q]);
+            }
+        } else {
+#pragma GCC unroll 8
+            for (int q = 0; q < BNR; q++) {
+                int n = cols - q * V;
+                bv[q] = n >= V ? VLOAD(b + q * V) : n > 0 ? VLOADN(b + q * V, n) : VZERO();
+                IN_REGISTER(bv[q]);
+            }
+        }
+#pragma GCC unroll 8
+        for (int r = 0; r < mr; r++) {
+            VEC av = VSET1(as[r]);
+#pragma GCC unroll 8
+            for (int q = 0; q < BNR; q++) acc[r][q] = VFMA(av, bv[q], acc[r][q]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < mr; r++) {
+        float *c = C + (size_t)(i + r) * (size_t)ldc + j;
+#pragma GCC unroll 8
+        for (int q = 0; q < BNR; q++) {
+            int n = cols - q * V;
+            if (n <= 0) break;
+            if (n > V) n = V;
+            VEC s = FN(epilogue_vec)(acc[r][q], c + q * V, n, j + q * V, i + r, accumulate, ep);
+            if (n == V) VSTORE(c + q * V, s);
+            else VSTOREN(c + q * V, s, n);
+        }
+    }
+}
+
+/* One specialisation per row count, so that short tiles (the last rows, a single image) do no
+ * wasted work. */
+static void FN(bcast_rows)(int rows, int ta, int i, int j, int cols, int K, const float *A, int lda,
+                           const float *B, int ldb, int accumulate, float *C, int ldc,
+                           const fm_epilogue *ep) {
+#define BCAST_CASE(n) \
+    case n: FN(bcast_tile)(n, ta, i, j, cols, K, A, lda, B, ldb, accumulate, C, ldc, ep); break;
+    switch (rows) {
+    BCAST_CASE(1) BCAST_CASE(2) BCAST_CASE(3) BCAST_CASE(4) BCAST_CASE(5) BCAST_CASE(6)
+#if BMR > 6
+    BCAST_CASE(7) BCAST_CASE(8)
+#endif
+    default: break;
+    }
+#undef BCAST_CASE
+}
+
+/* ---------------------------------------------------------------- dot kernel (NT)
+ * C[i..i+DMR, j..j+4) as dot products of A's rows with B's rows, both read along k, V lanes at a
+ * time; lane l sums the k = l (mod V), then VHSUM4 adds the lanes. */
+
+static inline void FN(dot_tile)(int i, int rows, int j, int cols, int K, const float *A, int lda,
+                                const float *B, int ldb, int accumulate, float *C, int ldc,
+                                const fm_epilogue *ep) {
+    const float *a[DMR], *b[4];
+    for (int r = 0; r < DMR; r++) a[r] = A + (size_t)(i + (r < rows ? r : rows - 1)) * (size_t)lda;
+    for (int q = 0; q < 4; q++) b[q] = B + (size_t)(j + (q < cols ? q : cols - 1)) * (size_t)ldb;
+    VEC acc[DMR][4];
+#pragma GCC unroll 8
+    for (int r = 0; r < DMR; r++)
+#pragma GCC unroll 4
+        for (int q = 0; q < 4; q++) acc[r][q] = VZERO();
+    int k = 0;
+    for (; k + V <= K; k += V) {
+        VEC av[DMR];
+#pragma GCC unroll 8
+        for (int r = 0; r < DMR; r++) {
+            av[r] = VLOAD(a[r] + k);
+            IN_REGISTER(av[r]);
+        }
+#pragma GCC unroll 4
+        for (int q = 0; q < 4; q++) {
+            VEC bv = VLOAD(b[q] + k);
+#pragma GCC unroll 8
+            for (int r = 0; r < DMR; r++) acc[r][q] = VFMA(av[r], bv, acc[r][q]);
+        }
+    }
+    if (k < K) {
+        int n = K - k;
+        VEC av[DMR];
+#pragma GCC unroll 8
+        for (int r = 0; r < DMR; r++) av[r] = VLOADN(a[r] + k, n);
+#pragma GCC unroll 4
+        for (int q = 0; q < 4; q++) {
+            VEC bv = VLOADN(b[q] + k, n);
+#pragma GCC unroll 8
+            for (int r = 0; r < DMR; r++) acc[r][q] = VFMA(av[r], bv, acc[r][q]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < DMR; r++) {
+        if (r >= rows) break;
+        float s[4];
+        VHSUM4(acc[r][0], acc[r][1], acc[r][2], acc[r][3], s);
+        float *c = C + (size_t)(i + r) * (size_t)ldc + j;
+        for (int q = 0; q < cols && q < 4; q++) {
+            c[q] = FN(epilogue_scalar)(s[q], accumulate ? c[q] : 0.0f, j + q, i + r, accumulate, ep);
+        }
+    }
+}
+
+/* Rows [i0,i1) x columns [j0,j1) of C. Returns 0 for the layout it does not handle (TT), which
+ * the caller then computes with the portable code. */
+int FN(fm_gemm_block)(int ta, int tb, int i0, int i1, int j0, int j1, int K, const float *A,
+                      int lda, const float *B, int ldb, int accumulate, float *C, int ldc,
+                      const fm_epilogue *ep) {
+    if (ta && tb) return 0;
+    if (tb) {
+        /* Column tiles inside row tiles: the DMR rows of A stay in L1 while B streams by. */
+        for (int i = i0; i < i1; i += DMR) {
+            int rows = i1 - i < DMR ? i1 - i : DMR;
+            for (int j = j0; j < j1; j += 4) {
+                int cols = j1 - j < 4 ? j1 - j : 4;
+                FN(dot_tile)(i, rows, j, cols, K, A, lda, B, ldb, accumulate, C, ldc, ep);
+            }
+        }
+        return 1;
+    }
+    /* Row tiles inside column panels: a K x BNR*V panel of B is reused by every row tile. */
+    for (int j = j0; j < j1; j += BNR * V) {
+        int cols = j1 - j < BNR * V ? j1 - j : BNR * V;
+        for (int i = i0; i < i1; i += BMR) {
+            int rows = i1 - i < BMR ? i1 - i : BMR;
+            FN(bcast_rows)(rows, ta, i, j, cols, K, A, lda, B, ldb, accumulate, C, ldc, ep);
+        }
+    }
+    return 1;
+}

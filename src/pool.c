@@ -1,0 +1,164 @@
+/* pool.c — the library's threads: a small pool that runs numbered tasks on its workers and the
+ * calling thread together. Tasks are claimed one at a time, so a worker the OS has not scheduled
+ * yet (a busy machine) delays nothing: the caller runs the tasks it did not claim. Workers spin
+ * briefly between jobs, because a training step hands them several jobs a few microseconds apart,
+ * then sleep. */
+#define _POSIX_C_SOURCE 200809L
+#include "internal.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define CPU_RELAX() _mm_pause()
+#else
+#define CPU_RELAX() ((void)0)
+#endif
+
+/* How long an idle worker spins before it sleeps, and a waiting caller before it yields. */
+#define SPIN_SECONDS 200e-6
+
+/* state packs the job's generation (high 32 bits) and its next unclaimed task (low 32 bits), so
+ * that one compare-and-swap both claims a task and checks that the job is still the current one.
+ * A finished job is closed (next task CLOSED) before the next one's fields are written, and all
+ * these accesses are sequentially consistent: a claim that succeeds therefore read the fields of
+ * its own job. */
+#define CLOSED 0xffffffffu
+
+struct fm_pool {
+    int threads;
+    pthread_t *workers;
+    _Atomic uint64_t state;
+    _Atomic(fm_task_fn) fn;
+    _Atomic(void *) ctx;
+    _Atomic int n_tasks;
+    _Atomic int done;
+    _Atomic int sleepers;
+    _Atomic int stop;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+};
+
+static uint32_t gen_of(uint64_t s) { return (uint32_t)(s >> 32); }
+
+/* Claims and runs tasks of generation gen until none is left or the job has changed. */
+static void work_on(fm_pool *p, uint32_t gen) {
+    for (;;) {
+        uint64_t s = atomic_load(&p->state);
+        uint32_t task = (uint32_t)s;
+        if (gen_of(s) != gen || task == CLOSED) return;
+        fm_task_fn fn = atomic_load(&p->fn);
+        void *ctx = atomic_load(&p->ctx);
+        int n = atomic_load(&p->n_tasks);
+        if ((int64_t)task >= n) return;
+        if (!atomic_compare_exchange_weak(&p->state, &s, s + 1)) continue;
+        fn(ctx, (int)task);
+        atomic_fetch_add_explicit(&p->done, 1, memory_order_release);
+    }
+}
+
+static void *worker_main(void *arg) {
+    fm_pool *p = arg;
+    uint32_t seen = gen_of(atomic_load(&p->state));
+    while (!atomic_load(&p->stop)) {
+        double t0 = fm_now_seconds();
+        uint32_t gen;
+        for (int spins = 0;; spins++) {
+            gen = gen_of(atomic_load(&p->state));
+            if (gen != seen || atomic_load(&p->stop)) break;
+            if ((spins & 255) == 255 && fm_now_seconds() - t0 > SPIN_SECONDS) {
+                /* Announce the sleep before checking again under the lock: the caller publishes a
+                 * job before it reads sleepers, so one of the two sees the other. */
+                atomic_fetch_add(&p->sleepers, 1);
+                pthread_mutex_lock(&p->lock);
+                while (gen_of(atomic_load(&p->state)) == seen && !atomic_load(&p->stop)) {
+                    pthread_cond_wait(&p->wake, &p->lock);
+                }
+                pthread_mutex_unlock(&p->lock);
+                atomic_fetch_sub(&p->sleepers, 1);
+                t0 = fm_now_seconds();
+            }
+            CPU_RELAX();
+        }
+        if (atomic_load(&p->stop)) break;
+        seen = gen;
+        work_on(p, gen);
+    }
+    return NULL;
+}
+
+fm_pool *fm_pool_create(int threads) {
+    if (threads < 1) threads = 1;
+    fm_pool *p = calloc(1, sizeof *p);
+    if (!p) return NULL;
+    p->threads = threads;
+    atomic_init(&p->state, CLOSED);
+    atomic_init(&p->fn, NULL);
+    atomic_init(&p->ctx, NULL);
+    atomic_init(&p->n_tasks, 0);
+    atomic_init(&p->done, 0);
+    atomic_init(&p->sleepers, 0);
+    atomic_init(&p->stop, 0);
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->wake, NULL);
+    if (threads > 1) {
+        p->workers = calloc((size_t)threads - 1, sizeof *p->workers);
+        if (!p->workers) {
+            fm_pool_free(p);
+            return NULL;
+        }
+        for (int i = 0; i < threads - 1; i++) {
+            if (pthread_create(&p->workers[i], NULL, worker_main, p) != 0) {
+                p->threads = i + 1; /* run with the workers that did start */
+                break;
+            }
+        }
+    }
+    return p;
+}
+
+void fm_pool_free(fm_pool *p) {
+    if (!p) return;
+    pthread_mutex_lock(&p->lock);
+    atomic_store(&p->stop, 1);
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->lock);
+    for (int i = 0; p->workers && i < p->threads - 1; i++) pthread_join(p->workers[i], NULL);
+    free(p->workers);
+    pthread_mutex_destroy(&p->lock);
+    pthread_cond_destroy(&p->wake);
+    free(p);
+}
+
+int fm_pool_threads(const fm_pool *p) { return p ? p->threads : 1; }
+
+void fm_pool_run(fm_pool *p, int n_tasks, fm_task_fn fn, void *ctx) {
+    if (n_tasks <= 0) return;
+    if (!p || p->threads == 1 || n_tasks == 1) {
+        for (int t = 0; t < n_tasks; t++) fn(ctx, t);
+        return;
+    }
+    /* The previous job is closed and every one of its tasks has finished, so no worker uses
+     * these fields until the new generation is published. */
+    atomic_store(&p->fn, fn);
+    atomic_store(&p->ctx, ctx);
+    atomic_store(&p->n_tasks, n_tasks);
+    atomic_store(&p->done, 0);
+    uint32_t gen = gen_of(atomic_load(&p->state)) + 1;
+    atomic_store(&p->state, (uint64_t)gen << 32);
+    if (atomic_load(&p->sleepers) > 0) {
+        pthread_mutex_lock(&p->lock);
+        pthread_cond_broadcast(&p->wake);
+        pthread_mutex_unlock(&p->lock);
+    }
+    work_on(p, gen);
+    /* Wait for the tasks that workers claimed and are still running. */
+    double t0 = fm_now_seconds();
+    for (int spins = 0; atomic_load_explicit(&p->done, memory_order_acquire) < n_tasks; spins++) {
+        if ((spins & 255) == 255 && fm_now_seconds() - t0 > SPIN_SECONDS) sched_yield();
+        else CPU_RELAX();
+    }
+    atomic_store(&p->state, ((uint64_t)gen << 32) | CLOSED);
+}
