@@ -50,14 +50,27 @@ void fm_gemm_ref(int trans_a, int trans_b, int M, int N, int K, const float *A, 
 void fm_gemm(int trans_a, int trans_b, int M, int N, int K, const float *A, int lda,
              const float *B, int ldb, int accumulate, float *C, int ldc, int threads);
 
+/* An Adam step applied to a weight matrix as its gradient comes out of the product (see
+ * fm_epilogue): params, m and v are laid out like C with leading dimension ld. The arithmetic is
+ * adam_step's, operation for operation, with g = gradient + l2x2 * w first when l2x2 is not 0
+ * (the L2 term, as the trainer adds it). */
+typedef struct {
+    float *params, *m, *v;
+    int ld;
+    float alpha, beta1, beta2, eps, l2x2;
+} fm_adam_update;
+
 /* What is done to each output after the product, in this order: + bias[j] (when not NULL), ReLU
- * (when relu), and zeroing where mask[i*ldm + j] <= 0 (when mask is not NULL: ReLU's backward
- * pass, mask being the ReLU's output). Fusing these saves a pass over C. */
+ * (when relu), zeroing where mask[i*ldm + j] <= 0 (when mask is not NULL: ReLU's backward pass,
+ * mask being the ReLU's output), and, when adam is not NULL, an Adam step with the result as the
+ * gradient; C's contents are then left unspecified (scratch), since the gradient is used while
+ * it is still in registers and never stored. Fusing these saves passes over memory. */
 typedef struct {
     const float *bias;
     int relu;
     const float *mask;
     int ldm;
+    const fm_adam_update *adam;
 } fm_epilogue;
 
 /* The instruction sets fm_gemm has kernels for, slowest first; fm_simd_best() is the best this
@@ -110,12 +123,13 @@ const char *fm_layer_spec_name(fm_layer_kind k);   /* "dense", "relu", ... for s
  * the file's PyTorch layout), optionally followed by ReLU in the same pass. Backward overwrites
  * (or with accumulate adds to) dweight and dbias, and overwrites dinp when it is not NULL (the
  * first layer needs no input gradient); relu_inp says inp came out of a ReLU whose backward pass
- * is to be folded into dinp. */
+ * is to be folded into dinp; adam_w/adam_b (may be NULL) apply Adam to the weight and bias in the
+ * same pass, dweight then being scratch. */
 void dense_forward(float *out, const float *inp, const float *weight, const float *bias, int B,
                    int I, int O, int relu, fm_pool *pool);
 void dense_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                     const float *weight, int B, int I, int O, int accumulate, int relu_inp,
-                    fm_pool *pool);
+                    const fm_adam_update *adam_w, const fm_adam_update *adam_b, fm_pool *pool);
 
 /* Element-wise activations on n values; backward uses the saved output, and may run in place
  * (dinp == dout). */
@@ -145,6 +159,12 @@ void sgd_step(float *params, const float *grads, float *velocity, size_t n, floa
  * sqrt(v), exactly as tf.keras does. */
 void adam_step(float *params, const float *grads, float *m, float *v, size_t n, float lr,
                float beta1, float beta2, float eps, long t);
+/* The step size adam_step uses at step t: lr*sqrt(1-beta2^t)/(1-beta1^t), computed in double. */
+float adam_alpha(float lr, float beta1, float beta2, long t);
+/* adam_step with that step size given: the update of one element, in the order every fused path
+ * (fm_adam_update) repeats. */
+void adam_apply(float *params, const float *grads, float *m, float *v, size_t n, float alpha,
+                float beta1, float beta2, float eps);
 
 /* ---------------------------------------------------------------- model */
 
@@ -184,8 +204,16 @@ static inline uint32_t fm_model_in_size(const fm_model *m) { return m->in_h * m-
 float *fm_model_forward(fm_model *m, int B, int threads);
 float *fm_model_forward_from(fm_model *m, const float *x, int B, int threads);
 /* Backward from dlogits [B, classes.n] (may be m->dbuf[0]); writes every gradient in grads (laid
- * out like the parameters), so grads need not be zeroed first. */
-void fm_model_backward(fm_model *m, const float *dlogits, float *grads, int B, int threads);
+ * out like the parameters), so grads need not be zeroed first. With adam (may be NULL), every
+ * parameter also takes its Adam step on the way, the weight matrices' straight from the products
+ * (grads then holds only scratch): one pass instead of a gradient pass and an optimizer pass. */
+typedef struct {
+    float *m, *v;            /* moments, laid out like the parameters */
+    float alpha, beta1, beta2, eps;
+    float l2;                /* the L2 factor: 2*l2*w joins each weight-matrix gradient */
+} fm_adam_fused;
+void fm_model_backward(fm_model *m, const float *dlogits, float *grads, int B, int threads,
+                       const fm_adam_fused *adam);
 /* Parses a spec (or preset) into layers without allocating; used by create and by load. */
 fm_status fm_spec_parse(const char *spec, uint32_t in_h, uint32_t in_w, int n_classes,
                         fm_layer *layers, int *n_layers, char *canonical, size_t cap,

@@ -363,7 +363,8 @@ float *fm_model_forward_from(fm_model *m, const float *x, int B, int threads) {
     return (float *)x;
 }
 
-void fm_model_backward(fm_model *m, const float *dlogits, float *grads, int B, int threads) {
+void fm_model_backward(fm_model *m, const float *dlogits, float *grads, int B, int threads,
+                       const fm_adam_fused *adam) {
     fm_pool *pool = fm_model_pool(m, threads);
     const float *dout = dlogits;
     int which = dlogits == m->dbuf[0] ? 1 : 0;
@@ -378,9 +379,18 @@ void fm_model_backward(fm_model *m, const float *dlogits, float *grads, int B, i
             int relu_before = l > 0 && m->layers[l - 1].kind == FM_LAYER_RELU;
             int input_layer = relu_before ? l - 1 : l;
             if (input_layer == 0) dinp = NULL;
+            fm_adam_update aw, ab;
+            if (adam) {
+                aw = (fm_adam_update){m->params + L->w_off, adam->m + L->w_off, adam->v + L->w_off,
+                                      (int)L->out_size, adam->alpha, adam->beta1, adam->beta2,
+                                      adam->eps, 2.0f * adam->l2};
+                ab = aw;
+                ab.params = m->params + L->b_off, ab.m = adam->m + L->b_off;
+                ab.v = adam->v + L->b_off, ab.l2x2 = 0.0f; /* biases are not regularised */
+            }
             dense_backward(dinp, grads + L->w_off, grads + L->b_off, dout, act_at(m, l - 1),
                            m->params + L->w_off, B, (int)L->in_size, (int)L->out_size, 0,
-                           relu_before, pool);
+                           relu_before, adam ? &aw : NULL, adam ? &ab : NULL, pool);
             l = input_layer;
         } else {
             if (l == 0) break;

@@ -131,51 +131,52 @@ static void run_buffers_free(run_buffers *rb) {
     free(rb->grads), free(rb->m1), free(rb->m2), free(rb->order), free(rb->labels);
 }
 
-/* Adds l2 * sum(w^2) to the loss and 2 * l2 * w to the gradient, weight matrices only (biases are
- * not regularised, as with Keras's kernel_regularizer). Returns the penalty. */
-static double apply_l2(const fm_model *m, float *grads, float l2) {
+/* The L2 term, weight matrices only (biases are not regularised, as with Keras's
+ * kernel_regularizer): l2 * sum(w^2) for the loss, and 2 * l2 * w for each gradient, which the
+ * fused Adam step adds itself and SGD gets from l2_add_gradients. */
+static double l2_penalty(const fm_model *m, float l2) {
     double penalty = 0.0;
+    for (int l = 0; l < m->n_layers; l++) {
+        const fm_layer *L = &m->layers[l];
+        if (L->kind != FM_LAYER_DENSE) continue;
+        const float *w = m->params + L->w_off;
+        size_t n = (size_t)L->out_size * L->in_size;
+        double sq = 0.0;
+        for (size_t i = 0; i < n; i++) sq += (double)w[i] * w[i];
+        penalty += l2 * sq;
+    }
+    return penalty;
+}
+
+static void l2_add_gradients(const fm_model *m, float *grads, float l2) {
     for (int l = 0; l < m->n_layers; l++) {
         const fm_layer *L = &m->layers[l];
         if (L->kind != FM_LAYER_DENSE) continue;
         const float *w = m->params + L->w_off;
         float *g = grads + L->w_off;
         size_t n = (size_t)L->out_size * L->in_size;
-        double sq = 0.0;
-        for (size_t i = 0; i < n; i++) {
-            sq += (double)w[i] * w[i];
-            g[i] += 2.0f * l2 * w[i];
-        }
-        penalty += l2 * sq;
+        for (size_t i = 0; i < n; i++) g[i] += 2.0f * l2 * w[i];
     }
-    return penalty;
 }
 
-/* One optimizer step over the flat parameter array, split into slices for the pool: the update
- * is element by element, so the slicing changes no bit. */
+/* An SGD step over the flat parameter array, split into slices for the pool: the update is
+ * element by element, so the slicing changes no bit. (Adam runs inside the backward pass.) */
 typedef struct {
     const fm_train_params *p;
-    float *params, *grads, *m1, *m2;
+    float *params, *grads, *velocity;
     size_t n;
     float lr;
-    long step;
     int tasks;
-} optimizer_job;
+} sgd_job;
 
-static void optimizer_task(void *ctx, int task) {
-    const optimizer_job *o = ctx;
+static void sgd_task(void *ctx, int task) {
+    const sgd_job *o = ctx;
     /* Slice ends on multiples of 16 floats: whole cache lines and vectors. */
     size_t lo = (o->n * (size_t)task / (size_t)o->tasks) & ~(size_t)15;
     size_t hi = task + 1 == o->tasks ? o->n : (o->n * (size_t)(task + 1) / (size_t)o->tasks) & ~(size_t)15;
     if (lo >= hi) return;
-    const fm_train_params *p = o->p;
-    if (p->optimizer == FM_OPT_ADAM) {
-        adam_step(o->params + lo, o->grads + lo, o->m1 + lo, o->m2 + lo, hi - lo, o->lr, p->beta1,
-                  p->beta2, p->eps, o->step);
-    } else {
-        sgd_step(o->params + lo, o->grads + lo, o->m1 ? o->m1 + lo : NULL, hi - lo, o->lr,
-                 p->momentum, p->nesterov);
-    }
+    sgd_step(o->params + lo, o->grads + lo, o->velocity ? o->velocity + lo : NULL, hi - lo, o->lr,
+             o->p->momentum, o->p->nesterov);
 }
 
 fm_status fm_fit(fm_model *m, const fm_dataset *ds, const fm_train_params *p, fm_history *hist,
@@ -246,9 +247,7 @@ fm_status fm_fit(fm_model *m, const fm_dataset *ds, const fm_train_params *p, fm
             const float *logits = fm_model_forward(m, B, threads);
             int right = 0;
             double loss = softmax_xent_forward(m->probs, logits, rb.labels, B, C, &right) / B;
-            softmax_xent_backward(m->dbuf[0], m->probs, rb.labels, B, C);
-            fm_model_backward(m, m->dbuf[0], rb.grads, B, threads);
-            if (p->l2 > 0.0f) loss += apply_l2(m, rb.grads, p->l2);
+            if (p->l2 > 0.0f) loss += l2_penalty(m, p->l2);
             if (!isfinite(loss)) {
                 s = fm_fail(err, FM_ERR_DIVERGED,
                             "loss became %s at epoch %d, batch %d; the learning rate (%g) is "
@@ -256,12 +255,21 @@ fm_status fm_fit(fm_model *m, const fm_dataset *ds, const fm_train_params *p, fm
                             isnan(loss) ? "NaN" : "infinite", e, bi + 1, (double)lr);
                 break;
             }
+            softmax_xent_backward(m->dbuf[0], m->probs, rb.labels, B, C);
             step++;
-            fm_pool *pool = fm_model_pool(m, threads);
-            optimizer_job opt = {p, m->params, rb.grads, rb.m1, rb.m2, P, lr, step, 1};
-            /* Two slices per thread, and none under ~16k parameters (a few microseconds). */
-            if (pool && P >= 16384) opt.tasks = 2 * fm_pool_threads(pool);
-            fm_pool_run(pool, opt.tasks, optimizer_task, &opt);
+            if (p->optimizer == FM_OPT_ADAM) {
+                fm_adam_fused adam = {rb.m1, rb.m2, adam_alpha(lr, p->beta1, p->beta2, step),
+                                      p->beta1, p->beta2, p->eps, p->l2};
+                fm_model_backward(m, m->dbuf[0], rb.grads, B, threads, &adam);
+            } else {
+                fm_model_backward(m, m->dbuf[0], rb.grads, B, threads, NULL);
+                if (p->l2 > 0.0f) l2_add_gradients(m, rb.grads, p->l2);
+                fm_pool *pool = fm_model_pool(m, threads);
+                sgd_job opt = {p, m->params, rb.grads, rb.m1, P, lr, 1};
+                /* Two slices per thread, and none under ~16k parameters (a few microseconds). */
+                if (pool && P >= 16384) opt.tasks = 2 * fm_pool_threads(pool);
+                fm_pool_run(pool, opt.tasks, sgd_task, &opt);
+            }
             loss_sum += loss * B;
             right_sum += (uint64_t)right;
             seen += (uint64_t)B;

@@ -4,6 +4,7 @@
  * arithmetic does not depend on the block it falls in, so any thread count gives the same bits. */
 #include "internal.h"
 
+#include <math.h>
 #include <string.h>
 
 #define AT(P, ld, r, c) ((P)[(size_t)(r) * (size_t)(ld) + (size_t)(c)])
@@ -113,7 +114,17 @@ const char *fm_simd_name(fm_simd level) {
     }
 }
 
-/* The portable path: the loops above, then the epilogue as a second pass over the block. */
+/* One element of a fused Adam step (fm_adam_update), g being its gradient. */
+static void adam_one(const fm_adam_update *a, int i, int j, float g) {
+    size_t at = (size_t)i * (size_t)a->ld + (size_t)j;
+    if (a->l2x2 != 0.0f) g = g + a->l2x2 * a->params[at];
+    a->m[at] = a->beta1 * a->m[at] + (1.0f - a->beta1) * g;
+    a->v[at] = a->beta2 * a->v[at] + (1.0f - a->beta2) * g * g;
+    a->params[at] -= a->alpha * a->m[at] / (sqrtf(a->v[at]) + a->eps);
+}
+
+/* The portable path: the loops above, then the epilogue as a second pass over the block (C is
+ * the scratch the gradient goes through when the epilogue is an Adam step). */
 static void block_generic(int ta, int tb, int i0, int i1, int j0, int j1, int K, const float *A,
                           int lda, const float *B, int ldb, int accumulate, float *C, int ldc,
                           const fm_epilogue *ep) {
@@ -128,7 +139,8 @@ static void block_generic(int ta, int tb, int i0, int i1, int j0, int j1, int K,
             if (ep->bias) v = v + ep->bias[j];
             if (ep->relu) v = v > 0.0f ? v : 0.0f;
             if (m && !(m[j] > 0.0f)) v = 0.0f;
-            c[j] = v;
+            if (ep->adam) adam_one(ep->adam, i, j, v);
+            else c[j] = v;
         }
     }
 }

@@ -17,6 +17,10 @@ static inline __m256i first_lanes(int n) {
 #define VSTORE(p, v) _mm256_storeu_ps((p), (v))
 #define VSTOREN(p, v, n) _mm256_maskstore_ps((p), first_lanes(n), (v))
 #define VADD(a, b) _mm256_add_ps((a), (b))
+#define VSUB(a, b) _mm256_sub_ps((a), (b))
+#define VMUL(a, b) _mm256_mul_ps((a), (b))
+#define VDIV(a, b) _mm256_div_ps((a), (b))
+#define VSQRT(a) _mm256_sqrt_ps(a)
 #define VFMA(a, b, c) _mm256_fmadd_ps((a), (b), (c))
 /* vmaxps returns its second operand when either is NaN or both are zero: +0, as v > 0 ? v : 0. */
 #define VMAX0(v) _mm256_max_ps((v), _mm256_setzero_ps())

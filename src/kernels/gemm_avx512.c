@@ -14,6 +14,10 @@
 #define VSTORE(p, v) _mm512_storeu_ps((p), (v))
 #define VSTOREN(p, v, n) _mm512_mask_storeu_ps((p), (__mmask16)((1u << (n)) - 1u), (v))
 #define VADD(a, b) _mm512_add_ps((a), (b))
+#define VSUB(a, b) _mm512_sub_ps((a), (b))
+#define VMUL(a, b) _mm512_mul_ps((a), (b))
+#define VDIV(a, b) _mm512_div_ps((a), (b))
+#define VSQRT(a) _mm512_sqrt_ps(a)
 #define VFMA(a, b, c) _mm512_fmadd_ps((a), (b), (c))
 /* vmaxps returns its second operand when either is NaN or both are zero: +0, as v > 0 ? v : 0. */
 #define VMAX0(v) _mm512_max_ps((v), _mm512_setzero_ps())

@@ -3,16 +3,18 @@
  *
  * The includer defines: VEC (the vector type), V (its lanes), VZERO(), VSET1(x), VLOAD(p),
  * VLOADN(p, n) (first n lanes, the rest 0, reading nothing beyond them), VSTORE(p, v),
- * VSTOREN(p, v, n), VADD(a, b), VFMA(a, b, c) = a*b + c with one rounding, VMAX0(v) (max(v, 0),
- * +0 for NaN as `v > 0 ? v : 0`), VKEEP_GT0(v, m) (`m > 0 ? v : 0` lane by lane), VHSUM4(a, b, c,
- * d, out) (four horizontal sums, each by the same tree), the tile sizes BMR, BNR (broadcast kernel:
- * rows x vectors) and DMR (dot kernel rows; it always does 4 columns), and FN(name) (a suffix).
+ * VSTOREN(p, v, n), VADD, VSUB, VMUL, VDIV, VSQRT, VFMA(a, b, c) = a*b + c with one rounding,
+ * VMAX0(v) (max(v, 0), +0 for NaN as `v > 0 ? v : 0`), VKEEP_GT0(v, m) (`m > 0 ? v : 0` lane by
+ * lane), VHSUM4(a, b, c, d, out) (four horizontal sums, each by the same tree), the tile sizes
+ * BMR, BNR (broadcast kernel: rows x vectors) and DMR (dot kernel rows; it always does 4
+ * columns), and FN(name) (a suffix).
  *
  * Why every element comes out the same whatever the tiling and thread split: each output is one
  * fixed chain of fused multiply-adds over k (broadcast kernel) or a fixed lane pattern over k
  * followed by a fixed reduction tree (dot kernel), whichever tile it falls in; a dot tile at the
  * edge of C reuses its last row or column for the missing ones and stores only the real ones. */
 
+#include <math.h>
 #include <string.h>
 
 /* Keeps a loaded vector in a register: without it GCC folds the load into every FMA that uses it,
@@ -22,6 +24,33 @@
 #else
 #define IN_REGISTER(v) (void)0
 #endif
+
+/* Adam on n (<= V) elements of row i from column j, g being their gradient: adam_apply's
+ * operations in adam_apply's order, so the fused and the separate step give the same bits. */
+static inline void FN(adam_vec)(const fm_adam_update *a, int i, int j, int n, VEC g) {
+    size_t at = (size_t)i * (size_t)a->ld + (size_t)j;
+    float *p = a->params + at, *m = a->m + at, *v = a->v + at;
+    VEC w = n == V ? VLOAD(p) : VLOADN(p, n);
+    VEC mv = n == V ? VLOAD(m) : VLOADN(m, n);
+    VEC vv = n == V ? VLOAD(v) : VLOADN(v, n);
+    if (a->l2x2 != 0.0f) g = VADD(g, VMUL(VSET1(a->l2x2), w));
+    mv = VADD(VMUL(VSET1(a->beta1), mv), VMUL(VSET1(1.0f - a->beta1), g));
+    vv = VADD(VMUL(VSET1(a->beta2), vv), VMUL(VMUL(VSET1(1.0f - a->beta2), g), g));
+    w = VSUB(w, VDIV(VMUL(VSET1(a->alpha), mv), VADD(VSQRT(vv), VSET1(a->eps))));
+    if (n == V) {
+        VSTORE(p, w), VSTORE(m, mv), VSTORE(v, vv);
+    } else {
+        VSTOREN(p, w, n), VSTOREN(m, mv, n), VSTOREN(v, vv, n);
+    }
+}
+
+static inline void FN(adam_scalar)(const fm_adam_update *a, int i, int j, float g) {
+    size_t at = (size_t)i * (size_t)a->ld + (size_t)j;
+    if (a->l2x2 != 0.0f) g = g + a->l2x2 * a->params[at];
+    a->m[at] = a->beta1 * a->m[at] + (1.0f - a->beta1) * g;
+    a->v[at] = a->beta2 * a->v[at] + (1.0f - a->beta2) * g * g;
+    a->params[at] -= a->alpha * a->m[at] / (sqrtf(a->v[at]) + a->eps);
+}
 
 /* C = (accumulate ? C + s : s), then + bias[j], then ReLU, then zeroed where mask <= 0. */
 static inline VEC FN(epilogue_vec)(VEC s, const float *c, int n, int j, int i, int accumulate,
@@ -110,7 +139,8 @@ static inline __attribute__((always_inline)) void FN(bcast_tile)(
             if (n <= 0) break;
             if (n > V) n = V;
             VEC s = FN(epilogue_vec)(acc[r][q], c + q * V, n, j + q * V, i + r, accumulate, ep);
-            if (n == V) VSTORE(c + q * V, s);
+            if (ep && ep->adam) FN(adam_vec)(ep->adam, i + r, j + q * V, n, s);
+            else if (n == V) VSTORE(c + q * V, s);
             else VSTOREN(c + q * V, s, n);
         }
     }
@@ -182,7 +212,9 @@ static inline void FN(dot_tile)(int i, int rows, int j, int cols, int K, const f
         VHSUM4(acc[r][0], acc[r][1], acc[r][2], acc[r][3], s);
         float *c = C + (size_t)(i + r) * (size_t)ldc + j;
         for (int q = 0; q < cols && q < 4; q++) {
-            c[q] = FN(epilogue_scalar)(s[q], accumulate ? c[q] : 0.0f, j + q, i + r, accumulate, ep);
+            float v = FN(epilogue_scalar)(s[q], accumulate ? c[q] : 0.0f, j + q, i + r, accumulate, ep);
+            if (ep && ep->adam) FN(adam_scalar)(ep->adam, i + r, j + q, v);
+            else c[q] = v;
         }
     }
 }

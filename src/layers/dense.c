@@ -8,20 +8,30 @@
  * computed in the same pass (the model fuses a dense layer with the ReLU after it). */
 void dense_forward(float *out, const float *inp, const float *weight, const float *bias, int B,
                    int I, int O, int relu, fm_pool *pool) {
-    fm_epilogue ep = {bias, relu, NULL, 0};
+    fm_epilogue ep = {bias, relu, NULL, 0, NULL};
     fm_gemm_ex(fm_simd_best(), 0, 0, B, O, I, inp, I, weight, O, 0, out, O, &ep, pool);
 }
 
 /* dout is (B,O). dweight (I,O) and dbias (O) are overwritten, or accumulated (+=) into when
  * accumulate is set; dinp (B,I) is overwritten when it is not NULL (the first layer needs no input
  * gradient). With relu_inp, inp is the output of a ReLU and dinp comes back already through that
- * ReLU's backward pass (zero where inp <= 0), so the model skips the ReLU layer. */
+ * ReLU's backward pass (zero where inp <= 0), so the model skips the ReLU layer. With adam_w and
+ * adam_b (not accumulating), the weight and bias take their Adam step here, the weight's while
+ * its gradient is still in registers; dweight is then only scratch. */
 void dense_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                     const float *weight, int B, int I, int O, int accumulate, int relu_inp,
-                    fm_pool *pool) {
+                    const fm_adam_update *adam_w, const fm_adam_update *adam_b, fm_pool *pool) {
     fm_simd level = fm_simd_best();
+    /* dinp = dout · weight^T, masked by the ReLU's output when there is one; first, because the
+     * weight may be updated below */
+    if (dinp) {
+        fm_epilogue ep = {NULL, 0, relu_inp ? inp : NULL, I, NULL};
+        fm_gemm_ex(level, 0, 1, B, I, O, dout, O, weight, O, 0, dinp, I, &ep, pool);
+    }
     /* dweight (+)= inp^T · dout */
-    fm_gemm_ex(level, 1, 0, I, O, B, inp, I, dout, O, accumulate, dweight, O, NULL, pool);
+    fm_epilogue ep = {NULL, 0, NULL, 0, adam_w};
+    fm_gemm_ex(level, 1, 0, I, O, B, inp, I, dout, O, accumulate, dweight, O, adam_w ? &ep : NULL,
+               pool);
     if (!accumulate) {
         for (int j = 0; j < O; j++) dbias[j] = 0.0f;
     }
@@ -29,9 +39,8 @@ void dense_backward(float *dinp, float *dweight, float *dbias, const float *dout
         const float *d = dout + (size_t)b * O;
         for (int j = 0; j < O; j++) dbias[j] += d[j];
     }
-    /* dinp = dout · weight^T, masked by the ReLU's output when there is one */
-    if (dinp) {
-        fm_epilogue ep = {NULL, 0, relu_inp ? inp : NULL, I};
-        fm_gemm_ex(level, 0, 1, B, I, O, dout, O, weight, O, 0, dinp, I, &ep, pool);
+    if (adam_b) {
+        adam_apply(adam_b->params, dbias, adam_b->m, adam_b->v, (size_t)O, adam_b->alpha,
+                   adam_b->beta1, adam_b->beta2, adam_b->eps);
     }
 }

@@ -62,7 +62,7 @@ static void run_case_at(test_ctx *t, gemm_case c, fm_simd level, fm_pool *pool, 
         for (int k = bcols; k < ldb; k++) B[(size_t)r * ldb + k] = NAN;
     memcpy(C, C0, nc * sizeof(float));
     memcpy(R, C0, nc * sizeof(float));
-    fm_epilogue ep = {NULL, 0, NULL, 0};
+    fm_epilogue ep = {NULL, 0, NULL, 0, NULL};
     if (ep_kind == EP_BIAS_RELU) ep.bias = bias, ep.relu = 1;
     if (ep_kind == EP_MASK) ep.mask = mask, ep.ldm = ldc;
     fm_gemm_ex(level, c.ta, c.tb, c.M, c.N, c.K, A, lda, B, ldb, c.acc, C, ldc,
@@ -175,6 +175,63 @@ void test_gemm_epilogues(test_ctx *t) {
     }
 }
 
+/* An Adam step fused into the product (how the trainer updates weight matrices) gives the same
+ * bits as the product stored and then adam_apply, at every level, with and without the L2 term,
+ * on one thread and on three. */
+void test_gemm_fused_adam(test_ctx *t) {
+    static const int shapes[][3] = {{1, 17, 16}, {7, 63, 31}, {13, 129, 12}, {784, 128, 32},
+                                    {128, 10, 32}, {33, 17, 100}};
+    fm_simd lv[3];
+    int n_levels = levels(lv);
+    fm_pool *pool3 = fm_pool_create(3);
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+        size_t nc = (size_t)M * N;
+        float *A = malloc((size_t)K * M * sizeof(float)), *B = malloc((size_t)K * N * sizeof(float));
+        float *G = malloc(nc * sizeof(float)), *scratch = malloc(nc * sizeof(float));
+        float *w0 = malloc(nc * sizeof(float)), *m0 = malloc(nc * sizeof(float)), *v0 = malloc(nc * sizeof(float));
+        float *w[2], *m[2], *v[2];
+        for (int k = 0; k < 2; k++) {
+            w[k] = malloc(nc * sizeof(float)), m[k] = malloc(nc * sizeof(float)), v[k] = malloc(nc * sizeof(float));
+        }
+        fm_rng rng;
+        fm_rng_seed(&rng, 2000 + s);
+        fill(A, (size_t)K * M, &rng, 0.5f);
+        fill(B, (size_t)K * N, &rng, 0.0f);
+        fill(w0, nc, &rng, 0.0f);
+        fill(m0, nc, &rng, 0.0f);
+        for (size_t i = 0; i < nc; i++) v0[i] = fm_rng_uniform(&rng) * 0.01f;
+        for (int l = 0; l < n_levels; l++) {
+            for (int variant = 0; variant < 2; variant++) {
+                float l2 = variant ? 0.01f : 0.0f;
+                fm_pool *pool = variant ? pool3 : NULL;
+                for (int k = 0; k < 2; k++) {
+                    memcpy(w[k], w0, nc * sizeof(float));
+                    memcpy(m[k], m0, nc * sizeof(float));
+                    memcpy(v[k], v0, nc * sizeof(float));
+                }
+                /* Separate: the gradient (A^T·B, the dense layer's dW) stored, then the step. */
+                fm_gemm_ex(lv[l], 1, 0, M, N, K, A, M, B, N, 0, G, N, NULL, pool);
+                for (size_t i = 0; i < nc; i++) G[i] += 2.0f * l2 * w[0][i];
+                adam_apply(w[0], G, m[0], v[0], nc, 1e-3f, 0.9f, 0.999f, 1e-7f);
+                /* Fused. */
+                fm_adam_update up = {w[1], m[1], v[1], N, 1e-3f, 0.9f, 0.999f, 1e-7f, 2.0f * l2};
+                fm_epilogue ep = {NULL, 0, NULL, 0, &up};
+                fm_gemm_ex(lv[l], 1, 0, M, N, K, A, M, B, N, 0, scratch, N, &ep, pool);
+                int same = memcmp(w[0], w[1], nc * sizeof(float)) == 0 &&
+                           memcmp(m[0], m[1], nc * sizeof(float)) == 0 &&
+                           memcmp(v[0], v[1], nc * sizeof(float)) == 0;
+                CHECK(t, same, "%s %dx%dx%d l2=%g threads=%d: fused Adam differs from the separate step",
+                      fm_simd_name(lv[l]), M, N, K, (double)l2, fm_pool_threads(pool));
+                CHECK(t, memcmp(w[1], w0, nc * sizeof(float)) != 0, "the weights did not move");
+            }
+        }
+        free(A), free(B), free(G), free(scratch), free(w0), free(m0), free(v0);
+        for (int k = 0; k < 2; k++) free(w[k]), free(m[k]), free(v[k]);
+    }
+    fm_pool_free(pool3);
+}
+
 /* The threaded paths, split by rows and (for short wide outputs) by columns, still agree with
  * the reference at every level. */
 void test_gemm_threaded_matches_reference(test_ctx *t) {
@@ -221,7 +278,7 @@ void test_gemm_threads_bit_identical(test_ctx *t) {
         fill(B, (size_t)K * N, &rng, 0.0f);
         fill(C0, (size_t)M * N, &rng, 0.0f);
         fill(bias, (size_t)N, &rng, 0.0f);
-        fm_epilogue ep = {bias, 1, C0, N};
+        fm_epilogue ep = {bias, 1, C0, N, NULL};
         for (int l = 0; l < n_levels; l++) {
             for (int ta = 0; ta < 2; ta++) {
                 for (int tb = 0; tb < 2; tb++) {

@@ -73,7 +73,7 @@ void test_dense_gradients(test_ctx *t) {
     for (int i = 0; i < DB * DI; i++) dinp[i] = 1234.5f;
     for (int i = 0; i < DI * DO; i++) dweight[i] = 1234.5f;
     for (int i = 0; i < DO; i++) dbias[i] = 1234.5f;
-    dense_backward(dinp, dweight, dbias, R, inp, weight, DB, DI, DO, 0, 0, NULL);
+    dense_backward(dinp, dweight, dbias, R, inp, weight, DB, DI, DO, 0, 0, NULL, NULL, NULL);
 
     /* The loss is linear in each argument, so a large step costs no truncation error. */
     const float h = 0.125f;
@@ -100,11 +100,11 @@ void test_dense_gradients(test_ctx *t) {
     memcpy(dw1, dweight, sizeof dw1);
     memcpy(db1, dbias, sizeof db1);
     memcpy(dinp1, dinp, sizeof dinp1);
-    dense_backward(dinp, dweight, dbias, R, inp, weight, DB, DI, DO, 1, 0, NULL);
+    dense_backward(dinp, dweight, dbias, R, inp, weight, DB, DI, DO, 1, 0, NULL, NULL, NULL);
     for (int i = 0; i < DI * DO; i++) CHECK_NEAR(t, dweight[i], 2.0f * dw1[i], 1e-6);
     for (int i = 0; i < DO; i++) CHECK_NEAR(t, dbias[i], 2.0f * db1[i], 1e-6);
     CHECK(t, memcmp(dinp, dinp1, sizeof dinp) == 0, "dinp accumulated instead of being overwritten");
-    dense_backward(NULL, dweight, dbias, R, inp, weight, DB, DI, DO, 1, 0, NULL);
+    dense_backward(NULL, dweight, dbias, R, inp, weight, DB, DI, DO, 1, 0, NULL, NULL, NULL);
     for (int i = 0; i < DI * DO; i++) CHECK_NEAR(t, dweight[i], 3.0f * dw1[i], 1e-6);
     for (int i = 0; i < DO; i++) CHECK_NEAR(t, dbias[i], 3.0f * db1[i], 1e-6);
 
@@ -112,7 +112,7 @@ void test_dense_gradients(test_ctx *t) {
      * and otherwise the same bits. */
     int masked = 0;
     for (int i = 0; i < DB * DI; i++) masked += !(inp[i] > 0.0f);
-    dense_backward(dinp, dweight, dbias, R, inp, weight, DB, DI, DO, 0, 1, NULL);
+    dense_backward(dinp, dweight, dbias, R, inp, weight, DB, DI, DO, 0, 1, NULL, NULL, NULL);
     for (int i = 0; i < DB * DI; i++) {
         float want = inp[i] > 0.0f ? dinp1[i] : 0.0f;
         CHECK(t, memcmp(&dinp[i], &want, sizeof want) == 0, "masked dinp[%d] = %g, want %g", i,
@@ -328,10 +328,10 @@ void test_model_gradients(test_ctx *t) {
     float *grads = calloc(P, sizeof(float)), *grads2 = calloc(P, sizeof(float));
     model_loss(m, x, labels, probs);
     softmax_xent_backward(dlogits, probs, labels, MB, 3);
-    fm_model_backward(m, dlogits, grads, MB, 1);
+    fm_model_backward(m, dlogits, grads, MB, 1, NULL);
     /* The trainer passes dbuf[0] itself as dlogits; the ping-pong must not overwrite it early. */
     memcpy(m->dbuf[0], dlogits, sizeof dlogits);
-    fm_model_backward(m, m->dbuf[0], grads2, MB, 1);
+    fm_model_backward(m, m->dbuf[0], grads2, MB, 1, NULL);
     CHECK(t, memcmp(grads, grads2, P * sizeof(float)) == 0, "gradients differ with dlogits in dbuf[0]");
 
     int nonzero = 0;
