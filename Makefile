@@ -28,6 +28,8 @@ LDFLAGS += -fopenmp $(LDSAN)
 LIB_SRC := src/util.c src/model.c src/train.c src/kernels/gemm.c src/layers/dense.c \
            src/layers/activation.c src/layers/softmax_xent.c src/optim/sgd.c src/optim/adam.c \
            src/data/idx.c src/data/dataset.c src/io/safetensors.c
+# Convolutional networks: layers, optimizers and schedules, augmentation.
+LIB_SRC += src/layers/conv2d.c src/layers/pool.c src/layers/dropout.c src/layers/batchnorm.c
 CLI_SRC := cli/main.c cli/common.c cli/train.c cli/evaluate.c cli/predict.c cli/summary.c
 TEST_SRC := $(wildcard tests/unit/test_*.c)
 

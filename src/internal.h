@@ -66,6 +66,78 @@ void tanh_backward(float *dinp, const float *dout, const float *out, size_t n);
 void sigmoid_forward(float *out, const float *inp, size_t n);
 void sigmoid_backward(float *dinp, const float *dout, const float *out, size_t n);
 
+/* LeakyReLU: x for x > 0, alpha*x otherwise (0 <= alpha < 1, so the output's sign is the input's
+ * and backward can use the saved output). May run in place. */
+void leakyrelu_forward(float *out, const float *inp, size_t n, float alpha);
+void leakyrelu_backward(float *dinp, const float *dout, const float *out, size_t n, float alpha);
+
+/* The geometry of one 2-D convolution over NCHW tensors: C input channels of HxW, OC output
+ * channels of OHxOW, a KHxKW kernel moved by stride, and pad_t/pad_l zero rows/columns before
+ * the input (the padding after it follows from the output size). */
+typedef struct {
+    int C, H, W;
+    int OC, OH, OW;
+    int KH, KW, stride, pad_t, pad_l;
+} fm_conv_shape;
+
+/* Conv2D, weights in PyTorch's layout [OC, C, KH, KW]: out (B,OC,OH,OW) = inp (B,C,H,W) * weight
+ * + bias (OC). The fast path unrolls each sample into col (C*KH*KW, OH*OW) and multiplies with
+ * fm_gemm; col is caller-owned scratch of fm_conv_col_size floats. Backward accumulates (+=) into
+ * dweight and dbias and overwrites dinp when it is not NULL. The _ref pair is the direct 7-loop
+ * convolution the tests hold the fast path to. */
+/* Fills s for a KxK kernel with the given stride. same: the output is ceil(H/stride) (TensorFlow's
+ * rule; the odd padding row or column goes after the input, as PyTorch's padding='same' does);
+ * valid: no padding, (H-K)/stride + 1. Returns 0 when the kernel does not fit (valid, K > H). */
+int fm_conv_shape_make(fm_conv_shape *s, int C, int H, int W, int OC, int K, int stride, int same);
+size_t fm_conv_col_size(const fm_conv_shape *s);
+void conv2d_forward(float *out, const float *inp, const float *weight, const float *bias,
+                    float *col, int B, const fm_conv_shape *s, int threads);
+void conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                     const float *inp, const float *weight, float *col, int B,
+                     const fm_conv_shape *s, int threads);
+void conv2d_forward_ref(float *out, const float *inp, const float *weight, const float *bias,
+                        int B, const fm_conv_shape *s);
+void conv2d_backward_ref(float *dinp, float *dweight, float *dbias, const float *dout,
+                         const float *inp, const float *weight, int B, const fm_conv_shape *s);
+
+/* Pooling over KxK windows moved by stride S, no padding: (B,C,H,W) -> (B,C,OH,OW) with
+ * OH = (H-K)/S + 1. Max pooling records, per output, the index of its maximum within the
+ * channel's HxW plane (the first one on ties); backward sends each gradient there. Backward
+ * passes overwrite dinp. Global average pooling is (B,C,H,W) -> (B,C). */
+void maxpool2d_forward(float *out, int32_t *argmax, const float *inp, int B, int C, int H, int W,
+                       int K, int S, int OH, int OW);
+void maxpool2d_backward(float *dinp, const float *dout, const int32_t *argmax, int B, int C,
+                        int H, int W, int OH, int OW);
+void avgpool2d_forward(float *out, const float *inp, int B, int C, int H, int W, int K, int S,
+                       int OH, int OW);
+void avgpool2d_backward(float *dinp, const float *dout, int B, int C, int H, int W, int K, int S,
+                        int OH, int OW);
+void global_avgpool_forward(float *out, const float *inp, int B, int C, int HW);
+void global_avgpool_backward(float *dinp, const float *dout, int B, int C, int HW);
+
+/* Inverted dropout on n values: each is kept with probability 1-p and scaled by 1/(1-p), so that
+ * inference is the identity and needs no rescaling. The draws come from the caller's rng, one
+ * per value in order; mask receives the factor applied to each value (0 or 1/(1-p)), which is
+ * all backward needs. */
+void dropout_forward(float *out, float *mask, const float *inp, size_t n, float p, fm_rng *rng);
+void dropout_backward(float *dinp, const float *dout, const float *mask, size_t n);
+
+/* Batch normalisation over (B,C,HW): HW = 1 after a dense layer, H*W after a convolution.
+ * Training normalises with the batch's mean and (biased) variance per channel, saves them as
+ * mean and invstd = 1/sqrt(var + eps) for backward, and moves the running statistics towards
+ * them by momentum (PyTorch's convention: running = (1-momentum)*running + momentum*batch, the
+ * variance unbiased). Inference normalises with the running statistics. Backward accumulates
+ * (+=) into dgamma and dbeta and overwrites dinp. */
+void batchnorm_forward_train(float *out, float *mean, float *invstd, float *running_mean,
+                             float *running_var, const float *inp, const float *gamma,
+                             const float *beta, int B, int C, int HW, float momentum, float eps);
+void batchnorm_forward_infer(float *out, const float *inp, const float *gamma, const float *beta,
+                             const float *running_mean, const float *running_var, int B, int C,
+                             int HW, float eps);
+void batchnorm_backward(float *dinp, float *dgamma, float *dbeta, const float *dout,
+                        const float *inp, const float *mean, const float *invstd,
+                        const float *gamma, int B, int C, int HW);
+
 /* Softmax cross-entropy from logits [B,C], numerically stable (log-sum-exp around the max).
  * Forward writes probabilities, returns the summed loss over the batch and counts correct argmax
  * predictions; backward writes dlogits = (probs - onehot(labels)) / B, the gradient of the mean. */

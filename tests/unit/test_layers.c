@@ -1,5 +1,6 @@
-/* test_layers.c — every layer's backward pass against central finite differences of its forward
- * pass, the softmax cross-entropy against hand-computed values, and a whole-model gradient check. */
+/* test_layers.c — the dense layer's and the activations' backward passes against central finite
+ * differences of their forward passes, the softmax cross-entropy against hand-computed values,
+ * and a whole-model gradient check. The convolutional layers are in test_cnn_layers.c. */
 #include "harness.h"
 #include "internal.h"
 
@@ -155,6 +156,25 @@ void test_sigmoid_gradients(test_ctx *t) {
     CHECK(t, y[0] >= 0.0f && y[0] < 1e-30f, "sigmoid(-200) = %g", (double)y[0]);
     CHECK(t, y[1] > 0.0f && y[1] < 1e-12f, "sigmoid(-30) = %g", (double)y[1]);
     CHECK(t, y[2] == 1.0f && y[3] == 1.0f, "sigmoid(30), (200) = %g, %g", (double)y[2], (double)y[3]);
+}
+
+/* LeakyReLU at the two slopes people use: PyTorch's default 0.01 and Keras's 0.3. */
+static void lrelu01_forward(float *out, const float *inp, size_t n) { leakyrelu_forward(out, inp, n, 0.01f); }
+static void lrelu01_backward(float *dinp, const float *dout, const float *out, size_t n) {
+    leakyrelu_backward(dinp, dout, out, n, 0.01f);
+}
+static void lrelu3_forward(float *out, const float *inp, size_t n) { leakyrelu_forward(out, inp, n, 0.3f); }
+static void lrelu3_backward(float *dinp, const float *dout, const float *out, size_t n) {
+    leakyrelu_backward(dinp, dout, out, n, 0.3f);
+}
+
+void test_leakyrelu_gradients(test_ctx *t) {
+    check_activation(t, "leakyrelu 0.01", lrelu01_forward, lrelu01_backward, 24);
+    check_activation(t, "leakyrelu 0.3", lrelu3_forward, lrelu3_backward, 25);
+    float x[3] = {-2.0f, 0.0f, 3.5f}, y[3];
+    leakyrelu_forward(y, x, 3, 0.3f);
+    CHECK(t, y[0] == -0.6f && y[1] == 0.0f && y[2] == 3.5f, "leakyrelu %g %g %g", (double)y[0],
+          (double)y[1], (double)y[2]);
 }
 
 /* ---------------------------------------------------------------- softmax cross-entropy */
