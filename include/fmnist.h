@@ -148,9 +148,11 @@ fm_model_params fm_model_default_params(void);
 
 typedef struct fm_model fm_model;
 
-/* spec is a preset name (mlp, mlp64, mlp256, mlp2, mlp300-100) or a comma-separated list of
- * layers: dense:UNITS[:ACT], relu, tanh, sigmoid, flatten. Flatten is implicit before a dense
- * layer. The last layer must produce classes.n logits. */
+/* spec is a preset name (mlp, mlp64, mlp256, mlp2, mlp300-100, ...) or a comma-separated list of
+ * layers: dense:UNITS[:ACT], conv:FILTERS:KERNEL[:same|valid][:sSTRIDE][:ACT], maxpool:K[:S],
+ * avgpool:K[:S], gap, bn, dropout:P, flatten, relu, leakyrelu[:ALPHA], tanh, sigmoid (the README
+ * has the grammar). Images enter as (1, H, W); flatten is implicit before a dense layer. The last
+ * layer must produce classes.n logits. */
 fm_status fm_model_create(const char *spec, uint32_t in_h, uint32_t in_w, const fm_model_params *p,
                           fm_model **out, fm_error *err);
 void fm_model_free(fm_model *m);
@@ -161,7 +163,7 @@ const char *fm_preset_spec(const char *name);
 const char *const *fm_preset_names(void);
 
 const char *fm_model_spec(const fm_model *m);   /* the expanded spec */
-size_t fm_model_param_count(const fm_model *m);
+size_t fm_model_param_count(const fm_model *m); /* trainable ones */
 const fm_classes *fm_model_classes(const fm_model *m);
 fm_scaling fm_model_scaling(const fm_model *m);
 void fm_model_set_scaling(fm_model *m, fm_scaling sc);
@@ -179,8 +181,9 @@ fm_status fm_predict(fm_model *m, const fm_dataset *ds, uint32_t start, uint32_t
 fm_status fm_predict_inputs(fm_model *m, const float *x, uint32_t count, float *probs,
                             int threads, fm_error *err);
 
-/* Safetensors with PyTorch names and layouts (layers.K.weight [out, in], layers.K.bias [out]) and
- * __metadata__ holding the spec, input shape, scaling and class names. */
+/* Safetensors with PyTorch names and layouts (layers.K.weight [out, in] or [out, in, kh, kw],
+ * layers.K.bias [out]; batch norm's weight, bias, running_mean, running_var and int64
+ * num_batches_tracked) and __metadata__ holding the spec, input shape, scaling and class names. */
 fm_status fm_model_save(const fm_model *m, const char *path, fm_error *err);
 fm_status fm_model_load(const char *path, fm_model **out, fm_error *err);
 

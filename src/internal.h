@@ -29,13 +29,33 @@ void fm_gemm(int trans_a, int trans_b, int M, int N, int K, const float *A, int 
 
 /* ---------------------------------------------------------------- layers */
 
+/* The geometry of one 2-D convolution over NCHW tensors: C input channels of HxW, OC output
+ * channels of OHxOW, a KHxKW kernel moved by stride, and pad_t/pad_l zero rows/columns before
+ * the input (the padding after it follows from the output size). */
+typedef struct {
+    int C, H, W;
+    int OC, OH, OW;
+    int KH, KW, stride, pad_t, pad_l;
+} fm_conv_shape;
+
 typedef enum {
     FM_LAYER_DENSE = 0,
     FM_LAYER_RELU,
     FM_LAYER_TANH,
     FM_LAYER_SIGMOID,
     FM_LAYER_FLATTEN,
+    FM_LAYER_CONV,
+    FM_LAYER_MAXPOOL,
+    FM_LAYER_AVGPOOL,
+    FM_LAYER_GAP,
+    FM_LAYER_BATCHNORM,
+    FM_LAYER_DROPOUT,
+    FM_LAYER_LEAKYRELU,
 } fm_layer_kind;
+
+/* Batch norm's constants, PyTorch's defaults (nn.BatchNorm1d/2d). */
+#define FM_BN_MOMENTUM 0.1f
+#define FM_BN_EPS 1e-5f
 
 typedef struct {
     fm_layer_kind kind;
@@ -45,7 +65,21 @@ typedef struct {
     size_t w_off, b_off;          /* into the flat parameter array (dense) */
     size_t n_params;
     size_t act_off;               /* this layer's output in the activation arena, per batch row */
+    /* Convolutional networks. */
+    int kernel, stride, same;     /* conv (same: padding) and pools */
+    fm_conv_shape conv;           /* conv: the whole geometry */
+    float rate;                   /* dropout: probability; leakyrelu: negative slope */
+    int spatial;                  /* the output is an image (C,H,W) made by a conv or pool, so a
+                                   * dense layer after it needs a flatten (PyTorch's nn.Flatten) */
+    size_t s_off, n_state;        /* batch norm: running mean and variance in fm_model.state */
+    size_t work_off;              /* batch norm: the batch's mean and invstd in fm_model.bn_work */
+    size_t aux_off;               /* per batch row: dropout's mask in fm_model.aux, max pooling's
+                                   * argmax in fm_model.pool_idx */
 } fm_layer;
+
+/* The number of kernel weights (dense [O,I], conv [OC,C,KH,KW]) at w_off: what L2 and weight
+ * decay act on. Biases and batch norm's scale and shift are not decayed. */
+size_t fm_layer_weight_count(const fm_layer *L);
 
 const char *fm_layer_kind_name(fm_layer_kind k);   /* "Dense", "ReLU", ... for summaries */
 const char *fm_layer_spec_name(fm_layer_kind k);   /* "dense", "relu", ... for specs */
@@ -71,30 +105,25 @@ void sigmoid_backward(float *dinp, const float *dout, const float *out, size_t n
 void leakyrelu_forward(float *out, const float *inp, size_t n, float alpha);
 void leakyrelu_backward(float *dinp, const float *dout, const float *out, size_t n, float alpha);
 
-/* The geometry of one 2-D convolution over NCHW tensors: C input channels of HxW, OC output
- * channels of OHxOW, a KHxKW kernel moved by stride, and pad_t/pad_l zero rows/columns before
- * the input (the padding after it follows from the output size). */
-typedef struct {
-    int C, H, W;
-    int OC, OH, OW;
-    int KH, KW, stride, pad_t, pad_l;
-} fm_conv_shape;
-
-/* Conv2D, weights in PyTorch's layout [OC, C, KH, KW]: out (B,OC,OH,OW) = inp (B,C,H,W) * weight
- * + bias (OC). The fast path unrolls each sample into col (C*KH*KW, OH*OW) and multiplies with
- * fm_gemm; col is caller-owned scratch of fm_conv_col_size floats. Backward accumulates (+=) into
- * dweight and dbias and overwrites dinp when it is not NULL. The _ref pair is the direct 7-loop
- * convolution the tests hold the fast path to. */
 /* Fills s for a KxK kernel with the given stride. same: the output is ceil(H/stride) (TensorFlow's
  * rule; the odd padding row or column goes after the input, as PyTorch's padding='same' does);
  * valid: no padding, (H-K)/stride + 1. Returns 0 when the kernel does not fit (valid, K > H). */
 int fm_conv_shape_make(fm_conv_shape *s, int C, int H, int W, int OC, int K, int stride, int same);
+
+/* Conv2D, weights in PyTorch's layout [OC, C, KH, KW]: out (B,OC,OH,OW) = inp (B,C,H,W) * weight
+ * + bias (OC). The fast path unrolls each sample into a column buffer (C*KH*KW, OH*OW) and
+ * multiplies with fm_gemm, threads taking whole samples; col is caller-owned scratch of n_col
+ * buffers of fm_conv_col_size floats (at most n_col threads run). Backward accumulates (+=) into
+ * dweight and dbias through dwork (fm_conv_dwork_size floats: per-sample gradients summed in
+ * sample order, so the thread count changes no bit) and overwrites dinp when it is not NULL. The
+ * _ref pair is the direct 7-loop convolution the tests hold the fast path to. */
 size_t fm_conv_col_size(const fm_conv_shape *s);
+size_t fm_conv_dwork_size(const fm_conv_shape *s, int B);
 void conv2d_forward(float *out, const float *inp, const float *weight, const float *bias,
-                    float *col, int B, const fm_conv_shape *s, int threads);
+                    float *col, int n_col, int B, const fm_conv_shape *s, int threads);
 void conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dout,
-                     const float *inp, const float *weight, float *col, int B,
-                     const fm_conv_shape *s, int threads);
+                     const float *inp, const float *weight, float *col, int n_col, float *dwork,
+                     int B, const fm_conv_shape *s, int threads);
 void conv2d_forward_ref(float *out, const float *inp, const float *weight, const float *bias,
                         int B, const fm_conv_shape *s);
 void conv2d_backward_ref(float *dinp, float *dweight, float *dbias, const float *dout,
@@ -180,9 +209,30 @@ struct fm_model {
     float *dbuf[2];         /* [cap_batch * max width] ping-pong gradients for backward */
     size_t max_width;
     float *probs;           /* [cap_batch, classes.n] */
+
+    /* Convolutional networks. */
+    int training;           /* set by fm_fit around its batches: dropout drops and batch norm
+                             * uses (and updates) batch statistics; 0 everywhere else */
+    fm_rng *rng;            /* dropout's draws while training: the run's generator */
+    size_t n_state;
+    float *state;           /* non-trainable: batch norm's running mean and variance per layer */
+    int64_t batches_tracked[FM_MAX_LAYERS]; /* batch norm's num_batches_tracked, per layer */
+    float *bn_work;         /* the last training batch's mean and invstd per batch norm channel */
+    size_t col_size;        /* one sample of the largest convolution */
+    int n_col;              /* column buffers, one per thread the convolutions may use */
+    float *col;             /* [n_col * col_size] im2col scratch */
+    size_t dwork_per_row;
+    float *dwork;           /* [cap_batch * dwork_per_row]: per-sample conv weight gradients */
+    size_t aux_per_row, idx_per_row;
+    float *aux;             /* [cap_batch * aux_per_row]: dropout masks, layer-major like acts */
+    int32_t *pool_idx;      /* [cap_batch * idx_per_row]: max pooling's argmax, layer-major */
 };
 
 fm_status fm_model_reserve(fm_model *m, uint32_t batch, fm_error *err);
+/* The largest batch, up to wanted, whose work space stays within FM_INFER_BYTES: evaluation and
+ * prediction run in such chunks so a large convolutional network does not need gigabytes. */
+#define FM_INFER_BYTES (256u << 20)
+uint32_t fm_model_batch_limit(const fm_model *m, uint32_t wanted);
 static inline float *fm_model_input(fm_model *m) { return m->acts; }
 static inline uint32_t fm_model_in_size(const fm_model *m) { return m->in_h * m->in_w; }
 /* Forward on the B rows already in fm_model_input(); returns the logits [B, classes.n]. */

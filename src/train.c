@@ -106,6 +106,7 @@ fm_status fm_evaluate(fm_model *m, const fm_dataset *ds, uint32_t batch, int thr
     }
     if (ds->n == 0) return fm_fail(err, FM_ERR_ARG, "nothing to evaluate: the set is empty");
     if (batch == 0) batch = 1000;
+    batch = fm_model_batch_limit(m, batch);
     fm_status s = fm_model_reserve(m, batch, err);
     if (s) return s;
     uint32_t right[FM_MAX_CLASSES] = {0};
@@ -131,16 +132,17 @@ static void run_buffers_free(run_buffers *rb) {
     free(rb->grads), free(rb->m1), free(rb->m2), free(rb->order), free(rb->labels);
 }
 
-/* Adds l2 * sum(w^2) to the loss and 2 * l2 * w to the gradient, weight matrices only (biases are
- * not regularised, as with Keras's kernel_regularizer). Returns the penalty. */
+/* Adds l2 * sum(w^2) to the loss and 2 * l2 * w to the gradient, dense and conv kernels only
+ * (biases and batch norm are not regularised, as with Keras's kernel_regularizer). Returns the
+ * penalty. */
 static double apply_l2(const fm_model *m, float *grads, float l2) {
     double penalty = 0.0;
     for (int l = 0; l < m->n_layers; l++) {
         const fm_layer *L = &m->layers[l];
-        if (L->kind != FM_LAYER_DENSE) continue;
+        size_t n = fm_layer_weight_count(L); /* dense and conv kernels */
+        if (n == 0) continue;
         const float *w = m->params + L->w_off;
         float *g = grads + L->w_off;
-        size_t n = (size_t)L->out_size * L->in_size;
         double sq = 0.0;
         for (size_t i = 0; i < n; i++) {
             sq += (double)w[i] * w[i];
@@ -174,7 +176,7 @@ fm_status fm_fit(fm_model *m, const fm_dataset *ds, const fm_train_params *p, fm
     fm_dataset train = fm_dataset_slice(ds, p->val, ds->n - p->val);
     if (m->scaling.kind == FM_SCALE_STANDARD) m->scaling = fm_scaling_fit(&train, FM_SCALE_STANDARD);
 
-    const uint32_t eval_batch = 1000;
+    const uint32_t eval_batch = fm_model_batch_limit(m, 1000);
     uint32_t batch = (uint32_t)p->batch;
     s = fm_model_reserve(m, batch > eval_batch ? batch : eval_batch, err);
     if (s) return s;
@@ -209,6 +211,7 @@ fm_status fm_fit(fm_model *m, const fm_dataset *ds, const fm_train_params *p, fm
         fm_rng_shuffle(&rng, rb.order, train.n);
         double loss_sum = 0.0;
         uint64_t seen = 0, right_sum = 0;
+        m->training = 1, m->rng = &rng; /* dropout drops, batch norm uses batch statistics */
         for (int bi = 0; bi < batches; bi++) {
             uint32_t start = (uint32_t)bi * batch;
             int B = (int)(train.n - start < batch ? train.n - start : batch);
@@ -244,6 +247,7 @@ fm_status fm_fit(fm_model *m, const fm_dataset *ds, const fm_train_params *p, fm
                             (double)right_sum / (double)seen, p->user);
             }
         }
+        m->training = 0, m->rng = NULL;
         if (s) break;
         fm_epoch_stats *st = &epochs[e - 1];
         st->epoch = e;

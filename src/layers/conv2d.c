@@ -3,6 +3,9 @@
 #include "internal.h"
 
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 int fm_conv_shape_make(fm_conv_shape *s, int C, int H, int W, int OC, int K, int stride, int same) {
     memset(s, 0, sizeof *s);
@@ -79,17 +82,41 @@ static void col2im_add(float *dinp, const float *col, const fm_conv_shape *s) {
     }
 }
 
-/* inp is (B,C,H,W), weight (OC, C*KH*KW), bias (OC), out (B,OC,OH,OW); col is scratch of
- * fm_conv_col_size(s) floats. One product per sample keeps col small (one sample's patches)
- * whatever the batch, and writes NCHW directly: out_b (OC, OH*OW) = weight · col_b. */
+/* The threads to use for B samples, at most one per column buffer. */
+static int team_size(int threads, int n_col, int B) {
+    int nth = fm_threads_resolve(threads);
+    if (nth > n_col) nth = n_col;
+    if (nth > B) nth = B;
+    return nth > 0 ? nth : 1;
+}
+
+static int thread_id(void) {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+/* inp is (B,C,H,W), weight (OC, C*KH*KW), bias (OC), out (B,OC,OH,OW). Samples are independent,
+ * so threads take whole samples, each with its own column buffer (col holds n_col of them) and a
+ * single-threaded product out_b (OC, OH*OW) = weight · col_b, which writes NCHW directly. One
+ * parallel region per layer rather than one per product keeps a busy machine from stalling at
+ * every barrier, and any thread count gives the same bits. */
 void conv2d_forward(float *out, const float *inp, const float *weight, const float *bias,
-                    float *col, int B, const fm_conv_shape *s, int threads) {
+                    float *col, int n_col, int B, const fm_conv_shape *s, int threads) {
     const int P = s->OH * s->OW, CKK = s->C * s->KH * s->KW;
+    const size_t col_size = fm_conv_col_size(s);
+    int nth = team_size(threads, n_col, B);
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(nth) schedule(static) if (nth > 1)
+#endif
     for (int b = 0; b < B; b++) {
+        float *my_col = col + (size_t)thread_id() * col_size;
         const float *x = inp + (size_t)b * s->C * s->H * s->W;
         float *y = out + (size_t)b * s->OC * P;
-        im2col(col, x, s);
-        fm_gemm(0, 0, s->OC, P, CKK, weight, CKK, col, P, 0, y, P, threads);
+        im2col(my_col, x, s);
+        fm_gemm(0, 0, s->OC, P, CKK, weight, CKK, my_col, P, 0, y, P, 1);
         for (int oc = 0; oc < s->OC; oc++) {
             float *row = y + (size_t)oc * P;
             for (int p = 0; p < P; p++) row[p] += bias[oc];
@@ -97,31 +124,58 @@ void conv2d_forward(float *out, const float *inp, const float *weight, const flo
     }
 }
 
-/* dout is (B,OC,OH,OW). dweight (OC, C*KH*KW) += dout_b · col_b^T and dbias (OC) += the sums of
- * dout over positions, accumulated over the batch in sample order (callers zero them once per
- * step); dinp (B,C,H,W) is overwritten with col2im(weight^T · dout_b). The column buffer is
- * rebuilt from inp rather than kept from the forward pass, and reused for the input gradient
- * once the weight gradient no longer needs it. */
+size_t fm_conv_dwork_size(const fm_conv_shape *s, int B) {
+    return (size_t)B * ((size_t)s->OC * s->C * s->KH * s->KW + (size_t)s->OC);
+}
+
+/* dout is (B,OC,OH,OW). Each sample's weight gradient dout_b · col_b^T and bias gradient (the
+ * sums of dout_b over positions) go to its own slot of dwork (fm_conv_dwork_size floats); they
+ * are then added into dweight and dbias in sample order (+=; callers zero them once per step),
+ * so the sums do not depend on which thread did which sample. dinp (B,C,H,W) is overwritten with
+ * col2im(weight^T · dout_b). The column buffer is rebuilt from inp rather than kept from the
+ * forward pass, and reused for the input gradient once the weight gradient no longer needs it. */
 void conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dout,
-                     const float *inp, const float *weight, float *col, int B,
-                     const fm_conv_shape *s, int threads) {
+                     const float *inp, const float *weight, float *col, int n_col, float *dwork,
+                     int B, const fm_conv_shape *s, int threads) {
     const int P = s->OH * s->OW, CKK = s->C * s->KH * s->KW;
-    const size_t in_size = (size_t)s->C * s->H * s->W;
-    for (int b = 0; b < B; b++) {
-        const float *dy = dout + (size_t)b * s->OC * P;
-        for (int oc = 0; oc < s->OC; oc++) {
-            const float *row = dy + (size_t)oc * P;
-            float sum = 0.0f;
-            for (int p = 0; p < P; p++) sum += row[p];
-            dbias[oc] += sum;
+    const size_t in_size = (size_t)s->C * s->H * s->W, col_size = fm_conv_col_size(s);
+    const size_t nw = (size_t)s->OC * CKK, slot = nw + (size_t)s->OC;
+    int nth = team_size(threads, n_col, B);
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nth) if (nth > 1)
+#endif
+    {
+#ifdef _OPENMP
+#pragma omp for schedule(static)
+#endif
+        for (int b = 0; b < B; b++) {
+            float *my_col = col + (size_t)thread_id() * col_size;
+            const float *dy = dout + (size_t)b * s->OC * P;
+            float *dw = dwork + (size_t)b * slot, *db = dw + nw;
+            for (int oc = 0; oc < s->OC; oc++) {
+                const float *row = dy + (size_t)oc * P;
+                float sum = 0.0f;
+                for (int p = 0; p < P; p++) sum += row[p];
+                db[oc] = sum;
+            }
+            im2col(my_col, inp + (size_t)b * in_size, s);
+            fm_gemm(0, 1, s->OC, CKK, P, dy, P, my_col, P, 0, dw, CKK, 1);
+            if (dinp) {
+                fm_gemm(1, 0, CKK, P, s->OC, weight, CKK, dy, P, 0, my_col, P, 1);
+                float *dx = dinp + (size_t)b * in_size;
+                memset(dx, 0, sizeof(float) * in_size);
+                col2im_add(dx, my_col, s);
+            }
         }
-        im2col(col, inp + (size_t)b * in_size, s);
-        fm_gemm(0, 1, s->OC, CKK, P, dy, P, col, P, 1, dweight, CKK, threads);
-        if (dinp) {
-            fm_gemm(1, 0, CKK, P, s->OC, weight, CKK, dy, P, 0, col, P, threads);
-            float *dx = dinp + (size_t)b * in_size;
-            memset(dx, 0, sizeof(float) * in_size);
-            col2im_add(dx, col, s);
+        /* The sample-order reduction, split over the weights. */
+#ifdef _OPENMP
+#pragma omp for schedule(static)
+#endif
+        for (size_t i = 0; i < slot; i++) {
+            float sum = 0.0f;
+            for (int b = 0; b < B; b++) sum += dwork[(size_t)b * slot + i];
+            if (i < nw) dweight[i] += sum;
+            else dbias[i - nw] += sum;
         }
     }
 }

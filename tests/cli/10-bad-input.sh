@@ -251,7 +251,7 @@ bi_spec_cases=(
     'dense:0|"dense:0": width must be an integer in 1\.\.65536'
     'dense:abc|"dense:abc": width must be an integer in 1\.\.65536'
     'dense:128:foo|"dense:128:foo": unknown activation "foo"'
-    'conv:3|unknown layer "conv:3"'
+    'conv:3|"conv:3" needs filters and a kernel size'
     '|model spec is empty'
     'dense:128|"dense:128" ends with 128 outputs but there are 10 classes \(end with dense:10\)'
     'dense:10:softmax|"dense:10:softmax": the last layer gives logits.*write dense:10'

@@ -72,7 +72,7 @@ void test_conv2d_hand_values(test_ctx *t) {
     fm_conv_shape s;
     fm_conv_shape_make(&s, 1, 3, 3, 1, 2, 1, 0);
     float out[4], ref[4], col[16];
-    conv2d_forward(out, x, w, bias, col, 1, &s, 1);
+    conv2d_forward(out, x, w, bias, col, 1, 1, &s, 1);
     conv2d_forward_ref(ref, x, w, bias, 1, &s);
     const float want[4] = {-3.5f, -3.5f, -3.5f, -4.5f};
     for (int i = 0; i < 4; i++) {
@@ -82,7 +82,7 @@ void test_conv2d_hand_values(test_ctx *t) {
     /* Same padding, 2x2 kernel: one zero column and row after the input; out[2][2] = 10*1 - 0. */
     fm_conv_shape_make(&s, 1, 3, 3, 1, 2, 1, 1);
     float out9[9], col9[36];
-    conv2d_forward(out9, x, w, bias, col9, 1, &s, 1);
+    conv2d_forward(out9, x, w, bias, col9, 1, 1, &s, 1);
     CHECK(t, out9[0] == -3.5f && out9[2] == 3.5f && out9[8] == 10.5f && out9[6] == 7.5f,
           "same: %g %g %g %g", (double)out9[0], (double)out9[2], (double)out9[6], (double)out9[8]);
 }
@@ -99,7 +99,7 @@ static void check_conv_case(test_ctx *t, const conv_case *c, uint64_t seed) {
     size_t n_w = (size_t)c->OC * c->C * c->K * c->K;
     float *x = alloc_floats(n_in), *w = alloc_floats(n_w), *bias = alloc_floats(c->OC);
     float *out = alloc_floats(n_out), *ref = alloc_floats(n_out), *dout = alloc_floats(n_out);
-    float *col = alloc_floats(fm_conv_col_size(&s));
+    float *col = alloc_floats(2 * fm_conv_col_size(&s)), *dwork = alloc_floats(fm_conv_dwork_size(&s, c->B));
     float *dx = alloc_floats(n_in), *dx_ref = alloc_floats(n_in);
     float *dw = alloc_floats(n_w), *dw_ref = alloc_floats(n_w);
     float *db = alloc_floats(c->OC), *db_ref = alloc_floats(c->OC);
@@ -115,13 +115,13 @@ static void check_conv_case(test_ctx *t, const conv_case *c, uint64_t seed) {
     memcpy(db_ref, db, c->OC * sizeof(float));
     for (size_t i = 0; i < n_in; i++) dx[i] = 99.0f; /* overwritten, not added to */
 
-    conv2d_forward(out, x, w, bias, col, c->B, &s, 1);
+    conv2d_forward(out, x, w, bias, col, 1, c->B, &s, 1);
     conv2d_forward_ref(ref, x, w, bias, c->B, &s);
     for (size_t i = 0; i < n_out; i++) {
         CHECK(t, fabs(out[i] - ref[i]) <= 1e-5 * (1 + fabs(ref[i])), "case %dx%dx%d k%d s%d %s: out[%zu] %g vs %g",
               c->C, c->H, c->W, c->K, c->stride, c->same ? "same" : "valid", i, (double)out[i], (double)ref[i]);
     }
-    conv2d_backward(dx, dw, db, dout, x, w, col, c->B, &s, 1);
+    conv2d_backward(dx, dw, db, dout, x, w, col, 1, dwork, c->B, &s, 1);
     conv2d_backward_ref(dx_ref, dw_ref, db_ref, dout, x, w, c->B, &s);
     /* The reference sums in float in another order; rounding grows with the number of terms
      * (B*OH*OW of them in each weight gradient), roughly as its square root. */
@@ -131,23 +131,24 @@ static void check_conv_case(test_ctx *t, const conv_case *c, uint64_t seed) {
     for (size_t i = 0; i < n_w; i++) CHECK_NEAR(t, dw[i], dw_ref[i], 1e-5 * grow * (1 + fabs(dw_ref[i])));
     for (int i = 0; i < c->OC; i++) CHECK_NEAR(t, db[i], db_ref[i], 1e-5 * grow * (1 + fabs(db_ref[i])));
 
-    /* Two threads give the same bits as one (fm_gemm splits outputs, never sums). */
+    /* Two threads give the same bits as one: they split samples, and the gradients are summed
+     * in sample order whoever computed them. */
     float *out2 = alloc_floats(n_out), *dx2 = alloc_floats(n_in), *dw2 = alloc_floats(n_w);
     float *db2 = alloc_floats(c->OC), *dw1 = alloc_floats(n_w), *db1 = alloc_floats(c->OC);
-    conv2d_forward(out2, x, w, bias, col, c->B, &s, 2);
+    conv2d_forward(out2, x, w, bias, col, 2, c->B, &s, 2);
     CHECK(t, memcmp(out, out2, n_out * sizeof(float)) == 0, "forward differs with 2 threads");
-    conv2d_backward(dx, dw1, db1, dout, x, w, col, c->B, &s, 1);
-    conv2d_backward(dx2, dw2, db2, dout, x, w, col, c->B, &s, 2);
+    conv2d_backward(dx, dw1, db1, dout, x, w, col, 1, dwork, c->B, &s, 1);
+    conv2d_backward(dx2, dw2, db2, dout, x, w, col, 2, dwork, c->B, &s, 2);
     CHECK(t, memcmp(dx, dx2, n_in * sizeof(float)) == 0 && memcmp(dw1, dw2, n_w * sizeof(float)) == 0 &&
                  memcmp(db1, db2, c->OC * sizeof(float)) == 0,
           "backward differs with 2 threads");
     /* Without dinp (a first layer) the parameter gradients are unchanged. */
     memset(dw2, 0, n_w * sizeof(float)), memset(db2, 0, c->OC * sizeof(float));
-    conv2d_backward(NULL, dw2, db2, dout, x, w, col, c->B, &s, 1);
+    conv2d_backward(NULL, dw2, db2, dout, x, w, col, 1, dwork, c->B, &s, 1);
     CHECK(t, memcmp(dw1, dw2, n_w * sizeof(float)) == 0 && memcmp(db1, db2, c->OC * sizeof(float)) == 0,
           "dinp NULL changes the parameter gradients");
     free(out2), free(dx2), free(dw2), free(db2), free(dw1), free(db1);
-    free(x), free(w), free(bias), free(out), free(ref), free(dout), free(col);
+    free(x), free(w), free(bias), free(out), free(ref), free(dout), free(col), free(dwork);
     free(dx), free(dx_ref), free(dw), free(dw_ref), free(db), free(db_ref);
 }
 
@@ -169,6 +170,7 @@ void test_conv2d_gradients(test_ctx *t) {
         size_t n_w = (size_t)c->OC * c->C * c->K * c->K;
         float *x = alloc_floats(n_in), *w = alloc_floats(n_w), *bias = alloc_floats(c->OC);
         float *out = alloc_floats(n_out), *R = alloc_floats(n_out), *col = alloc_floats(fm_conv_col_size(&s));
+        float *dwork = alloc_floats(fm_conv_dwork_size(&s, c->B));
         float *dx = alloc_floats(n_in), *dw = alloc_floats(n_w), *db = alloc_floats(c->OC);
         fm_rng rng;
         fm_rng_seed(&rng, 200 + ci);
@@ -176,7 +178,7 @@ void test_conv2d_gradients(test_ctx *t) {
         fill(w, n_w, &rng, -1, 1);
         fill(bias, c->OC, &rng, -1, 1);
         fill(R, n_out, &rng, -1, 1);
-        conv2d_backward(dx, dw, db, R, x, w, col, c->B, &s, 1);
+        conv2d_backward(dx, dw, db, R, x, w, col, 1, dwork, c->B, &s, 1);
         /* The loss is linear in each argument: a large step costs no truncation error. */
         const float h = 0.125f;
         struct { float *v, *g; size_t n; const char *name; } parts[] = {
@@ -185,10 +187,10 @@ void test_conv2d_gradients(test_ctx *t) {
             for (size_t i = 0; i < parts[p].n; i++) {
                 float keep = parts[p].v[i];
                 parts[p].v[i] = keep + h;
-                conv2d_forward(out, x, w, bias, col, c->B, &s, 1);
+                conv2d_forward(out, x, w, bias, col, 1, c->B, &s, 1);
                 double up = dot_loss(out, R, n_out);
                 parts[p].v[i] = keep - h;
-                conv2d_forward(out, x, w, bias, col, c->B, &s, 1);
+                conv2d_forward(out, x, w, bias, col, 1, c->B, &s, 1);
                 double down = dot_loss(out, R, n_out);
                 parts[p].v[i] = keep;
                 double fd = (up - down) / (2.0 * h);
@@ -196,7 +198,7 @@ void test_conv2d_gradients(test_ctx *t) {
                       ci, parts[p].name, i, (double)parts[p].g[i], fd);
             }
         }
-        free(x), free(w), free(bias), free(out), free(R), free(col), free(dx), free(dw), free(db);
+        free(x), free(w), free(bias), free(out), free(R), free(col), free(dwork), free(dx), free(dw), free(db);
     }
 }
 

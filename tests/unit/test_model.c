@@ -104,14 +104,14 @@ void test_model_bad_specs(test_ctx *t) {
         {"dense:12x", "\"dense:12x\"", "integer"},
         {"dense:128:foo", "\"dense:128:foo\"", "unknown activation \"foo\""},
         {"dense:10:softmax", "\"dense:10:softmax\"", "softmax"},
-        {"conv:3", "\"conv:3\"", "unknown layer"},
+        {"conv:3", "\"conv:3\"", "kernel size"},
         {"relu:3,dense:10", "\"relu:3\"", "unknown layer"},
         {"dense:128,,dense:10", "empty layer at position 2", NULL},
         {"dense:128,dense:10,", "empty layer at position 3", NULL},
         {"dense:128", "ends with 128 outputs", "10 classes"},
         {"dense:10,relu,dense:128", "ends with 128 outputs", NULL},
-        {"relu", "\"relu\"", "no dense layer"},
-        {"flatten,tanh", "no dense layer", NULL},
+        {"relu", "\"relu\"", "no dense or conv layer"},
+        {"flatten,tanh", "no dense or conv layer", NULL},
         {"dense:65536,dense:65536,dense:10", "\"dense:65536\"", "parameters"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0] + 1; i++) {

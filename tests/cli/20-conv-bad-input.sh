@@ -1,0 +1,78 @@
+# 20-conv-bad-input.sh — bad input for what convolutional networks added: spec items (conv,
+# pools, dropout, batch norm, leakyrelu) and shapes that do not fit, model files with batch norm
+# tensors broken in one way each. Every case gives exactly one error line naming the item, flag
+# or tensor, and a non-zero exit. Sourced by tests/run.sh (uses $FMNIST, $FIXTURES, $DATA, $T).
+
+# shellcheck disable=SC2016 # single quotes are meant: regexes with \$
+CB=$T/conv-bad-input
+mkdir -p "$CB/small"
+"$FIXTURES" subset "$DATA" "$CB/small" 600 200 || fail "conv bad-input setup" "fixtures subset failed"
+CB_TRAIN=("$FMNIST" train --data "$CB/small" --epochs 1 --val 100 --quiet --no-test --out "$CB/out")
+
+# ============================================================ spec items
+cb_spec_cases=(
+    'conv|"conv" needs filters and a kernel size, e.g\. conv:32:3'
+    'conv:0:3,dense:10|"conv:0:3": filters must be an integer in 1\.\.4096'
+    'conv:8:0,dense:10|"conv:8:0": kernel size must be an integer in 1\.\.64'
+    'conv:8:3:full,dense:10|"conv:8:3:full": unknown or repeated option "full"'
+    'conv:8:3:s0,dense:10|"conv:8:3:s0": stride "s0" must be s1\.\.s64'
+    'conv:8:30,dense:10|"conv:8:30": a 30x30 kernel does not fit its 28x28 input without padding'
+    'conv:8:3,maxpool:27,dense:10|"maxpool:27": a 27x27 pool is larger than its 26x26 input'
+    'maxpool:0,dense:10|"maxpool:0": pool size must be an integer in 1\.\.64'
+    'avgpool:2:0,dense:10|"avgpool:2:0": stride must be an integer in 1\.\.64'
+    'dropout:1,dense:10|"dropout:1": dropout needs a probability in \[0, 1\)'
+    'dense:10,leakyrelu:2|"leakyrelu:2": the slope must be a number in \[0, 1\)'
+    'dense:128,conv:8:3,dense:10|"conv:8:3" needs an image .* follows a flat layer of 128 values'
+    'gap:3,dense:10|unknown layer "gap:3" \(expected dense:UNITS'
+    'bn:0.1,dense:10|unknown layer "bn:0\.1"'
+    'conv:8:3,gap|ends with 8 outputs but there are 10 classes'
+    'maxpool:2,bn,dropout:0.5|has no dense or conv layer to learn with'
+)
+for cb_c in "${cb_spec_cases[@]}"; do
+    cb_spec=${cb_c%%|*} cb_regex=${cb_c#*|}
+    expect_fail "conv spec \"$cb_spec\": train" "^fmnist train: --model: .*$cb_regex" "${CB_TRAIN[@]}" --model "$cb_spec"
+    expect_fail "conv spec \"$cb_spec\": summary" "^fmnist summary: .*$cb_regex" "$FMNIST" summary "$cb_spec"
+done
+
+# ============================================================ model files with conv and batch norm
+expect_ok "conv: train a tiny conv model with batch norm" \
+    "${CB_TRAIN[@]}" --model "conv:4:3:same,bn,relu,maxpool:2,dropout:0.25,dense:10" --out "$CB/m"
+CB_MODEL=$CB/m/model.safetensors
+# cb_st_edit IN OUT WHAT: rewrites one thing in a safetensors file's header or data.
+cb_st_edit() {
+    python3 - "$@" <<'PY'
+import json, struct, sys
+src, dst, what = sys.argv[1:4]
+blob = open(src, "rb").read()
+n = struct.unpack("<Q", blob[:8])[0]
+head, data = json.loads(blob[8:8 + n]), bytearray(blob[8 + n:])
+if what == "conv-shape":
+    head["layers.0.weight"]["shape"] = [4, 1, 9]
+elif what == "nbt-dtype":
+    head["layers.1.num_batches_tracked"]["dtype"] = "F32"
+elif what == "no-running-var":
+    del head["layers.1.running_var"]
+elif what == "negative-var":
+    b = head["layers.1.running_var"]["data_offsets"][0]
+    data[b:b + 4] = struct.pack("<f", -1.0)
+text = json.dumps(head).encode()
+text += b" " * (-len(text) % 8)
+open(dst, "wb").write(struct.pack("<Q", len(text)) + text + bytes(data))
+PY
+}
+cb_file_cases=(
+    'conv-shape|tensor layers\.0\.weight has shape \[4,1,9\], the spec needs \[4, 1, 3, 3\]'
+    'nbt-dtype|tensor layers\.1\.num_batches_tracked has dtype F32, expected I64'
+    'no-running-var|tensor layers\.1\.running_var is missing'
+    'negative-var|tensor layers\.1\.running_var holds a negative variance at index 0'
+)
+for cb_c in "${cb_file_cases[@]}"; do
+    cb_what=${cb_c%%|*} cb_regex=${cb_c#*|}
+    cb_st_edit "$CB_MODEL" "$CB/$cb_what.safetensors" "$cb_what"
+    expect_fail "conv model file: $cb_what (evaluate)" "^fmnist evaluate: .*$cb_what\.safetensors: $cb_regex" \
+        "$FMNIST" evaluate "$CB/$cb_what.safetensors" --data "$CB/small"
+done
+
+# The model files of the first release (MLPs, format_version 1) still load.
+expect_ok "conv: a first-release MLP file still loads" "$FMNIST" summary fuzz/corpus/model/tiny-mlp &&
+    check "conv: first-release MLP summary" grep -q 'Total params: 38' <<<"$OUT_TEXT"
