@@ -189,13 +189,22 @@ fm_status fm_model_load(const char *path, fm_model **out, fm_error *err);
 
 /* ---------------------------------------------------------------- training */
 
-typedef enum { FM_OPT_ADAM = 0, FM_OPT_SGD = 1 } fm_optimizer;
+typedef enum { FM_OPT_ADAM = 0, FM_OPT_SGD = 1, FM_OPT_ADAMW = 2 } fm_optimizer;
+
+/* How the learning rate moves over a run (see fm_train_params.schedule). */
+typedef enum {
+    FM_SCHED_CONSTANT = 0,
+    FM_SCHED_STEP = 1,     /* times step_gamma every step_epochs epochs */
+    FM_SCHED_COSINE = 2,   /* half a cosine from lr down to 0 */
+    FM_SCHED_ONECYCLE = 3  /* PyTorch's OneCycleLR: lr/25 up to lr, then down to lr/25/1e4 */
+} fm_schedule;
 
 typedef struct {
     int epoch, epochs;          /* 1-based */
     double loss, accuracy;      /* running means over the epoch's training batches */
     double val_loss, val_accuracy; /* NaN when there is no validation set */
     double seconds;             /* wall time of the epoch, validation included */
+    double lr;                  /* the learning rate of the epoch's last step */
 } fm_epoch_stats;
 
 typedef struct {
@@ -221,6 +230,17 @@ typedef struct {
     void (*on_batch)(int epoch, int batch, int batches, double loss, double acc, void *user);
     int (*on_epoch)(const fm_epoch_stats *st, void *user);
     void *user;
+
+    /* Decoupled weight decay (sgd, adamw): dense and conv kernels shrink by lr*weight_decay each
+     * step before the optimizer's update, as PyTorch's AdamW does; biases and batch norm do not.
+     * adam refuses it (use adamw, or l2 for a penalty in the loss). */
+    float weight_decay;
+    fm_schedule schedule;
+    float warmup;               /* epochs of linear warm-up to lr (one-cycle: of the rise; 0
+                                 * means 30% of the run); may be fractional */
+    int step_epochs;            /* step schedule: period in epochs [10] */
+    float step_gamma;           /* step schedule: factor [0.1] */
+    float label_smoothing;      /* training targets (1-s)*onehot + s/classes; s in [0, 1) */
 } fm_train_params;
 
 fm_train_params fm_train_default_params(void);

@@ -173,6 +173,13 @@ void batchnorm_backward(float *dinp, float *dgamma, float *dbeta, const float *d
 double softmax_xent_forward(float *probs, const float *logits, const uint8_t *labels, int B, int C,
                             int *correct);
 void softmax_xent_backward(float *dlogits, const float *probs, const uint8_t *labels, int B, int C);
+/* The same with label smoothing s (Szegedy et al.): the target is (1-s)*onehot + s/C, so the loss
+ * is logsumexp(z) - (1-s)*z[y] - s/C*sum(z) and dlogits = (probs - target) / B. s = 0 gives the
+ * functions above bit for bit. */
+double softmax_xent_smooth_forward(float *probs, const float *logits, const uint8_t *labels, int B,
+                                   int C, float smoothing, int *correct);
+void softmax_xent_smooth_backward(float *dlogits, const float *probs, const uint8_t *labels, int B,
+                                  int C, float smoothing);
 void softmax_forward(float *probs, const float *logits, int B, int C);
 int fm_argmax(const float *v, int n);
 
@@ -186,6 +193,25 @@ void sgd_step(float *params, const float *grads, float *velocity, size_t n, floa
  * sqrt(v), exactly as tf.keras does. */
 void adam_step(float *params, const float *grads, float *m, float *v, size_t n, float lr,
                float beta1, float beta2, float eps, long t);
+
+/* Decoupled weight decay: params *= 1 - lr*weight_decay (PyTorch's AdamW and SGD-W order: the
+ * trainer applies it to the kernel weights before the optimizer's step). */
+void weight_decay_step(float *params, size_t n, float lr, float weight_decay);
+
+/* A learning-rate schedule in steps: warm-up length, the step schedule's period and factor. */
+typedef struct {
+    fm_schedule kind;
+    long warmup_steps;
+    long step_steps;
+    float gamma;
+} fm_schedule_params;
+
+/* The learning rate of step t (0-based) of a run of total steps whose peak rate is base:
+ * constant, step (base * gamma^(t / step_steps)), cosine (down to 0 at the end) or one-cycle
+ * (PyTorch's OneCycleLR: base/25 up to base over the warm-up, default 30% of the run, then down
+ * to base/25/1e4). Every kind but one-cycle warms up linearly: step t < warmup uses
+ * base*(t+1)/warmup. */
+float fm_schedule_lr(const fm_schedule_params *s, float base, long t, long total);
 
 /* ---------------------------------------------------------------- model */
 

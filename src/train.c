@@ -1,6 +1,6 @@
-/* train.c — the fit loop (shuffle, mini-batches, loss, backward, L2, optimizer step), validation
- * on the held-out head of the training set, and evaluation. All buffers are allocated before the
- * first batch. */
+/* train.c — the fit loop (shuffle, mini-batches, loss, backward, L2, schedule, weight decay,
+ * optimizer step), validation on the held-out head of the training set, and evaluation. All
+ * buffers are allocated before the first batch. */
 #include "internal.h"
 
 #include <math.h>
@@ -21,7 +21,38 @@ fm_train_params fm_train_default_params(void) {
     p.seed = 1;
     p.threads = 0;
     p.val = 5000;
+    p.schedule = FM_SCHED_CONSTANT;
+    p.step_epochs = 10;
+    p.step_gamma = 0.1f;
     return p;
+}
+
+/* The settings convolutional networks brought: weight decay, schedules, label smoothing. */
+static fm_status train_params_check_more(const fm_train_params *p, fm_error *err) {
+    if (!isfinite(p->weight_decay) || p->weight_decay < 0.0f || p->weight_decay > 1.0f) {
+        return fm_fail(err, FM_ERR_ARG, "weight decay must be in [0, 1], got %g", (double)p->weight_decay);
+    }
+    if (p->weight_decay > 0.0f && p->optimizer == FM_OPT_ADAM) {
+        return fm_fail(err, FM_ERR_ARG, "weight decay is decoupled: use it with adamw or sgd (for "
+                       "a penalty in the loss use l2)");
+    }
+    if ((unsigned)p->schedule > FM_SCHED_ONECYCLE) {
+        return fm_fail(err, FM_ERR_ARG, "unknown schedule %d", (int)p->schedule);
+    }
+    if (!isfinite(p->warmup) || p->warmup < 0.0f || p->warmup >= (float)p->epochs) {
+        return fm_fail(err, FM_ERR_ARG, "warm-up must be in [0, epochs) = [0, %d), got %g",
+                       p->epochs, (double)p->warmup);
+    }
+    if (p->step_epochs < 1 || p->step_epochs > 100000) {
+        return fm_fail(err, FM_ERR_ARG, "step schedule period must be in 1..100000 epochs, got %d", p->step_epochs);
+    }
+    if (!(p->step_gamma > 0.0f && p->step_gamma <= 1.0f)) {
+        return fm_fail(err, FM_ERR_ARG, "step schedule factor must be in (0, 1], got %g", (double)p->step_gamma);
+    }
+    if (!(p->label_smoothing >= 0.0f && p->label_smoothing < 1.0f)) {
+        return fm_fail(err, FM_ERR_ARG, "label smoothing must be in [0, 1), got %g", (double)p->label_smoothing);
+    }
+    return FM_OK;
 }
 
 fm_status fm_train_params_check(const fm_train_params *p, fm_error *err) {
@@ -31,7 +62,7 @@ fm_status fm_train_params_check(const fm_train_params *p, fm_error *err) {
     if (p->batch < 1 || p->batch > 65536) {
         return fm_fail(err, FM_ERR_ARG, "batch must be in 1..65536, got %d", p->batch);
     }
-    if (p->optimizer != FM_OPT_ADAM && p->optimizer != FM_OPT_SGD) {
+    if (p->optimizer != FM_OPT_ADAM && p->optimizer != FM_OPT_SGD && p->optimizer != FM_OPT_ADAMW) {
         return fm_fail(err, FM_ERR_ARG, "unknown optimizer %d", (int)p->optimizer);
     }
     if (!isfinite(p->lr) || p->lr < 0.0f || p->lr > 10.0f) {
@@ -55,7 +86,7 @@ fm_status fm_train_params_check(const fm_train_params *p, fm_error *err) {
     if (p->threads > 1024) {
         return fm_fail(err, FM_ERR_ARG, "threads must be at most 1024, got %d", p->threads);
     }
-    return FM_OK;
+    return train_params_check_more(p, err);
 }
 
 void fm_history_free(fm_history *h) {
@@ -128,6 +159,14 @@ typedef struct {
     uint8_t *labels;        /* labels of the current batch */
 } run_buffers;
 
+/* Decoupled weight decay on the dense and conv kernels (see weight_decay.c). */
+static void decay_kernels(fm_model *m, float lr, float weight_decay) {
+    for (int l = 0; l < m->n_layers; l++) {
+        size_t n = fm_layer_weight_count(&m->layers[l]);
+        if (n) weight_decay_step(m->params + m->layers[l].w_off, n, lr, weight_decay);
+    }
+}
+
 static void run_buffers_free(run_buffers *rb) {
     free(rb->grads), free(rb->m1), free(rb->m2), free(rb->order), free(rb->labels);
 }
@@ -182,18 +221,19 @@ fm_status fm_fit(fm_model *m, const fm_dataset *ds, const fm_train_params *p, fm
     if (s) return s;
     int C = m->classes.n;
     int threads = fm_threads_resolve(p->threads);
-    float lr = p->lr > 0.0f ? p->lr : (p->optimizer == FM_OPT_ADAM ? 1e-3f : 1e-2f);
+    float lr = p->lr > 0.0f ? p->lr : (p->optimizer == FM_OPT_SGD ? 1e-2f : 1e-3f);
 
     run_buffers rb = {0};
     size_t P = m->n_params;
     rb.grads = malloc(P * sizeof(float));
-    int need_m1 = p->optimizer == FM_OPT_ADAM || p->momentum > 0.0f;
+    int adam = p->optimizer == FM_OPT_ADAM || p->optimizer == FM_OPT_ADAMW;
+    int need_m1 = adam || p->momentum > 0.0f;
     if (need_m1) rb.m1 = calloc(P, sizeof(float));
-    if (p->optimizer == FM_OPT_ADAM) rb.m2 = calloc(P, sizeof(float));
+    if (adam) rb.m2 = calloc(P, sizeof(float));
     rb.order = malloc(train.n * sizeof(int32_t));
     rb.labels = malloc(batch);
     fm_epoch_stats *epochs = calloc((size_t)p->epochs, sizeof *epochs);
-    if (!rb.grads || (need_m1 && !rb.m1) || (p->optimizer == FM_OPT_ADAM && !rb.m2) || !rb.order ||
+    if (!rb.grads || (need_m1 && !rb.m1) || (adam && !rb.m2) || !rb.order ||
         !rb.labels || !epochs) {
         run_buffers_free(&rb);
         free(epochs);
@@ -206,6 +246,10 @@ fm_status fm_fit(fm_model *m, const fm_dataset *ds, const fm_train_params *p, fm
     long step = 0;
     int batches = (int)((train.n + batch - 1) / batch);
     int done = 0;
+    const long total_steps = (long)p->epochs * batches;
+    const fm_schedule_params sched = {p->schedule, (long)llround((double)p->warmup * batches),
+                                      (long)p->step_epochs * batches, p->step_gamma};
+    float lr_now = lr;
     for (int e = 1; e <= p->epochs && !s; e++) {
         double t0 = fm_now_seconds();
         fm_rng_shuffle(&rng, rb.order, train.n);
@@ -219,10 +263,12 @@ fm_status fm_fit(fm_model *m, const fm_dataset *ds, const fm_train_params *p, fm
             fm_scale_images(fm_model_input(m), &train, rows, (size_t)B, m->scaling);
             for (int b = 0; b < B; b++) rb.labels[b] = train.labels[rows[b]];
 
+            lr_now = fm_schedule_lr(&sched, lr, step, total_steps);
             const float *logits = fm_model_forward(m, B, threads);
             int right = 0;
-            double loss = softmax_xent_forward(m->probs, logits, rb.labels, B, C, &right) / B;
-            softmax_xent_backward(m->dbuf[0], m->probs, rb.labels, B, C);
+            double loss = softmax_xent_smooth_forward(m->probs, logits, rb.labels, B, C,
+                                                      p->label_smoothing, &right) / B;
+            softmax_xent_smooth_backward(m->dbuf[0], m->probs, rb.labels, B, C, p->label_smoothing);
             memset(rb.grads, 0, P * sizeof(float));
             fm_model_backward(m, m->dbuf[0], rb.grads, B, threads);
             if (p->l2 > 0.0f) loss += apply_l2(m, rb.grads, p->l2);
@@ -230,14 +276,15 @@ fm_status fm_fit(fm_model *m, const fm_dataset *ds, const fm_train_params *p, fm
                 s = fm_fail(err, FM_ERR_DIVERGED,
                             "loss became %s at epoch %d, batch %d; the learning rate (%g) is "
                             "probably too high",
-                            isnan(loss) ? "NaN" : "infinite", e, bi + 1, (double)lr);
+                            isnan(loss) ? "NaN" : "infinite", e, bi + 1, (double)lr_now);
                 break;
             }
             step++;
-            if (p->optimizer == FM_OPT_ADAM) {
-                adam_step(m->params, rb.grads, rb.m1, rb.m2, P, lr, p->beta1, p->beta2, p->eps, step);
+            if (p->weight_decay > 0.0f) decay_kernels(m, lr_now, p->weight_decay);
+            if (adam) {
+                adam_step(m->params, rb.grads, rb.m1, rb.m2, P, lr_now, p->beta1, p->beta2, p->eps, step);
             } else {
-                sgd_step(m->params, rb.grads, rb.m1, P, lr, p->momentum, p->nesterov);
+                sgd_step(m->params, rb.grads, rb.m1, P, lr_now, p->momentum, p->nesterov);
             }
             loss_sum += loss * B;
             right_sum += (uint64_t)right;
@@ -255,6 +302,7 @@ fm_status fm_fit(fm_model *m, const fm_dataset *ds, const fm_train_params *p, fm
         st->loss = loss_sum / (double)seen;
         st->accuracy = (double)right_sum / (double)seen;
         st->val_loss = st->val_accuracy = NAN;
+        st->lr = lr_now;
         if (val.n > 0) {
             uint32_t right;
             evaluate_into(m, &val, eval_batch, threads, &st->val_loss, &right, NULL, NULL);

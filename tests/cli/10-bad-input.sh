@@ -275,7 +275,7 @@ bi_flag_cases=(
     '--lr 0|--lr must be above 0, got "0"'
     '--lr nan|--lr must be a number in \[0, 10\], got "nan"'
     '--lr 1e9|--lr must be a number in \[0, 10\], got "1e9"'
-    '--optimizer rmsprop|--optimizer must be adam or sgd, got "rmsprop"'
+    '--optimizer rmsprop|--optimizer must be adam, adamw or sgd, got "rmsprop"'
     '--momentum 1|--momentum must be a number in \[0, 0\.999999\], got "1"'
     '--optimizer sgd --nesterov|--nesterov needs --momentum above 0'
     '--momentum 0.9 --nesterov|--nesterov applies to --optimizer sgd only'

@@ -1,6 +1,6 @@
 # 20-conv-bad-input.sh — bad input for what convolutional networks added: spec items (conv,
-# pools, dropout, batch norm, leakyrelu) and shapes that do not fit, model files with batch norm
-# tensors broken in one way each. Every case gives exactly one error line naming the item, flag
+# pools, dropout, batch norm, leakyrelu) and shapes that do not fit, the training flags
+# (optimizers, schedules, smoothing), model files with batch norm tensors broken in one way each. Every case gives exactly one error line naming the item, flag
 # or tensor, and a non-zero exit. Sourced by tests/run.sh (uses $FMNIST, $FIXTURES, $DATA, $T).
 
 # shellcheck disable=SC2016 # single quotes are meant: regexes with \$
@@ -33,6 +33,39 @@ for cb_c in "${cb_spec_cases[@]}"; do
     expect_fail "conv spec \"$cb_spec\": train" "^fmnist train: --model: .*$cb_regex" "${CB_TRAIN[@]}" --model "$cb_spec"
     expect_fail "conv spec \"$cb_spec\": summary" "^fmnist summary: .*$cb_regex" "$FMNIST" summary "$cb_spec"
 done
+
+# ============================================================ flags: optimizers, schedules, smoothing
+cb_flag_cases=(
+    '--optimizer adamx|--optimizer must be adam, adamw or sgd, got "adamx"'
+    '--weight-decay -1|--weight-decay must be a number in \[0, 1\], got "-1"'
+    '--weight-decay 0.1|--weight-decay is decoupled: use it with --optimizer adamw or sgd'
+    '--schedule linear|--schedule must be constant, step, cosine or onecycle, got "linear"'
+    '--warmup -1|--warmup must be a number in \[0, 100000\], got "-1"'
+    '--warmup 1|--warmup 1 must be below --epochs 1'
+    '--step-epochs 0|--step-epochs must be an integer in 1\.\.100000, got "0"'
+    '--step-gamma 0|--step-gamma must be above 0, got "0"'
+    '--step-gamma 2|--step-gamma must be a number in \[0, 1\], got "2"'
+    '--label-smoothing 1|--label-smoothing must be a number in \[0, 0\.999999\], got "1"'
+    '--label-smoothing x|--label-smoothing must be a number'
+)
+for cb_c in "${cb_flag_cases[@]}"; do
+    cb_flags=${cb_c%%|*} cb_regex=${cb_c#*|}
+    # shellcheck disable=SC2086 # the flags are meant to split into words
+    expect_fail "conv flags: train $cb_flags" "^fmnist train: $cb_regex" "${CB_TRAIN[@]}" $cb_flags
+done
+
+# A schedule shows the rate on each epoch line and in the history; run.json records the settings.
+if expect_ok "conv: adamw + cosine + warm-up + label smoothing" "$FMNIST" train --data "$CB/small" --val 100 \
+    --epochs 2 --optimizer adamw --schedule cosine --warmup 0.5 --label-smoothing 0.1 --no-test --out "$CB/sched"; then
+    check "conv: training line names the schedule" grep -q '^Training: adamw lr 0.001, cosine schedule (0.5 warm-up epochs), weight decay 0.01, label smoothing 0.1' <<<"$OUT_TEXT"
+    check "conv: epoch lines show the rate" grep -qE '^Epoch 2/2 .* - lr: [0-9.e-]+$' <<<"$OUT_TEXT"
+    check "conv: history and run.json record the schedule" python3 -c "
+import json
+h = json.load(open('$CB/sched/history.json')); r = json.load(open('$CB/sched/run.json'))
+assert len(h['lr']) == 2 and h['lr'][1] < h['lr'][0] < 0.001, h['lr']
+assert r['optimizer'] == 'adamw' and r['schedule'] == 'cosine' and r['weight_decay'] == 0.01, r
+assert r['warmup'] == 0.5 and abs(r['label_smoothing'] - 0.1) < 1e-7, r"
+fi
 
 # ============================================================ model files with conv and batch norm
 expect_ok "conv: train a tiny conv model with batch norm" \

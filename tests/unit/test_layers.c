@@ -350,3 +350,46 @@ void test_model_gradients(test_ctx *t) {
     free(grads2);
     fm_model_free(m);
 }
+
+void test_label_smoothing(test_ctx *t) {
+    /* logits (1, 2, 3), label 2, s = 0.1, C = 3: logsumexp 3.4076059644, target (1/30, 1/30,
+     * 0.9 + 1/30): loss = 3.4076059644 - 0.9*3 - 0.1/3*6 = 0.5076059644; dlogits = p - target =
+     * (0.0900306 - 0.0333333, 0.2447285 - 0.0333333, 0.6652410 - 0.9333333). */
+    const float logits[3] = {1, 2, 3};
+    const uint8_t label[1] = {2};
+    float probs[3], d[3];
+    int right = 0;
+    double loss = softmax_xent_smooth_forward(probs, logits, label, 1, 3, 0.1f, &right);
+    CHECK_NEAR(t, loss, 0.5076059644443804, 1e-6);
+    CHECK(t, right == 1, "correct %d", right);
+    softmax_xent_smooth_backward(d, probs, label, 1, 3, 0.1f);
+    const double want[3] = {0.0566972398370471, 0.21139513772146426, -0.2680923775585117};
+    for (int i = 0; i < 3; i++) CHECK_NEAR(t, d[i], want[i], 1e-6);
+
+    /* s = 0 is the plain loss, bit for bit; and the smoothed gradient is the derivative of the
+     * smoothed mean loss. */
+    enum { B = 4, C = 5 };
+    float z[B * C], p1[B * C], p2[B * C], d1[B * C], d2[B * C];
+    const uint8_t labels[B] = {0, 3, 4, 1};
+    fm_rng rng;
+    fm_rng_seed(&rng, 61);
+    fill(z, B * C, &rng, -3, 3);
+    double a = softmax_xent_forward(p1, z, labels, B, C, NULL);
+    double b = softmax_xent_smooth_forward(p2, z, labels, B, C, 0.0f, NULL);
+    softmax_xent_backward(d1, p1, labels, B, C);
+    softmax_xent_smooth_backward(d2, p2, labels, B, C, 0.0f);
+    CHECK(t, a == b && memcmp(d1, d2, sizeof d1) == 0, "smoothing 0 differs from the plain loss");
+    softmax_xent_smooth_forward(p2, z, labels, B, C, 0.2f, NULL);
+    softmax_xent_smooth_backward(d2, p2, labels, B, C, 0.2f);
+    const float h = 1e-2f;
+    for (int i = 0; i < B * C; i++) {
+        float keep = z[i];
+        z[i] = keep + h;
+        double up = softmax_xent_smooth_forward(p2, z, labels, B, C, 0.2f, NULL) / B;
+        z[i] = keep - h;
+        double down = softmax_xent_smooth_forward(p2, z, labels, B, C, 0.2f, NULL) / B;
+        z[i] = keep;
+        double fd = (up - down) / (2.0 * h);
+        CHECK(t, FD_OK(d2[i], fd, 1e-4), "dlogits[%d] = %.7g, finite difference %.7g", i, (double)d2[i], fd);
+    }
+}

@@ -360,3 +360,102 @@ void test_fit_standard_scaling_from_training_part(test_ctx *t) {
     fm_model_free(m);
     fm_dataset_free(&ds);
 }
+
+/* ---------------------------------------------------------------- schedules, decay, smoothing */
+
+void test_train_params_check_more(test_ctx *t) {
+    fm_error err = {0};
+    static const struct { const char *field, *needle; } cases[] = {
+        {"weight decay with adam", "use it with adamw or sgd"},
+        {"weight decay 2", "weight decay must be in [0, 1]"},
+        {"schedule 9", "unknown schedule"},
+        {"warm-up = epochs", "warm-up must be in [0, epochs) = [0, 10)"},
+        {"warm-up -1", "warm-up"},
+        {"step period 0", "step schedule period"},
+        {"step factor 0", "step schedule factor"},
+        {"label smoothing 1", "label smoothing must be in [0, 1)"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        fm_train_params p = fm_train_default_params();
+        switch (i) {
+        case 0: p.weight_decay = 0.01f; break;
+        case 1: p.optimizer = FM_OPT_ADAMW, p.weight_decay = 2.0f; break;
+        case 2: p.schedule = (fm_schedule)9; break;
+        case 3: p.warmup = 10.0f; break;
+        case 4: p.warmup = -1.0f; break;
+        case 5: p.step_epochs = 0; break;
+        case 6: p.step_gamma = 0.0f; break;
+        case 7: p.label_smoothing = 1.0f; break;
+        }
+        CHECK(t, fm_train_params_check(&p, &err) == FM_ERR_ARG, "%s accepted", cases[i].field);
+        CHECK_MSG(t, err.msg, cases[i].needle);
+    }
+    fm_train_params p = fm_train_default_params();
+    p.optimizer = FM_OPT_ADAMW, p.weight_decay = 0.05f, p.schedule = FM_SCHED_ONECYCLE, p.warmup = 2.5f;
+    p.label_smoothing = 0.1f;
+    CHECK(t, fm_train_params_check(&p, &err) == FM_OK, "%s", err.msg);
+    p.optimizer = FM_OPT_SGD;
+    CHECK(t, fm_train_params_check(&p, &err) == FM_OK, "sgd with weight decay: %s", err.msg);
+}
+
+void test_fit_schedule_in_history(test_ctx *t) {
+    fm_dataset ds = make_data(300, 10);
+    fm_model *m = make_model(t, "dense:8:relu,dense:3", FM_SCALE_UNIT);
+    if (!m) return;
+    fm_train_params p = fm_train_default_params();
+    /* 256 training images in batches of 64: 4 steps an epoch, 20 in all, 1.5 epochs (6 steps)
+     * of warm-up. */
+    p.epochs = 5, p.batch = 64, p.val = 44, p.threads = 1, p.lr = 0.01f;
+    p.schedule = FM_SCHED_COSINE, p.warmup = 1.5f;
+    fm_error err = {0};
+    fm_history hist;
+    CHECK(t, fm_fit(m, &ds, &p, &hist, &err) == FM_OK, "%s", err.msg);
+    fm_schedule_params s = {FM_SCHED_COSINE, 6, 0, 0.1f};
+    for (int e = 0; e < hist.n; e++) {
+        double want = fm_schedule_lr(&s, 0.01f, 4 * (e + 1) - 1, 20);
+        CHECK(t, hist.epochs[e].lr == want, "epoch %d: lr %.9g, want %.9g", e + 1, hist.epochs[e].lr, want);
+    }
+    CHECK(t, hist.n == 5 && hist.epochs[4].lr < 2e-4, "the cosine ends at %g", hist.n == 5 ? hist.epochs[4].lr : -1.0);
+    fm_history_free(&hist);
+    fm_model_free(m);
+    fm_dataset_free(&ds);
+}
+
+/* Sum of squared kernel weights, and the sum of |biases|. */
+static void weight_norms(const fm_model *m, double *kernels, double *biases) {
+    *kernels = *biases = 0.0;
+    for (int l = 0; l < m->n_layers; l++) {
+        const fm_layer *L = &m->layers[l];
+        size_t n = fm_layer_weight_count(L);
+        for (size_t i = 0; i < n; i++) *kernels += (double)m->params[L->w_off + i] * m->params[L->w_off + i];
+        for (size_t i = n; i < L->n_params; i++) *biases += fabs(m->params[L->w_off + i]);
+    }
+}
+
+void test_fit_weight_decay_and_smoothing(test_ctx *t) {
+    fm_dataset ds = make_data(300, 11);
+    double kernels[2], biases[2], confidence[2];
+    for (int k = 0; k < 2; k++) {
+        fm_model *m = make_model(t, "dense:8:relu,dense:3", FM_SCALE_UNIT);
+        if (!m) return;
+        fm_train_params p = fm_train_default_params();
+        p.optimizer = FM_OPT_ADAMW, p.lr = 0.01f, p.epochs = 4, p.val = 0, p.threads = 1;
+        p.weight_decay = k ? 5.0e-1f : 0.0f;
+        p.label_smoothing = k ? 0.3f : 0.0f;
+        fm_error err = {0};
+        CHECK(t, fm_fit(m, &ds, &p, NULL, &err) == FM_OK, "%s", err.msg);
+        weight_norms(m, &kernels[k], &biases[k]);
+        /* Smoothed targets leave the model less sure of its answers. */
+        float *probs = malloc((size_t)ds.n * 3 * sizeof(float));
+        CHECK(t, fm_predict(m, &ds, 0, ds.n, probs, 1, &err) == FM_OK, "%s", err.msg);
+        confidence[k] = 0;
+        for (uint32_t i = 0; i < ds.n; i++) confidence[k] += probs[i * 3 + fm_argmax(probs + i * 3, 3)] / ds.n;
+        free(probs);
+        CHECK(t, train_accuracy(t, m, &ds) > 0.9, "accuracy with%s decay", k ? "" : "out");
+        fm_model_free(m);
+    }
+    CHECK(t, kernels[1] < 0.7 * kernels[0], "squared kernels %g with decay, %g without", kernels[1], kernels[0]);
+    CHECK(t, confidence[1] < confidence[0] - 0.05 && confidence[1] < 0.9, "mean confidence %g smoothed, %g not",
+          confidence[1], confidence[0]);
+    fm_dataset_free(&ds);
+}
