@@ -37,6 +37,10 @@ static void help(void) {
            "                     default 30%% of the run); may be fractional    [0]\n"
            "  --step-epochs N --step-gamma X   step schedule: lr *= X every N epochs [10, 0.1]\n"
            "  --label-smoothing X  train towards (1-X)*onehot + X/classes        [0]\n"
+           "  --augment LIST     on-the-fly, seeded: shift=N (pixels), flip, rotate=DEGREES,\n"
+           "                     erase=P (random erasing), e.g. shift=2,flip    [none]\n"
+           "  --tta              test-time augmentation: average each image with its mirror\n"
+           "                     (stored in the model, used by evaluate and predict)\n"
            "  --l2 X             add X * sum(w^2) over dense and conv kernels to the loss [0]\n"
            "  --init NAME        glorot (Keras's default) or he                 [glorot]\n"
            "  --scale NAME       unit (x/255) or standard (mean/std of the training part) [unit]\n"
@@ -87,8 +91,9 @@ static int parse_schedule(const char *s, fm_schedule *out) {
     return 0;
 }
 
-/* ", cosine schedule (1 warm-up epochs), weight decay 0.05, label smoothing 0.1" or "". */
-static const char *regularisation_text(const fm_train_params *tp, char *buf, size_t cap) {
+/* ", cosine schedule (1 warm-up epochs), weight decay 0.05, label smoothing 0.1, augment flip"
+ * or "". */
+static const char *regularisation_text(const fm_train_params *tp, int tta, char *buf, size_t cap) {
     size_t len = 0;
     buf[0] = '\0';
     if (tp->schedule != FM_SCHED_CONSTANT || tp->warmup > 0) {
@@ -101,8 +106,14 @@ static const char *regularisation_text(const fm_train_params *tp, char *buf, siz
     if (tp->weight_decay > 0) len += (size_t)snprintf(buf + len, cap - len, ", weight decay %g", (double)tp->weight_decay);
     if (tp->l2 > 0) len += (size_t)snprintf(buf + len, cap - len, ", l2 %g", (double)tp->l2);
     if (tp->label_smoothing > 0) {
-        snprintf(buf + len, cap - len, ", label smoothing %g", (double)tp->label_smoothing);
+        len += (size_t)snprintf(buf + len, cap - len, ", label smoothing %g", (double)tp->label_smoothing);
     }
+    if (fm_augment_active(&tp->augment) && len < cap) {
+        char aug[128];
+        fm_augment_format(&tp->augment, aug, sizeof aug);
+        len += (size_t)snprintf(buf + len, cap - len, ", augment %s", aug);
+    }
+    if (tta && len < cap) snprintf(buf + len, cap - len, ", test-time flips");
     return buf;
 }
 
@@ -200,7 +211,7 @@ int cmd_train(int argc, char **argv) {
     const char *cmd = "train";
     enum { O_MODEL = 256, O_EPOCHS, O_BATCH, O_OPT, O_LR, O_MOM, O_NEST, O_B1, O_B2, O_EPS, O_L2, O_INIT,
            O_SCALE, O_VAL, O_SEED, O_THREADS, O_DATA, O_CLASSES, O_OUT, O_NAME, O_NOTEST, O_QUIET, O_JSON,
-           O_WD, O_SCHED, O_WARMUP, O_STEP_EPOCHS, O_STEP_GAMMA, O_SMOOTH };
+           O_WD, O_SCHED, O_WARMUP, O_STEP_EPOCHS, O_STEP_GAMMA, O_SMOOTH, O_AUGMENT, O_TTA };
     static const struct option opts[] = {
         {"help", no_argument, 0, 'h'},          {"model", required_argument, 0, O_MODEL},
         {"epochs", required_argument, 0, O_EPOCHS}, {"batch", required_argument, 0, O_BATCH},
@@ -218,11 +229,13 @@ int cmd_train(int argc, char **argv) {
         {"weight-decay", required_argument, 0, O_WD}, {"schedule", required_argument, 0, O_SCHED},
         {"warmup", required_argument, 0, O_WARMUP}, {"step-epochs", required_argument, 0, O_STEP_EPOCHS},
         {"step-gamma", required_argument, 0, O_STEP_GAMMA},
-        {"label-smoothing", required_argument, 0, O_SMOOTH}, {0, 0, 0, 0}};
+        {"label-smoothing", required_argument, 0, O_SMOOTH}, {"augment", required_argument, 0, O_AUGMENT},
+        {"tta", no_argument, 0, O_TTA}, {0, 0, 0, 0}};
     fm_train_params tp = fm_train_default_params();
     fm_model_params mp = fm_model_default_params();
     const char *spec = "mlp", *data = NULL, *out = NULL, *name = NULL, *classes = "fashion";
-    int no_test = 0, quiet = 0, json = 0, c, wd_given = 0;
+    int no_test = 0, quiet = 0, json = 0, c, wd_given = 0, tta = 0;
+    fm_error err = {0};
     long lv;
     double dv;
     opterr = 0;
@@ -301,6 +314,10 @@ int cmd_train(int argc, char **argv) {
             if (!cli_float(cmd, "--label-smoothing", optarg, 0, 0.999999, &dv)) return 1;
             tp.label_smoothing = (float)dv;
             break;
+        case O_AUGMENT:
+            if (fm_augment_parse(optarg, &tp.augment, &err)) return cli_error(cmd, "--augment: %s", err.msg);
+            break;
+        case O_TTA: tta = 1; break;
         default: return cli_bad_option(cmd, argv, c);
         }
     }
@@ -315,7 +332,6 @@ int cmd_train(int argc, char **argv) {
     if (tp.warmup >= (float)tp.epochs) {
         return cli_error(cmd, "--warmup %g must be below --epochs %d", (double)tp.warmup, tp.epochs);
     }
-    fm_error err = {0};
     if (fm_classes_parse(classes, &mp.classes, &err)) return cli_error(cmd, "--classes: %s", err.msg);
     mp.seed = tp.seed;
 
@@ -361,6 +377,7 @@ int cmd_train(int argc, char **argv) {
         cli_error(cmd, "--model: %s", err.msg);
         goto cleanup;
     }
+    fm_model_set_tta(model, tta);
     progress pr = {isatty(STDOUT_FILENO), quiet, 0, 0, 0};
     tp.on_batch = on_batch;
     tp.on_epoch = on_epoch;
@@ -376,7 +393,7 @@ int cmd_train(int argc, char **argv) {
         printf("Training: %s lr %g%s%s, batch %d, %d epochs, seed %llu, %d thread%s -> %s\n",
                optimizer_name(tp.optimizer), (double)lr,
                tp.optimizer == FM_OPT_SGD && tp.momentum > 0 ? (tp.nesterov ? " nesterov" : " momentum") : "",
-               regularisation_text(&tp, regtext, sizeof regtext), tp.batch, tp.epochs, (unsigned long long)tp.seed, threads,
+               regularisation_text(&tp, tta, regtext, sizeof regtext), tp.batch, tp.epochs, (unsigned long long)tp.seed, threads,
                threads == 1 ? "" : "s", outdir);
         fflush(stdout);
     }
@@ -424,6 +441,10 @@ int cmd_train(int argc, char **argv) {
         json_setting(run, "step_gamma", tp.step_gamma);
     }
     json_setting(run, "label_smoothing", tp.label_smoothing);
+    char augtext[128];
+    fm_augment_format(&tp.augment, augtext, sizeof augtext);
+    cJSON_AddStringToObject(run, "augment", augtext);
+    cJSON_AddStringToObject(run, "tta", tta ? "flip" : "none");
     cJSON_AddNumberToObject(run, "batch", tp.batch);
     cJSON_AddNumberToObject(run, "epochs", tp.epochs);
     cJSON_AddNumberToObject(run, "seed", (double)tp.seed);

@@ -133,6 +133,23 @@ typedef struct {
 } fm_classes;
 fm_status fm_classes_parse(const char *text, fm_classes *out, fm_error *err);
 
+/* On-the-fly augmentation of training batches (fm_train_params.augment); never applied when
+ * evaluating. Each draw comes from the run's generator, so a seeded run repeats exactly. */
+typedef struct {
+    int shift;    /* move by up to ±shift pixels each way, uncovered pixels as background; 0 off */
+    int flip;     /* mirror left to right with probability 1/2 */
+    float rotate; /* turn by up to ±rotate degrees about the centre, bilinear; 0 off */
+    float erase;  /* with this probability, blank a random rectangle of 2-40% of the image
+                   * (random erasing, Zhong et al.) to the background; 0 off */
+} fm_augment;
+
+/* Parses "shift=2,flip,rotate=10,erase=0.5" (any subset, any order) or "none". */
+fm_status fm_augment_parse(const char *text, fm_augment *out, fm_error *err);
+/* The canonical text of a (the form fm_augment_parse reads), "none" when all are off. */
+void fm_augment_format(const fm_augment *a, char *out, size_t cap);
+/* Whether any kind is on. */
+int fm_augment_active(const fm_augment *a);
+
 /* ---------------------------------------------------------------- model */
 
 typedef enum { FM_INIT_GLOROT_UNIFORM = 0, FM_INIT_HE_UNIFORM = 1 } fm_init;
@@ -172,6 +189,11 @@ void fm_model_input_shape(const fm_model *m, uint32_t *h, uint32_t *w);
 /* The Keras-style table: layer, output shape, parameters, totals. Writes at most cap bytes
  * (always NUL-terminated) and returns the length it needed. */
 size_t fm_model_summary(const fm_model *m, const char *title, char *buf, size_t cap);
+
+/* Test-time augmentation: with flip on, evaluation and prediction average the class
+ * probabilities of each image and its mirror image. Stored in the model file. */
+void fm_model_set_tta(fm_model *m, int flip);
+int fm_model_tta(const fm_model *m);
 
 /* Inference on count images; probs is [count, classes.n]; threads <= 0 means all cores. */
 fm_status fm_predict(fm_model *m, const fm_dataset *ds, uint32_t start, uint32_t count,
@@ -241,6 +263,7 @@ typedef struct {
     int step_epochs;            /* step schedule: period in epochs [10] */
     float step_gamma;           /* step schedule: factor [0.1] */
     float label_smoothing;      /* training targets (1-s)*onehot + s/classes; s in [0, 1) */
+    fm_augment augment;         /* applied to each training batch, off for validation */
 } fm_train_params;
 
 fm_train_params fm_train_default_params(void);

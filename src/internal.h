@@ -213,6 +213,18 @@ typedef struct {
  * base*(t+1)/warmup. */
 float fm_schedule_lr(const fm_schedule_params *s, float base, long t, long total);
 
+/* ---------------------------------------------------------------- augmentation */
+
+/* The transformations on one (H,W) image of scaled inputs, with explicit amounts (what the tests
+ * drive); background is the scaled value of a 0 pixel. */
+void augment_shift(float *dst, const float *src, int H, int W, int dx, int dy, float background);
+void augment_flip(float *img, int H, int W);
+void augment_rotate(float *dst, const float *src, int H, int W, float degrees, float background);
+void augment_erase(float *img, int H, int W, int y0, int x0, int h, int w, float background);
+/* Augments the B images of x (B,H,W) in place with amounts drawn from rng; scratch is H*W floats. */
+void fm_augment_batch(float *x, int B, int H, int W, const fm_augment *a, float background,
+                      float *scratch, fm_rng *rng);
+
 /* ---------------------------------------------------------------- model */
 
 #define FM_MAX_LAYERS 64
@@ -252,7 +264,13 @@ struct fm_model {
     size_t aux_per_row, idx_per_row;
     float *aux;             /* [cap_batch * aux_per_row]: dropout masks, layer-major like acts */
     int32_t *pool_idx;      /* [cap_batch * idx_per_row]: max pooling's argmax, layer-major */
+    int tta_flip;           /* inference averages each image with its mirror image */
+    float *tta_probs;       /* [cap_batch, classes.n]: the mirrored images' probabilities */
 };
+
+/* Class probabilities [B, classes.n] of the B rows in fm_model_input(), with test-time flips
+ * averaged in when the model has them on (the input rows are left mirrored then). Writes probs. */
+void fm_model_infer_probs(fm_model *m, float *probs, int B, int threads);
 
 fm_status fm_model_reserve(fm_model *m, uint32_t batch, fm_error *err);
 /* The largest batch, up to wanted, whose work space stays within FM_INFER_BYTES: evaluation and

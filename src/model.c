@@ -593,6 +593,7 @@ void fm_model_free(fm_model *m) {
     free(m->aux);
     free(m->pool_idx);
     free(m->dwork);
+    free(m->tta_probs);
     free(m);
 }
 
@@ -605,14 +606,16 @@ fm_status fm_model_reserve(fm_model *m, uint32_t batch, fm_error *err) {
     float *aux = malloc(((size_t)batch * m->aux_per_row + 1) * sizeof(float));
     int32_t *pool_idx = malloc(((size_t)batch * m->idx_per_row + 1) * sizeof(int32_t));
     float *dwork = malloc(((size_t)batch * m->dwork_per_row + 1) * sizeof(float));
-    if (!acts || !d0 || !d1 || !probs || !aux || !pool_idx || !dwork) {
+    float *tta_probs = malloc((size_t)batch * m->classes.n * sizeof(float));
+    if (!acts || !d0 || !d1 || !probs || !aux || !pool_idx || !dwork || !tta_probs) {
         free(acts), free(d0), free(d1), free(probs), free(aux), free(pool_idx), free(dwork);
+        free(tta_probs);
         return fm_fail(err, FM_ERR_NOMEM, "out of memory for a batch of %u", batch);
     }
     free(m->acts), free(m->dbuf[0]), free(m->dbuf[1]), free(m->probs);
-    free(m->aux), free(m->pool_idx), free(m->dwork);
+    free(m->aux), free(m->pool_idx), free(m->dwork), free(m->tta_probs);
     m->acts = acts, m->dbuf[0] = d0, m->dbuf[1] = d1, m->probs = probs;
-    m->aux = aux, m->pool_idx = pool_idx, m->dwork = dwork;
+    m->aux = aux, m->pool_idx = pool_idx, m->dwork = dwork, m->tta_probs = tta_probs;
     m->cap_batch = batch;
     return FM_OK;
 }
@@ -767,6 +770,19 @@ void fm_model_backward(fm_model *m, const float *dlogits, float *grads, int B, i
     }
 }
 
+void fm_model_infer_probs(fm_model *m, float *probs, int B, int threads) {
+    const int C = m->classes.n;
+    softmax_forward(probs, fm_model_forward(m, B, threads), B, C);
+    if (!m->tta_flip) return;
+    /* The mirror images through the same network, then the mean of the two distributions. */
+    for (int b = 0; b < B; b++) augment_flip(fm_model_input(m) + (size_t)b * fm_model_in_size(m), (int)m->in_h, (int)m->in_w);
+    softmax_forward(m->tta_probs, fm_model_forward(m, B, threads), B, C);
+    for (size_t i = 0; i < (size_t)B * C; i++) probs[i] = 0.5f * (probs[i] + m->tta_probs[i]);
+}
+
+void fm_model_set_tta(fm_model *m, int flip) { m->tta_flip = flip != 0; }
+int fm_model_tta(const fm_model *m) { return m->tta_flip; }
+
 const char *fm_model_spec(const fm_model *m) { return m->spec; }
 size_t fm_model_param_count(const fm_model *m) { return m->n_params; }
 const fm_classes *fm_model_classes(const fm_model *m) { return &m->classes; }
@@ -848,8 +864,7 @@ fm_status fm_predict_inputs(fm_model *m, const float *x, uint32_t count, float *
     for (uint32_t i = 0; i < count; i += chunk) {
         uint32_t B = count - i < chunk ? count - i : chunk;
         memcpy(fm_model_input(m), x + (size_t)i * D, (size_t)B * D * sizeof(float));
-        const float *logits = fm_model_forward(m, (int)B, threads);
-        softmax_forward(probs + (size_t)i * C, logits, (int)B, C);
+        fm_model_infer_probs(m, probs + (size_t)i * C, (int)B, threads);
     }
     return FM_OK;
 }
@@ -872,8 +887,7 @@ fm_status fm_predict(fm_model *m, const fm_dataset *ds, uint32_t start, uint32_t
         uint32_t B = count - i < chunk ? count - i : chunk;
         fm_dataset part = fm_dataset_slice(ds, start + i, B);
         fm_scale_images(fm_model_input(m), &part, NULL, B, m->scaling);
-        const float *logits = fm_model_forward(m, (int)B, threads);
-        softmax_forward(probs + (size_t)i * C, logits, (int)B, C);
+        fm_model_infer_probs(m, probs + (size_t)i * C, (int)B, threads);
     }
     return FM_OK;
 }

@@ -27,7 +27,8 @@ fm_train_params fm_train_default_params(void) {
     return p;
 }
 
-/* The settings convolutional networks brought: weight decay, schedules, label smoothing. */
+/* The settings convolutional networks brought: weight decay, schedules, label smoothing,
+ * augmentation. */
 static fm_status train_params_check_more(const fm_train_params *p, fm_error *err) {
     if (!isfinite(p->weight_decay) || p->weight_decay < 0.0f || p->weight_decay > 1.0f) {
         return fm_fail(err, FM_ERR_ARG, "weight decay must be in [0, 1], got %g", (double)p->weight_decay);
@@ -51,6 +52,12 @@ static fm_status train_params_check_more(const fm_train_params *p, fm_error *err
     }
     if (!(p->label_smoothing >= 0.0f && p->label_smoothing < 1.0f)) {
         return fm_fail(err, FM_ERR_ARG, "label smoothing must be in [0, 1), got %g", (double)p->label_smoothing);
+    }
+    const fm_augment *a = &p->augment;
+    if (a->shift < 0 || a->shift > 16 || (a->flip != 0 && a->flip != 1) ||
+        !(a->rotate >= 0.0f && a->rotate <= 180.0f) || !(a->erase >= 0.0f && a->erase <= 1.0f)) {
+        return fm_fail(err, FM_ERR_ARG, "augmentation out of range: shift 0..16, flip 0 or 1, rotate "
+                       "0..180 degrees, erase 0..1");
     }
     return FM_OK;
 }
@@ -107,15 +114,28 @@ static fm_status evaluate_into(fm_model *m, const fm_dataset *ds, uint32_t batch
         uint32_t B = ds->n - i < batch ? ds->n - i : batch;
         fm_dataset part = fm_dataset_slice(ds, i, B);
         fm_scale_images(fm_model_input(m), &part, NULL, B, m->scaling);
-        const float *logits = fm_model_forward(m, (int)B, threads);
-        int right = 0;
-        total += softmax_xent_forward(m->probs, logits, part.labels, (int)B, C, &right);
-        correct += (uint32_t)right;
+        const float *scores;
+        if (m->tta_flip) {
+            /* Averaged probabilities: the loss is -log of the mean probability of the label. */
+            fm_model_infer_probs(m, m->probs, (int)B, threads);
+            for (uint32_t b = 0; b < B; b++) {
+                const float *p = m->probs + (size_t)b * C;
+                total -= log(fmax((double)p[part.labels[b]], 1e-30));
+                correct += fm_argmax(p, C) == part.labels[b];
+            }
+            scores = m->probs;
+        } else {
+            const float *logits = fm_model_forward(m, (int)B, threads);
+            int right = 0;
+            total += softmax_xent_forward(m->probs, logits, part.labels, (int)B, C, &right);
+            correct += (uint32_t)right;
+            scores = logits;
+        }
         if (per_class_n) {
             for (uint32_t b = 0; b < B; b++) {
                 int y = part.labels[b];
                 per_class_n[y]++;
-                if (fm_argmax(logits + (size_t)b * C, C) == y) per_class_right[y]++;
+                if (fm_argmax(scores + (size_t)b * C, C) == y) per_class_right[y]++;
             }
         }
     }
@@ -157,6 +177,7 @@ typedef struct {
     float *grads, *m1, *m2; /* gradient and optimizer moments, laid out like the parameters */
     int32_t *order;         /* shuffled row indices of the training part */
     uint8_t *labels;        /* labels of the current batch */
+    float *scratch;         /* one image, for augmentation */
 } run_buffers;
 
 /* Decoupled weight decay on the dense and conv kernels (see weight_decay.c). */
@@ -168,7 +189,7 @@ static void decay_kernels(fm_model *m, float lr, float weight_decay) {
 }
 
 static void run_buffers_free(run_buffers *rb) {
-    free(rb->grads), free(rb->m1), free(rb->m2), free(rb->order), free(rb->labels);
+    free(rb->grads), free(rb->m1), free(rb->m2), free(rb->order), free(rb->labels), free(rb->scratch);
 }
 
 /* Adds l2 * sum(w^2) to the loss and 2 * l2 * w to the gradient, dense and conv kernels only
@@ -232,9 +253,10 @@ fm_status fm_fit(fm_model *m, const fm_dataset *ds, const fm_train_params *p, fm
     if (adam) rb.m2 = calloc(P, sizeof(float));
     rb.order = malloc(train.n * sizeof(int32_t));
     rb.labels = malloc(batch);
+    rb.scratch = malloc((size_t)m->in_h * m->in_w * sizeof(float));
     fm_epoch_stats *epochs = calloc((size_t)p->epochs, sizeof *epochs);
     if (!rb.grads || (need_m1 && !rb.m1) || (adam && !rb.m2) || !rb.order ||
-        !rb.labels || !epochs) {
+        !rb.labels || !rb.scratch || !epochs) {
         run_buffers_free(&rb);
         free(epochs);
         return fm_fail(err, FM_ERR_NOMEM, "out of memory for training buffers");
@@ -250,6 +272,9 @@ fm_status fm_fit(fm_model *m, const fm_dataset *ds, const fm_train_params *p, fm
     const fm_schedule_params sched = {p->schedule, (long)llround((double)p->warmup * batches),
                                       (long)p->step_epochs * batches, p->step_gamma};
     float lr_now = lr;
+    const int augment = fm_augment_active(&p->augment);
+    /* What a 0 pixel scales to, computed as fm_scale_images does: the fill for uncovered areas. */
+    const float background = ((float)0 / 255.0f - m->scaling.mean) / m->scaling.std;
     for (int e = 1; e <= p->epochs && !s; e++) {
         double t0 = fm_now_seconds();
         fm_rng_shuffle(&rng, rb.order, train.n);
@@ -262,6 +287,10 @@ fm_status fm_fit(fm_model *m, const fm_dataset *ds, const fm_train_params *p, fm
             const int32_t *rows = rb.order + start;
             fm_scale_images(fm_model_input(m), &train, rows, (size_t)B, m->scaling);
             for (int b = 0; b < B; b++) rb.labels[b] = train.labels[rows[b]];
+            if (augment) {
+                fm_augment_batch(fm_model_input(m), B, (int)m->in_h, (int)m->in_w, &p->augment,
+                                 background, rb.scratch, &rng);
+            }
 
             lr_now = fm_schedule_lr(&sched, lr, step, total_steps);
             const float *logits = fm_model_forward(m, B, threads);

@@ -99,6 +99,8 @@ static char *header_json(const fm_model *m) {
     cJSON_Delete(names);
     cJSON_AddStringToObject(meta, "classes", names_text ? names_text : "[]");
     free(names_text);
+    /* Written only when on, so files without it read as they always did. */
+    if (m->tta_flip) cJSON_AddStringToObject(meta, "tta", "flip");
     size_t off = 0;
     for (int l = 0; l < m->n_layers; l++) {
         layer_tensor t[MAX_LAYER_TENSORS];
@@ -395,6 +397,13 @@ fm_status fm_model_load(const char *path, fm_model **out, fm_error *err) {
     }
     s = parse_classes(path, meta_string(meta, "classes"), &mp.classes, err);
     if (s) goto done;
+    const cJSON *tta_item = cJSON_GetObjectItemCaseSensitive(meta, "tta");
+    const char *tta = meta_string(meta, "tta");
+    if (tta_item && (!tta || (strcmp(tta, "flip") != 0 && strcmp(tta, "none") != 0))) {
+        s = fm_fail(err, FM_ERR_FORMAT, "%s: metadata \"tta\" must be flip or none, got \"%s\"", path,
+                    tta ? tta : "(not a string)");
+        goto done;
+    }
     s = fm_model_create(spec, h, w, &mp, &m, err);
     if (s) {
         char inner[sizeof err->msg];
@@ -402,6 +411,7 @@ fm_status fm_model_load(const char *path, fm_model **out, fm_error *err) {
         s = fm_fail(err, FM_ERR_FORMAT, "%s: metadata: %s", path, inner);
         goto done;
     }
+    fm_model_set_tta(m, tta && strcmp(tta, "flip") == 0);
     st_file sf = {path, buf + 8 + hlen, len - 8 - hlen};
     /* Byte ranges of every tensor, at most MAX_LAYER_TENSORS per layer. */
     uint64_t ranges[MAX_LAYER_TENSORS * FM_MAX_LAYERS][2];

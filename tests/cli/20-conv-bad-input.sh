@@ -47,6 +47,14 @@ cb_flag_cases=(
     '--step-gamma 2|--step-gamma must be a number in \[0, 1\], got "2"'
     '--label-smoothing 1|--label-smoothing must be a number in \[0, 0\.999999\], got "1"'
     '--label-smoothing x|--label-smoothing must be a number'
+    '--augment shift=0|--augment: augmentation "shift=0": shift needs a whole number of pixels in 1\.\.16'
+    '--augment rotate=200|--augment: augmentation "rotate=200": rotate needs degrees in \(0, 180\]'
+    '--augment erase=2|--augment: augmentation "erase=2": erase needs a probability in \(0, 1\]'
+    '--augment flip=1|--augment: augmentation "flip=1": flip takes no value'
+    '--augment crop=4|--augment: augmentation "crop=4": unknown \(expected shift=N, flip, rotate=DEGREES or erase=P\)'
+    '--augment flip,flip|--augment: augmentation "flip": flip given twice'
+    '--augment=|--augment: augmentation list is empty'
+    '--tta=yes|--tta takes no value'
 )
 for cb_c in "${cb_flag_cases[@]}"; do
     cb_flags=${cb_c%%|*} cb_regex=${cb_c#*|}
@@ -66,6 +74,27 @@ assert len(h['lr']) == 2 and h['lr'][1] < h['lr'][0] < 0.001, h['lr']
 assert r['optimizer'] == 'adamw' and r['schedule'] == 'cosine' and r['weight_decay'] == 0.01, r
 assert r['warmup'] == 0.5 and abs(r['label_smoothing'] - 0.1) < 1e-7, r"
 fi
+
+# Augmentation and test-time flips: the run records them, the model keeps TTA, and evaluate
+# reproduces train's test figures with it (and differs without it).
+if expect_ok "conv: train with --augment and --tta" "$FMNIST" train --data "$CB/small" --val 100 --epochs 1 \
+    --model "conv:4:3:same,relu,maxpool:2,dense:10" --augment shift=2,flip,rotate=10,erase=0.5 --tta \
+    --out "$CB/aug" --json; then
+    CB_AUG=$OUT_TEXT
+    check "conv: run.json records augmentation and TTA" python3 -c "
+import json, sys; r = json.loads(sys.argv[1])
+assert r['augment'] == 'shift=2,flip,rotate=10,erase=0.5' and r['tta'] == 'flip', r" "$CB_AUG"
+    expect_ok "conv: evaluate a TTA model" "$FMNIST" evaluate "$CB/aug/model.safetensors" --data "$CB/small" --json &&
+        check "conv: evaluate with the file's TTA agrees with train" python3 -c "
+import json, sys; r = json.loads(sys.argv[1]); e = json.loads(sys.argv[2])
+assert e['tta'] is True and e['accuracy'] == r['test']['accuracy'] and abs(e['loss'] - r['test']['loss']) < 1e-12, (r, e)" "$CB_AUG" "$OUT_TEXT"
+    expect_ok "conv: evaluate --no-tta" "$FMNIST" evaluate "$CB/aug/model.safetensors" --data "$CB/small" --json --no-tta &&
+        check "conv: --no-tta gives other figures" python3 -c "
+import json, sys; r = json.loads(sys.argv[1]); e = json.loads(sys.argv[2])
+assert e['tta'] is False and e['loss'] != r['test']['loss'], (r, e)" "$CB_AUG" "$OUT_TEXT"
+    expect_ok "conv: predict --tta" "$FMNIST" predict "$CB/aug/model.safetensors" --data "$CB/small" --json
+fi
+expect_fail "conv: evaluate --tta=1" '^fmnist evaluate: --tta takes no value' "$FMNIST" evaluate "$CB/aug/model.safetensors" --tta=1
 
 # ============================================================ model files with conv and batch norm
 expect_ok "conv: train a tiny conv model with batch norm" \
