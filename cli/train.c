@@ -41,6 +41,11 @@ static void help(void) {
            "                     erase=P (random erasing), e.g. shift=2,flip    [none]\n"
            "  --tta              test-time augmentation: average each image with its mirror\n"
            "                     (stored in the model, used by evaluate and predict)\n"
+           "  --monitor NAME     val_accuracy or val_loss: what the callbacks watch [val_accuracy]\n"
+           "  --patience N       early stopping: stop after N epochs without improvement and\n"
+           "                     restore the best epoch's weights               [off]\n"
+           "  --reduce-lr-patience N  multiply the rate by --reduce-lr-factor [0.1] after N\n"
+           "                     epochs without improvement, not below --min-lr [0]  [off]\n"
            "  --l2 X             add X * sum(w^2) over dense and conv kernels to the loss [0]\n"
            "  --init NAME        glorot (Keras's default) or he                 [glorot]\n"
            "  --scale NAME       unit (x/255) or standard (mean/std of the training part) [unit]\n"
@@ -64,6 +69,10 @@ typedef struct {
     int tty, quiet;
     double epoch_start, last_draw;
     int show_lr; /* the rate moves (schedule, warm-up, plateaus): print it each epoch */
+    const fm_model *model;   /* saved to best_path whenever an epoch improves */
+    const char *best_path;
+    fm_error save_err;       /* why saving it failed, which stops the run */
+    int save_failed;
 } progress;
 
 static const char *optimizer_name(fm_optimizer o) {
@@ -137,6 +146,11 @@ static void on_batch(int epoch, int batch, int batches, double loss, double acc,
 
 static int on_epoch(const fm_epoch_stats *st, void *user) {
     progress *pr = user;
+    /* Keep the best checkpoint: the model holds this epoch's weights right now. */
+    if (st->improved && pr->best_path && fm_model_save(pr->model, pr->best_path, &pr->save_err)) {
+        pr->save_failed = 1;
+        return 1;
+    }
     if (pr->quiet) return 0;
     if (pr->tty) printf("\r\033[K");
     printf("Epoch %d/%d - %.1fs - loss: %.4f - accuracy: %.4f", st->epoch, st->epochs, st->seconds,
@@ -211,7 +225,8 @@ int cmd_train(int argc, char **argv) {
     const char *cmd = "train";
     enum { O_MODEL = 256, O_EPOCHS, O_BATCH, O_OPT, O_LR, O_MOM, O_NEST, O_B1, O_B2, O_EPS, O_L2, O_INIT,
            O_SCALE, O_VAL, O_SEED, O_THREADS, O_DATA, O_CLASSES, O_OUT, O_NAME, O_NOTEST, O_QUIET, O_JSON,
-           O_WD, O_SCHED, O_WARMUP, O_STEP_EPOCHS, O_STEP_GAMMA, O_SMOOTH, O_AUGMENT, O_TTA };
+           O_WD, O_SCHED, O_WARMUP, O_STEP_EPOCHS, O_STEP_GAMMA, O_SMOOTH, O_AUGMENT, O_TTA, O_MONITOR,
+           O_PATIENCE, O_RLR_PATIENCE, O_RLR_FACTOR, O_MIN_LR };
     static const struct option opts[] = {
         {"help", no_argument, 0, 'h'},          {"model", required_argument, 0, O_MODEL},
         {"epochs", required_argument, 0, O_EPOCHS}, {"batch", required_argument, 0, O_BATCH},
@@ -230,7 +245,10 @@ int cmd_train(int argc, char **argv) {
         {"warmup", required_argument, 0, O_WARMUP}, {"step-epochs", required_argument, 0, O_STEP_EPOCHS},
         {"step-gamma", required_argument, 0, O_STEP_GAMMA},
         {"label-smoothing", required_argument, 0, O_SMOOTH}, {"augment", required_argument, 0, O_AUGMENT},
-        {"tta", no_argument, 0, O_TTA}, {0, 0, 0, 0}};
+        {"tta", no_argument, 0, O_TTA}, {"monitor", required_argument, 0, O_MONITOR},
+        {"patience", required_argument, 0, O_PATIENCE}, {"reduce-lr-patience", required_argument, 0, O_RLR_PATIENCE},
+        {"reduce-lr-factor", required_argument, 0, O_RLR_FACTOR}, {"min-lr", required_argument, 0, O_MIN_LR},
+        {0, 0, 0, 0}};
     fm_train_params tp = fm_train_default_params();
     fm_model_params mp = fm_model_default_params();
     const char *spec = "mlp", *data = NULL, *out = NULL, *name = NULL, *classes = "fashion";
@@ -318,6 +336,22 @@ int cmd_train(int argc, char **argv) {
             if (fm_augment_parse(optarg, &tp.augment, &err)) return cli_error(cmd, "--augment: %s", err.msg);
             break;
         case O_TTA: tta = 1; break;
+        case O_MONITOR:
+            if (strcmp(optarg, "val_accuracy") == 0) tp.monitor = FM_MONITOR_VAL_ACCURACY;
+            else if (strcmp(optarg, "val_loss") == 0) tp.monitor = FM_MONITOR_VAL_LOSS;
+            else return cli_error(cmd, "--monitor must be val_accuracy or val_loss, got \"%s\"", optarg);
+            break;
+        case O_PATIENCE: if (!cli_int(cmd, "--patience", optarg, 1, 100000, &lv)) return 1; tp.patience = (int)lv; break;
+        case O_RLR_PATIENCE:
+            if (!cli_int(cmd, "--reduce-lr-patience", optarg, 1, 100000, &lv)) return 1;
+            tp.reduce_lr_patience = (int)lv;
+            break;
+        case O_RLR_FACTOR:
+            if (!cli_float(cmd, "--reduce-lr-factor", optarg, 0, 1, &dv)) return 1;
+            if (dv <= 0 || dv >= 1) return cli_error(cmd, "--reduce-lr-factor must be between 0 and 1, got \"%s\"", optarg);
+            tp.reduce_lr_factor = (float)dv;
+            break;
+        case O_MIN_LR: if (!cli_float(cmd, "--min-lr", optarg, 0, 10, &dv)) return 1; tp.min_lr = (float)dv; break;
         default: return cli_bad_option(cmd, argv, c);
         }
     }
@@ -328,6 +362,9 @@ int cmd_train(int argc, char **argv) {
     if (tp.optimizer == FM_OPT_ADAMW && !wd_given) tp.weight_decay = 0.01f; /* PyTorch's AdamW default */
     if (tp.weight_decay > 0 && tp.optimizer == FM_OPT_ADAM) {
         return cli_error(cmd, "--weight-decay is decoupled: use it with --optimizer adamw or sgd (or --l2 for adam)");
+    }
+    if ((tp.patience || tp.reduce_lr_patience) && tp.val == 0) {
+        return cli_error(cmd, "--patience and --reduce-lr-patience watch the validation split: give --val above 0");
     }
     if (tp.warmup >= (float)tp.epochs) {
         return cli_error(cmd, "--warmup %g must be below --epochs %d", (double)tp.warmup, tp.epochs);
@@ -378,13 +415,17 @@ int cmd_train(int argc, char **argv) {
         goto cleanup;
     }
     fm_model_set_tta(model, tta);
-    progress pr = {isatty(STDOUT_FILENO), quiet, 0, 0, 0};
+    progress pr = {isatty(STDOUT_FILENO), quiet, 0, 0, 0, NULL, NULL, {0}, 0};
     tp.on_batch = on_batch;
     tp.on_epoch = on_epoch;
     tp.user = &pr;
     int threads = fm_threads_resolve(tp.threads);
     float lr = tp.lr > 0 ? tp.lr : (tp.optimizer == FM_OPT_SGD ? 1e-2f : 1e-3f);
-    pr.show_lr = tp.schedule != FM_SCHED_CONSTANT || tp.warmup > 0;
+    pr.show_lr = tp.schedule != FM_SCHED_CONSTANT || tp.warmup > 0 || tp.reduce_lr_patience > 0;
+    char best_path[FM_PATH_MAX + 32];
+    snprintf(best_path, sizeof best_path, "%s/best.safetensors", outdir);
+    pr.model = model;
+    pr.best_path = tp.val > 0 ? best_path : NULL;
     char regtext[256];
     if (!quiet) {
         printf("Data: %s (%u training images of %ux%u; %u held out for validation)\n", dir,
@@ -403,10 +444,21 @@ int cmd_train(int argc, char **argv) {
     double train_seconds = fm_now_seconds() - t0;
     if (st) {
         if (pr.tty && !quiet) printf("\n");
-        cli_fail(cmd, &err);
+        cli_fail(cmd, pr.save_failed ? &pr.save_err : &err);
         fm_history_free(&hist);
         goto cleanup;
     }
+    const char *monitor = tp.monitor == FM_MONITOR_VAL_LOSS ? "val_loss" : "val_accuracy";
+    if (!quiet && hist.stopped_early) {
+        printf("Early stopping after epoch %d: no better %s for %d epochs\n", hist.n, monitor, tp.patience);
+    }
+    if (!quiet && hist.restored_best) {
+        const fm_epoch_stats *b = &hist.epochs[hist.best_epoch - 1];
+        printf("Restored the weights of epoch %d (val_loss: %.4f - val_accuracy: %.4f)\n", hist.best_epoch,
+               b->val_loss, b->val_accuracy);
+    }
+    const int hist_n = hist.n, best_epoch = hist.best_epoch;
+    const int stopped_early = hist.stopped_early, restored_best = hist.restored_best;
     snprintf(path, sizeof path, "%s/model.safetensors", outdir);
     if (fm_model_save(model, path, &err)) {
         cli_fail(cmd, &err);
@@ -445,6 +497,17 @@ int cmd_train(int argc, char **argv) {
     fm_augment_format(&tp.augment, augtext, sizeof augtext);
     cJSON_AddStringToObject(run, "augment", augtext);
     cJSON_AddStringToObject(run, "tta", tta ? "flip" : "none");
+    cJSON_AddStringToObject(run, "monitor", monitor);
+    cJSON_AddNumberToObject(run, "patience", tp.patience);
+    cJSON_AddNumberToObject(run, "reduce_lr_patience", tp.reduce_lr_patience);
+    if (tp.reduce_lr_patience) {
+        json_setting(run, "reduce_lr_factor", tp.reduce_lr_factor);
+        json_setting(run, "min_lr", tp.min_lr);
+    }
+    cJSON_AddNumberToObject(run, "epochs_run", hist_n);
+    if (best_epoch) cJSON_AddNumberToObject(run, "best_epoch", best_epoch);
+    cJSON_AddBoolToObject(run, "stopped_early", stopped_early);
+    cJSON_AddBoolToObject(run, "restored_best", restored_best);
     cJSON_AddNumberToObject(run, "batch", tp.batch);
     cJSON_AddNumberToObject(run, "epochs", tp.epochs);
     cJSON_AddNumberToObject(run, "seed", (double)tp.seed);
@@ -477,7 +540,8 @@ int cmd_train(int argc, char **argv) {
     cJSON_Delete(run);
     if (wrc) goto cleanup;
     if (!quiet) {
-        printf("Saved %s/model.safetensors (history.csv, history.json, run.json) in %.1fs\n", outdir, train_seconds);
+        printf("Saved %s/model.safetensors (%shistory.csv, history.json, run.json) in %.1fs\n", outdir,
+               best_epoch ? "best.safetensors, " : "", train_seconds);
         printf("Next: fmnist evaluate %s/model.safetensors; fmnist predict %s/model.safetensors --index 0\n", outdir, outdir);
     }
     rc = 0;

@@ -213,6 +213,9 @@ fm_status fm_model_load(const char *path, fm_model **out, fm_error *err);
 
 typedef enum { FM_OPT_ADAM = 0, FM_OPT_SGD = 1, FM_OPT_ADAMW = 2 } fm_optimizer;
 
+/* The validation figure the callbacks watch: higher accuracy or lower loss is an improvement. */
+typedef enum { FM_MONITOR_VAL_ACCURACY = 0, FM_MONITOR_VAL_LOSS = 1 } fm_monitor;
+
 /* How the learning rate moves over a run (see fm_train_params.schedule). */
 typedef enum {
     FM_SCHED_CONSTANT = 0,
@@ -227,11 +230,15 @@ typedef struct {
     double val_loss, val_accuracy; /* NaN when there is no validation set */
     double seconds;             /* wall time of the epoch, validation included */
     double lr;                  /* the learning rate of the epoch's last step */
+    int improved;               /* the monitored validation figure is the best so far */
 } fm_epoch_stats;
 
 typedef struct {
     int n;
     fm_epoch_stats *epochs;     /* n entries, owned; free with fm_history_free */
+    int best_epoch;             /* 1-based epoch with the best monitored figure; 0 without validation */
+    int stopped_early;          /* early stopping ended the run */
+    int restored_best;          /* the model holds best_epoch's weights (early stopping on) */
 } fm_history;
 void fm_history_free(fm_history *h);
 
@@ -264,6 +271,18 @@ typedef struct {
     float step_gamma;           /* step schedule: factor [0.1] */
     float label_smoothing;      /* training targets (1-s)*onehot + s/classes; s in [0, 1) */
     fm_augment augment;         /* applied to each training batch, off for validation */
+
+    /* Callbacks on the validation split (they need val > 0), watching monitor. Each epoch whose
+     * figure is the best so far is flagged improved (the command line saves best.safetensors
+     * then). Early stopping, as KANN does it: after patience epochs without improvement stop,
+     * and at the end of the run (stopped or not) restore the best epoch's weights. Plateaus:
+     * after reduce_lr_patience epochs without improvement multiply the rate by
+     * reduce_lr_factor (not below min_lr) and wait again. 0 turns either off. */
+    fm_monitor monitor;
+    int patience;
+    int reduce_lr_patience;
+    float reduce_lr_factor;     /* [0.1] */
+    float min_lr;               /* [0] */
 } fm_train_params;
 
 fm_train_params fm_train_default_params(void);

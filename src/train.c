@@ -1,6 +1,7 @@
-/* train.c — the fit loop (shuffle, mini-batches, loss, backward, L2, schedule, weight decay,
- * optimizer step), validation on the held-out head of the training set, and evaluation. All
- * buffers are allocated before the first batch. */
+/* train.c — the fit loop (shuffle, augmentation, mini-batches, loss, backward, L2, schedule,
+ * weight decay, optimizer step), validation on the held-out head of the training set with its
+ * callbacks (best epoch, early stopping, plateaus), and evaluation. All buffers are allocated
+ * before the first batch. */
 #include "internal.h"
 
 #include <math.h>
@@ -24,6 +25,8 @@ fm_train_params fm_train_default_params(void) {
     p.schedule = FM_SCHED_CONSTANT;
     p.step_epochs = 10;
     p.step_gamma = 0.1f;
+    p.monitor = FM_MONITOR_VAL_ACCURACY;
+    p.reduce_lr_factor = 0.1f;
     return p;
 }
 
@@ -58,6 +61,22 @@ static fm_status train_params_check_more(const fm_train_params *p, fm_error *err
         !(a->rotate >= 0.0f && a->rotate <= 180.0f) || !(a->erase >= 0.0f && a->erase <= 1.0f)) {
         return fm_fail(err, FM_ERR_ARG, "augmentation out of range: shift 0..16, flip 0 or 1, rotate "
                        "0..180 degrees, erase 0..1");
+    }
+    if ((unsigned)p->monitor > FM_MONITOR_VAL_LOSS) {
+        return fm_fail(err, FM_ERR_ARG, "unknown monitor %d", (int)p->monitor);
+    }
+    if (p->patience < 0 || p->patience > 100000 || p->reduce_lr_patience < 0 || p->reduce_lr_patience > 100000) {
+        return fm_fail(err, FM_ERR_ARG, "patience must be in 0..100000 epochs");
+    }
+    if ((p->patience || p->reduce_lr_patience) && p->val == 0) {
+        return fm_fail(err, FM_ERR_ARG, "early stopping and plateau reduction watch the validation "
+                       "split: hold some images out (val > 0)");
+    }
+    if (!(p->reduce_lr_factor > 0.0f && p->reduce_lr_factor < 1.0f)) {
+        return fm_fail(err, FM_ERR_ARG, "plateau reduction factor must be in (0, 1), got %g", (double)p->reduce_lr_factor);
+    }
+    if (!isfinite(p->min_lr) || p->min_lr < 0.0f) {
+        return fm_fail(err, FM_ERR_ARG, "minimum learning rate must be 0 or more, got %g", (double)p->min_lr);
     }
     return FM_OK;
 }
@@ -178,7 +197,23 @@ typedef struct {
     int32_t *order;         /* shuffled row indices of the training part */
     uint8_t *labels;        /* labels of the current batch */
     float *scratch;         /* one image, for augmentation */
+    float *best;            /* early stopping: the best epoch's parameters then running statistics */
+    int64_t best_tracked[FM_MAX_LAYERS];
 } run_buffers;
+
+/* The model's weights and batch norm statistics into or out of the early-stopping snapshot. */
+static void snapshot(fm_model *m, run_buffers *rb, int restore) {
+    float *state_copy = rb->best + m->n_params;
+    if (restore) {
+        memcpy(m->params, rb->best, m->n_params * sizeof(float));
+        memcpy(m->state, state_copy, m->n_state * sizeof(float));
+        memcpy(m->batches_tracked, rb->best_tracked, sizeof rb->best_tracked);
+    } else {
+        memcpy(rb->best, m->params, m->n_params * sizeof(float));
+        memcpy(state_copy, m->state, m->n_state * sizeof(float));
+        memcpy(rb->best_tracked, m->batches_tracked, sizeof rb->best_tracked);
+    }
+}
 
 /* Decoupled weight decay on the dense and conv kernels (see weight_decay.c). */
 static void decay_kernels(fm_model *m, float lr, float weight_decay) {
@@ -190,6 +225,7 @@ static void decay_kernels(fm_model *m, float lr, float weight_decay) {
 
 static void run_buffers_free(run_buffers *rb) {
     free(rb->grads), free(rb->m1), free(rb->m2), free(rb->order), free(rb->labels), free(rb->scratch);
+    free(rb->best);
 }
 
 /* Adds l2 * sum(w^2) to the loss and 2 * l2 * w to the gradient, dense and conv kernels only
@@ -254,9 +290,10 @@ fm_status fm_fit(fm_model *m, const fm_dataset *ds, const fm_train_params *p, fm
     rb.order = malloc(train.n * sizeof(int32_t));
     rb.labels = malloc(batch);
     rb.scratch = malloc((size_t)m->in_h * m->in_w * sizeof(float));
+    if (p->patience) rb.best = malloc((P + m->n_state) * sizeof(float));
     fm_epoch_stats *epochs = calloc((size_t)p->epochs, sizeof *epochs);
     if (!rb.grads || (need_m1 && !rb.m1) || (adam && !rb.m2) || !rb.order ||
-        !rb.labels || !rb.scratch || !epochs) {
+        !rb.labels || !rb.scratch || (p->patience && !rb.best) || !epochs) {
         run_buffers_free(&rb);
         free(epochs);
         return fm_fail(err, FM_ERR_NOMEM, "out of memory for training buffers");
@@ -275,6 +312,10 @@ fm_status fm_fit(fm_model *m, const fm_dataset *ds, const fm_train_params *p, fm
     const int augment = fm_augment_active(&p->augment);
     /* What a 0 pixel scales to, computed as fm_scale_images does: the fill for uncovered areas. */
     const float background = ((float)0 / 255.0f - m->scaling.mean) / m->scaling.std;
+    /* Callbacks: the best monitored score so far (higher is better) and the epochs since. */
+    double best_score = 0.0;
+    int best_epoch = 0, plateau_wait = 0, stopped_early = 0;
+    float lr_scale = 1.0f;
     for (int e = 1; e <= p->epochs && !s; e++) {
         double t0 = fm_now_seconds();
         fm_rng_shuffle(&rng, rb.order, train.n);
@@ -292,7 +333,7 @@ fm_status fm_fit(fm_model *m, const fm_dataset *ds, const fm_train_params *p, fm
                                  background, rb.scratch, &rng);
             }
 
-            lr_now = fm_schedule_lr(&sched, lr, step, total_steps);
+            lr_now = fm_schedule_lr(&sched, lr, step, total_steps) * lr_scale;
             const float *logits = fm_model_forward(m, B, threads);
             int right = 0;
             double loss = softmax_xent_smooth_forward(m->probs, logits, rb.labels, B, C,
@@ -337,16 +378,44 @@ fm_status fm_fit(fm_model *m, const fm_dataset *ds, const fm_train_params *p, fm
             evaluate_into(m, &val, eval_batch, threads, &st->val_loss, &right, NULL, NULL);
             st->val_accuracy = (double)right / val.n;
         }
+        int stop = 0;
+        if (val.n > 0) {
+            double score = p->monitor == FM_MONITOR_VAL_LOSS ? -st->val_loss : st->val_accuracy;
+            if (best_epoch == 0 || score > best_score) {
+                best_score = score, best_epoch = e, plateau_wait = 0;
+                st->improved = 1;
+                if (rb.best) snapshot(m, &rb, 0);
+            } else {
+                if (p->reduce_lr_patience && ++plateau_wait >= p->reduce_lr_patience) {
+                    lr_scale *= p->reduce_lr_factor;
+                    if (lr * lr_scale < p->min_lr) lr_scale = p->min_lr / lr;
+                    plateau_wait = 0;
+                }
+                stop = p->patience && e - best_epoch >= p->patience;
+            }
+        }
         st->seconds = fm_now_seconds() - t0;
         done = e;
         if (p->on_epoch && p->on_epoch(st, p->user)) {
             s = fm_fail(err, FM_ERR_CANCELLED, "training stopped after epoch %d", e);
         }
+        if (stop && !s) {
+            stopped_early = 1;
+            break;
+        }
+    }
+    int restored = 0;
+    if (!s && rb.best && best_epoch) {
+        snapshot(m, &rb, 1);
+        restored = 1;
     }
     run_buffers_free(&rb);
     if (hist) {
         hist->n = done;
         hist->epochs = epochs;
+        hist->best_epoch = best_epoch;
+        hist->stopped_early = stopped_early;
+        hist->restored_best = restored;
     } else {
         free(epochs);
     }

@@ -1,6 +1,7 @@
 # 20-conv-bad-input.sh — bad input for what convolutional networks added: spec items (conv,
 # pools, dropout, batch norm, leakyrelu) and shapes that do not fit, the training flags
-# (optimizers, schedules, smoothing), model files with batch norm tensors broken in one way each. Every case gives exactly one error line naming the item, flag
+# (optimizers, schedules, smoothing, augmentation, callbacks) and what they write, model files
+# with batch norm tensors broken in one way each. Every case gives exactly one error line naming the item, flag
 # or tensor, and a non-zero exit. Sourced by tests/run.sh (uses $FMNIST, $FIXTURES, $DATA, $T).
 
 # shellcheck disable=SC2016 # single quotes are meant: regexes with \$
@@ -55,6 +56,12 @@ cb_flag_cases=(
     '--augment flip,flip|--augment: augmentation "flip": flip given twice'
     '--augment=|--augment: augmentation list is empty'
     '--tta=yes|--tta takes no value'
+    '--monitor accuracy|--monitor must be val_accuracy or val_loss, got "accuracy"'
+    '--patience 0|--patience must be an integer in 1\.\.100000, got "0"'
+    '--reduce-lr-patience x|--reduce-lr-patience must be an integer in 1\.\.100000, got "x"'
+    '--reduce-lr-factor 1|--reduce-lr-factor must be between 0 and 1, got "1"'
+    '--min-lr -1|--min-lr must be a number in \[0, 10\], got "-1"'
+    '--patience 2 --val 0|--patience and --reduce-lr-patience watch the validation split: give --val above 0'
 )
 for cb_c in "${cb_flag_cases[@]}"; do
     cb_flags=${cb_c%%|*} cb_regex=${cb_c#*|}
@@ -95,6 +102,25 @@ assert e['tta'] is False and e['loss'] != r['test']['loss'], (r, e)" "$CB_AUG" "
     expect_ok "conv: predict --tta" "$FMNIST" predict "$CB/aug/model.safetensors" --data "$CB/small" --json
 fi
 expect_fail "conv: evaluate --tta=1" '^fmnist evaluate: --tta takes no value' "$FMNIST" evaluate "$CB/aug/model.safetensors" --tta=1
+
+# Callbacks: the best epoch goes to best.safetensors; early stopping restores it, so the final
+# model is that file byte for byte; run.json and the printed lines say what happened.
+if expect_ok "conv: early stopping and plateaus" "$FMNIST" train --data "$CB/small" --val 100 --epochs 30 \
+    --lr 0.02 --patience 2 --reduce-lr-patience 1 --reduce-lr-factor 0.5 --no-test --out "$CB/cbk"; then
+    check "conv: early stopping line" grep -qE '^Early stopping after epoch [0-9]+: no better val_accuracy for 2 epochs$' <<<"$OUT_TEXT"
+    check "conv: restored line" grep -qE '^Restored the weights of epoch [0-9]+ \(val_loss: [0-9.]+ - val_accuracy: [0-9.]+\)$' <<<"$OUT_TEXT"
+    check "conv: best.safetensors is the restored model" cmp -s "$CB/cbk/best.safetensors" "$CB/cbk/model.safetensors"
+    check "conv: run.json records the callbacks" python3 -c "
+import json; r = json.load(open('$CB/cbk/run.json')); h = json.load(open('$CB/cbk/history.json'))
+assert r['stopped_early'] and r['restored_best'] and r['epochs_run'] == r['best_epoch'] + 2 < 30, r
+assert len(h['loss']) == r['epochs_run'] and min(h['lr']) < 0.02, h['lr']"
+fi
+expect_ok "conv: no early stopping keeps the last weights" "$FMNIST" train --data "$CB/small" --val 100 --epochs 2 \
+    --no-test --out "$CB/nocbk" &&
+    check "conv: best.safetensors written without callbacks" test -s "$CB/nocbk/best.safetensors"
+expect_ok "conv: --val 0 writes no best.safetensors" "$FMNIST" train --data "$CB/small" --val 0 --epochs 1 \
+    --no-test --out "$CB/noval" &&
+    check "conv: no best.safetensors without validation" test ! -e "$CB/noval/best.safetensors"
 
 # ============================================================ model files with conv and batch norm
 expect_ok "conv: train a tiny conv model with batch norm" \

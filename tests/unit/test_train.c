@@ -459,3 +459,115 @@ void test_fit_weight_decay_and_smoothing(test_ctx *t) {
           confidence[1], confidence[0]);
     fm_dataset_free(&ds);
 }
+
+/* ---------------------------------------------------------------- callbacks */
+
+/* make_data's images, but the first n_noise labels drawn at random: a validation part that can
+ * not be learned, whose accuracy wanders, so plateaus come quickly and reproducibly. */
+static fm_dataset noisy_head(uint32_t n, uint32_t n_noise, uint64_t seed) {
+    fm_dataset ds = make_data(n, seed);
+    fm_rng rng;
+    fm_rng_seed(&rng, seed + 100);
+    for (uint32_t i = 0; i < n_noise; i++) ds.labels[i] = (uint8_t)fm_rng_below(&rng, 3);
+    return ds;
+}
+
+/* Each epoch is flagged improved exactly when its monitored figure beats every earlier one. */
+static void check_improved_flags(test_ctx *t, const fm_history *h, fm_monitor monitor) {
+    double best = 0;
+    int best_epoch = 0;
+    for (int e = 0; e < h->n; e++) {
+        double score = monitor == FM_MONITOR_VAL_LOSS ? -h->epochs[e].val_loss : h->epochs[e].val_accuracy;
+        int better = e == 0 || score > best;
+        CHECK(t, h->epochs[e].improved == better, "epoch %d flagged %d", e + 1, h->epochs[e].improved);
+        if (better) best = score, best_epoch = e + 1;
+    }
+    CHECK(t, h->best_epoch == best_epoch, "best epoch %d, want %d", h->best_epoch, best_epoch);
+}
+
+void test_fit_early_stopping(test_ctx *t) {
+    fm_dataset ds = noisy_head(400, 150, 12);
+    fm_model *m = make_model(t, "dense:16:relu,dense:3", FM_SCALE_UNIT);
+    if (!m) return;
+    fm_train_params p = fm_train_default_params();
+    p.epochs = 60, p.val = 150, p.threads = 1, p.lr = 0.01f, p.patience = 3;
+    fm_error err = {0};
+    fm_history hist;
+    CHECK(t, fm_fit(m, &ds, &p, &hist, &err) == FM_OK, "%s", err.msg);
+    check_improved_flags(t, &hist, FM_MONITOR_VAL_ACCURACY);
+    CHECK(t, hist.stopped_early && hist.n < 60, "ran %d of 60 epochs", hist.n);
+    CHECK(t, hist.n == hist.best_epoch + 3, "stopped at %d, best %d, patience 3", hist.n, hist.best_epoch);
+    CHECK(t, hist.restored_best, "best weights not restored");
+    /* The model now is the best epoch's: the validation figures come back exactly. */
+    if (hist.best_epoch > 0) {
+        fm_eval_result ev;
+        fm_dataset head = fm_dataset_slice(&ds, 0, 150);
+        CHECK(t, fm_evaluate(m, &head, 1000, 1, &ev, &err) == FM_OK, "%s", err.msg);
+        const fm_epoch_stats *b = &hist.epochs[hist.best_epoch - 1];
+        CHECK(t, ev.accuracy == b->val_accuracy && ev.loss == b->val_loss, "restored model scores %g/%g, best epoch %g/%g",
+              ev.accuracy, ev.loss, b->val_accuracy, b->val_loss);
+    }
+    fm_history_free(&hist);
+    fm_model_free(m);
+
+    /* Watching the loss instead: improvements are strict decreases. */
+    m = make_model(t, "dense:16:relu,dense:3", FM_SCALE_UNIT);
+    if (!m) return;
+    p.monitor = FM_MONITOR_VAL_LOSS, p.patience = 2;
+    CHECK(t, fm_fit(m, &ds, &p, &hist, &err) == FM_OK, "%s", err.msg);
+    check_improved_flags(t, &hist, FM_MONITOR_VAL_LOSS);
+    CHECK(t, hist.stopped_early && hist.n == hist.best_epoch + 2, "loss: stopped at %d, best %d", hist.n, hist.best_epoch);
+    fm_history_free(&hist);
+    fm_model_free(m);
+
+    /* Without early stopping the last weights stay, and nothing is restored. */
+    m = make_model(t, "dense:16:relu,dense:3", FM_SCALE_UNIT);
+    if (!m) return;
+    p = fm_train_default_params();
+    p.epochs = 5, p.val = 150, p.threads = 1, p.lr = 0.01f;
+    CHECK(t, fm_fit(m, &ds, &p, &hist, &err) == FM_OK, "%s", err.msg);
+    CHECK(t, hist.n == 5 && !hist.stopped_early && !hist.restored_best && hist.best_epoch >= 1, "no callbacks");
+    fm_history_free(&hist);
+    fm_model_free(m);
+    /* They need a validation split. */
+    p.val = 0, p.patience = 2;
+    CHECK_FAILS(t, fm_train_params_check(&p, &err), FM_ERR_ARG, err, "val > 0", NULL);
+    p.patience = 0, p.reduce_lr_patience = 1;
+    CHECK_FAILS(t, fm_train_params_check(&p, &err), FM_ERR_ARG, err, "val > 0", NULL);
+    p.val = 10, p.reduce_lr_factor = 1.0f;
+    CHECK_FAILS(t, fm_train_params_check(&p, &err), FM_ERR_ARG, err, "reduction factor", NULL);
+    fm_dataset_free(&ds);
+}
+
+void test_fit_reduce_lr_on_plateau(test_ctx *t) {
+    fm_dataset ds = noisy_head(400, 150, 13);
+    fm_model *m = make_model(t, "dense:16:relu,dense:3", FM_SCALE_UNIT);
+    if (!m) return;
+    fm_train_params p = fm_train_default_params();
+    p.epochs = 16, p.val = 150, p.threads = 1, p.lr = 0.01f;
+    p.reduce_lr_patience = 2, p.reduce_lr_factor = 0.5f, p.min_lr = 0.002f;
+    fm_error err = {0};
+    fm_history hist;
+    CHECK(t, fm_fit(m, &ds, &p, &hist, &err) == FM_OK, "%s", err.msg);
+    CHECK(t, hist.n == 16 && !hist.stopped_early, "%d epochs", hist.n);
+    check_improved_flags(t, &hist, FM_MONITOR_VAL_ACCURACY);
+    /* Replay the rule: after 2 epochs without improvement halve the rate (not below 0.002). */
+    float scale = 1.0f;
+    int wait = 0, reductions = 0;
+    for (int e = 0; e < hist.n; e++) {
+        CHECK(t, hist.epochs[e].lr == (double)(0.01f * scale), "epoch %d: lr %g, want %g", e + 1,
+              hist.epochs[e].lr, (double)(0.01f * scale));
+        if (hist.epochs[e].improved) {
+            wait = 0;
+        } else if (++wait >= 2) {
+            scale *= 0.5f;
+            if (0.01f * scale < 0.002f) scale = 0.002f / 0.01f;
+            wait = 0, reductions++;
+        }
+    }
+    CHECK(t, reductions >= 2, "only %d reductions: the test needs plateaus", reductions);
+    CHECK(t, hist.epochs[hist.n - 1].lr >= 0.002 - 1e-9, "below min_lr: %g", hist.epochs[hist.n - 1].lr);
+    fm_history_free(&hist);
+    fm_model_free(m);
+    fm_dataset_free(&ds);
+}
