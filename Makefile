@@ -30,7 +30,7 @@ LIB_SRC := src/util.c src/model.c src/train.c src/kernels/gemm.c src/layers/dens
            src/data/idx.c src/data/dataset.c src/io/safetensors.c
 # Convolutional networks: layers, optimizers and schedules, augmentation.
 LIB_SRC += src/layers/conv2d.c src/layers/pool.c src/layers/dropout.c src/layers/batchnorm.c \
-           src/optim/schedule.c src/optim/weight_decay.c src/data/augment.c
+           src/optim/schedule.c src/optim/weight_decay.c src/data/augment.c src/presets.c
 CLI_SRC := cli/main.c cli/common.c cli/train.c cli/evaluate.c cli/predict.c cli/summary.c
 TEST_SRC := $(wildcard tests/unit/test_*.c)
 

@@ -17,7 +17,9 @@ static void help(void) {
            "Trains a classifier on the training set (holding out --val images for validation),\n"
            "saves it with its history to --out, and reports loss and accuracy on the test set.\n"
            "\n"
-           "  --model SPEC       preset (mlp, mlp64, mlp256, mlp2, mlp300-100) or layers, e.g.\n"
+           "  --model SPEC       preset (mlp, mlp64, mlp256, mlp2, mlp300-100, cnn, cnn-best;\n"
+           "                     cnn and cnn-best bring training settings, which flags\n"
+           "                     override: see the README) or layers, e.g.\n"
            "                     \"dense:128:relu,dense:10\"                       [mlp]\n"
            "                     or \"conv:32:3:same,bn,relu,maxpool:2,dropout:0.25,dense:128,\n"
            "                     relu,dense:10\" (conv:FILTERS:KERNEL[:same|valid][:sSTRIDE],\n"
@@ -39,7 +41,7 @@ static void help(void) {
            "  --label-smoothing X  train towards (1-X)*onehot + X/classes        [0]\n"
            "  --augment LIST     on-the-fly, seeded: shift=N (pixels), flip, rotate=DEGREES,\n"
            "                     erase=P (random erasing), e.g. shift=2,flip    [none]\n"
-           "  --tta              test-time augmentation: average each image with its mirror\n"
+           "  --tta, --no-tta    test-time augmentation: average each image with its mirror\n"
            "                     (stored in the model, used by evaluate and predict)\n"
            "  --monitor NAME     val_accuracy or val_loss: what the callbacks watch [val_accuracy]\n"
            "  --patience N       early stopping: stop after N epochs without improvement and\n"
@@ -122,7 +124,11 @@ static const char *regularisation_text(const fm_train_params *tp, int tta, char 
         fm_augment_format(&tp->augment, aug, sizeof aug);
         len += (size_t)snprintf(buf + len, cap - len, ", augment %s", aug);
     }
-    if (tta && len < cap) snprintf(buf + len, cap - len, ", test-time flips");
+    if (tta && len < cap) len += (size_t)snprintf(buf + len, cap - len, ", test-time flips");
+    if (tp->patience && len < cap) len += (size_t)snprintf(buf + len, cap - len, ", early stopping after %d", tp->patience);
+    if (tp->reduce_lr_patience && len < cap) {
+        snprintf(buf + len, cap - len, ", lr x%g after %d on a plateau", (double)tp->reduce_lr_factor, tp->reduce_lr_patience);
+    }
     return buf;
 }
 
@@ -226,7 +232,7 @@ int cmd_train(int argc, char **argv) {
     enum { O_MODEL = 256, O_EPOCHS, O_BATCH, O_OPT, O_LR, O_MOM, O_NEST, O_B1, O_B2, O_EPS, O_L2, O_INIT,
            O_SCALE, O_VAL, O_SEED, O_THREADS, O_DATA, O_CLASSES, O_OUT, O_NAME, O_NOTEST, O_QUIET, O_JSON,
            O_WD, O_SCHED, O_WARMUP, O_STEP_EPOCHS, O_STEP_GAMMA, O_SMOOTH, O_AUGMENT, O_TTA, O_MONITOR,
-           O_PATIENCE, O_RLR_PATIENCE, O_RLR_FACTOR, O_MIN_LR };
+           O_PATIENCE, O_RLR_PATIENCE, O_RLR_FACTOR, O_MIN_LR, O_NO_TTA };
     static const struct option opts[] = {
         {"help", no_argument, 0, 'h'},          {"model", required_argument, 0, O_MODEL},
         {"epochs", required_argument, 0, O_EPOCHS}, {"batch", required_argument, 0, O_BATCH},
@@ -245,7 +251,8 @@ int cmd_train(int argc, char **argv) {
         {"warmup", required_argument, 0, O_WARMUP}, {"step-epochs", required_argument, 0, O_STEP_EPOCHS},
         {"step-gamma", required_argument, 0, O_STEP_GAMMA},
         {"label-smoothing", required_argument, 0, O_SMOOTH}, {"augment", required_argument, 0, O_AUGMENT},
-        {"tta", no_argument, 0, O_TTA}, {"monitor", required_argument, 0, O_MONITOR},
+        {"tta", no_argument, 0, O_TTA}, {"no-tta", no_argument, 0, O_NO_TTA},
+        {"monitor", required_argument, 0, O_MONITOR},
         {"patience", required_argument, 0, O_PATIENCE}, {"reduce-lr-patience", required_argument, 0, O_RLR_PATIENCE},
         {"reduce-lr-factor", required_argument, 0, O_RLR_FACTOR}, {"min-lr", required_argument, 0, O_MIN_LR},
         {0, 0, 0, 0}};
@@ -257,7 +264,14 @@ int cmd_train(int argc, char **argv) {
     long lv;
     double dv;
     opterr = 0;
-    optind = 1;
+    /* A preset's training settings go in first so that every flag given overrides them: one
+     * pass to find --model, then the real one (optind 0 restarts glibc's getopt afresh). */
+    optind = 0;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        if (c == O_MODEL) spec = optarg;
+    }
+    fm_preset_train_params(spec, &tp, &tta);
+    optind = 0;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
         case 'h': help(); return 0;
@@ -336,6 +350,7 @@ int cmd_train(int argc, char **argv) {
             if (fm_augment_parse(optarg, &tp.augment, &err)) return cli_error(cmd, "--augment: %s", err.msg);
             break;
         case O_TTA: tta = 1; break;
+        case O_NO_TTA: tta = 0; break;
         case O_MONITOR:
             if (strcmp(optarg, "val_accuracy") == 0) tp.monitor = FM_MONITOR_VAL_ACCURACY;
             else if (strcmp(optarg, "val_loss") == 0) tp.monitor = FM_MONITOR_VAL_LOSS;
@@ -359,7 +374,8 @@ int cmd_train(int argc, char **argv) {
     if (optind < argc) return cli_error(cmd, "unexpected argument \"%s\" (see fmnist train --help)", argv[optind]);
     if (tp.nesterov && tp.momentum == 0.0f) return cli_error(cmd, "--nesterov needs --momentum above 0");
     if (tp.nesterov && tp.optimizer != FM_OPT_SGD) return cli_error(cmd, "--nesterov applies to --optimizer sgd only");
-    if (tp.optimizer == FM_OPT_ADAMW && !wd_given) tp.weight_decay = 0.01f; /* PyTorch's AdamW default */
+    /* PyTorch's AdamW default, unless a flag or the preset chose one. */
+    if (tp.optimizer == FM_OPT_ADAMW && !wd_given && tp.weight_decay == 0.0f) tp.weight_decay = 0.01f;
     if (tp.weight_decay > 0 && tp.optimizer == FM_OPT_ADAM) {
         return cli_error(cmd, "--weight-decay is decoupled: use it with --optimizer adamw or sgd (or --l2 for adam)");
     }

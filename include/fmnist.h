@@ -165,7 +165,7 @@ fm_model_params fm_model_default_params(void);
 
 typedef struct fm_model fm_model;
 
-/* spec is a preset name (mlp, mlp64, mlp256, mlp2, mlp300-100, ...) or a comma-separated list of
+/* spec is a preset name (mlp, mlp64, mlp256, mlp2, mlp300-100, cnn, cnn-best) or a comma-separated list of
  * layers: dense:UNITS[:ACT], conv:FILTERS:KERNEL[:same|valid][:sSTRIDE][:ACT], maxpool:K[:S],
  * avgpool:K[:S], gap, bn, dropout:P, flatten, relu, leakyrelu[:ALPHA], tanh, sigmoid (the README
  * has the grammar). Images enter as (1, H, W); flatten is implicit before a dense layer. The last
@@ -286,6 +286,11 @@ typedef struct {
 } fm_train_params;
 
 fm_train_params fm_train_default_params(void);
+/* The training settings a preset comes with (cnn, cnn-best): written into p over its values, and
+ * *tta set to whether the preset evaluates with test-time flips. Returns 0, touching nothing,
+ * for names without settings (the MLP presets, layer specs). Callers apply their own settings
+ * after this, so those win. */
+int fm_preset_train_params(const char *name, fm_train_params *p, int *tta);
 /* Checks every field; names the one at fault ("--batch must be ..." style, by field name). */
 fm_status fm_train_params_check(const fm_train_params *p, fm_error *err);
 

@@ -17,6 +17,13 @@ static const struct { const char *name, *spec; } PRESETS[] = {
     {"mlp256", "dense:256:relu,dense:10"},
     {"mlp2", "dense:128:relu,dense:128:relu,dense:10"},
     {"mlp300-100", "dense:300:relu,dense:100:relu,dense:10"},
+    /* Keras's mnist_cnn: the network the PyTorch timing is for. */
+    {"cnn", "conv:32:3,relu,conv:64:3,relu,maxpool:2,dropout:0.25,dense:128,relu,dropout:0.5,dense:10"},
+    /* VGG-style, batch norm after every convolution, global average pooling; its training
+     * settings are in presets.c. */
+    {"cnn-best", "conv:32:3:same,bn,relu,conv:32:3:same,bn,relu,maxpool:2,"
+                 "conv:64:3:same,bn,relu,conv:64:3:same,bn,relu,maxpool:2,"
+                 "conv:128:3:same,bn,relu,conv:128:3:same,bn,relu,gap,dropout:0.3,dense:10"},
 };
 #define N_PRESETS (sizeof PRESETS / sizeof PRESETS[0])
 
@@ -29,7 +36,7 @@ const char *fm_preset_spec(const char *name) {
 
 const char *const *fm_preset_names(void) {
     static const char *const names[N_PRESETS + 1] = {"mlp", "mlp64", "mlp256", "mlp2",
-                                                     "mlp300-100", NULL};
+                                                     "mlp300-100", "cnn", "cnn-best", NULL};
     return names;
 }
 

@@ -122,6 +122,23 @@ expect_ok "conv: --val 0 writes no best.safetensors" "$FMNIST" train --data "$CB
     --no-test --out "$CB/noval" &&
     check "conv: no best.safetensors without validation" test ! -e "$CB/noval/best.safetensors"
 
+# Presets bring their training settings and flags override them.
+mkdir -p "$CB/tiny"
+"$FIXTURES" subset "$DATA" "$CB/tiny" 150 50 || fail "conv presets setup" "fixtures subset failed"
+if expect_ok "conv: cnn-best preset, 1 epoch" "$FMNIST" train --data "$CB/tiny" --val 50 --model cnn-best \
+    --epochs 1 --out "$CB/best" --json; then
+    check "conv: cnn-best brings its settings" python3 -c "
+import json, sys; r = json.loads(sys.argv[1])
+assert r['optimizer'] == 'sgd' and r['nesterov'] and r['momentum'] == 0.9 and r['lr'] == 0.1, r
+assert r['schedule'] == 'onecycle' and r['weight_decay'] == 0.0005 and r['label_smoothing'] == 0.1, r
+assert r['augment'] == 'shift=2,flip,erase=0.5' and r['tta'] == 'flip' and r['batch'] == 128, r
+assert r['epochs'] == 1 and r['params'] == 288618, r" "$OUT_TEXT"
+fi
+if expect_ok "conv: cnn preset with flags over its settings" "$FMNIST" train --data "$CB/tiny" --val 50 --model cnn \
+    --epochs 1 --batch 16 --augment none --optimizer adamw --tta --out "$CB/cnnflags"; then
+    check "conv: flags override the cnn preset" grep -q '^Training: adamw lr 0.001, weight decay 0.01, test-time flips, early stopping after 3, batch 16, 1 epochs' <<<"$OUT_TEXT"
+fi
+
 # ============================================================ model files with conv and batch norm
 expect_ok "conv: train a tiny conv model with batch norm" \
     "${CB_TRAIN[@]}" --model "conv:4:3:same,bn,relu,maxpool:2,dropout:0.25,dense:10" --out "$CB/m"

@@ -571,3 +571,24 @@ void test_fit_reduce_lr_on_plateau(test_ctx *t) {
     fm_model_free(m);
     fm_dataset_free(&ds);
 }
+
+void test_preset_train_params(test_ctx *t) {
+    fm_train_params p = fm_train_default_params(), untouched = p;
+    int tta = -1;
+    /* Names without settings change nothing. */
+    CHECK(t, fm_preset_train_params("mlp", &p, &tta) == 0 && tta == -1, "mlp has settings");
+    CHECK(t, fm_preset_train_params("dense:10", &p, &tta) == 0 && fm_preset_train_params(NULL, &p, &tta) == 0,
+          "a spec has settings");
+    CHECK(t, memcmp(&p, &untouched, sizeof p) == 0, "parameters touched");
+    fm_error err = {0};
+    CHECK(t, fm_preset_train_params("cnn", &p, &tta) == 1, "cnn has no settings");
+    CHECK(t, p.optimizer == FM_OPT_ADAM && p.batch == 32 && p.epochs == 12 && p.patience == 3 && p.augment.flip &&
+                 !p.augment.shift && tta == 0, "cnn settings");
+    CHECK(t, fm_train_params_check(&p, &err) == FM_OK, "cnn: %s", err.msg);
+    p = fm_train_default_params();
+    CHECK(t, fm_preset_train_params("cnn-best", &p, &tta) == 1, "cnn-best has no settings");
+    CHECK(t, p.optimizer == FM_OPT_SGD && p.nesterov && p.momentum == 0.9f && p.lr == 0.1f && p.weight_decay == 5e-4f &&
+                 p.schedule == FM_SCHED_ONECYCLE && p.label_smoothing == 0.1f && p.epochs == 30 && p.batch == 128 &&
+                 p.augment.shift == 2 && p.augment.flip && p.augment.erase == 0.5f && tta == 1, "cnn-best settings");
+    CHECK(t, fm_train_params_check(&p, &err) == FM_OK, "cnn-best: %s", err.msg);
+}
