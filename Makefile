@@ -32,6 +32,9 @@ LIB_SRC := src/util.c src/pool.c src/model.c src/train.c src/kernels/gemm.c src/
            src/kernels/gemm_avx2.c src/layers/dense.c \
            src/layers/activation.c src/layers/softmax_xent.c src/optim/sgd.c src/optim/adam.c \
            src/data/idx.c src/data/dataset.c src/io/safetensors.c
+# Convolutional networks: layers, optimizers and schedules, augmentation.
+LIB_SRC += src/layers/conv2d.c src/layers/pool.c src/layers/dropout.c src/layers/batchnorm.c \
+           src/optim/schedule.c src/optim/weight_decay.c src/data/augment.c src/presets.c
 CLI_SRC := cli/main.c cli/common.c cli/train.c cli/evaluate.c cli/predict.c cli/summary.c
 TEST_SRC := $(wildcard tests/unit/test_*.c)
 

@@ -14,18 +14,20 @@ static void help(void) {
            "  --split NAME   test or train                   [test]\n"
            "  --data DIR     folder with the IDX files\n"
            "  --threads N    0 = all cores                   [0]\n"
+           "  --tta, --no-tta  average each image with its mirror, or not [as the model file says]\n"
            "  --json         print {\"accuracy\", \"loss\", \"n\", \"per_class\": [...]}\n");
 }
 
 int cmd_evaluate(int argc, char **argv) {
     const char *cmd = "evaluate";
-    enum { O_SPLIT = 256, O_DATA, O_THREADS, O_JSON };
+    enum { O_SPLIT = 256, O_DATA, O_THREADS, O_JSON, O_TTA, O_NO_TTA };
     static const struct option opts[] = {{"help", no_argument, 0, 'h'}, {"split", required_argument, 0, O_SPLIT},
                                          {"data", required_argument, 0, O_DATA}, {"threads", required_argument, 0, O_THREADS},
-                                         {"json", no_argument, 0, O_JSON}, {0, 0, 0, 0}};
+                                         {"json", no_argument, 0, O_JSON}, {"tta", no_argument, 0, O_TTA},
+                                         {"no-tta", no_argument, 0, O_NO_TTA}, {0, 0, 0, 0}};
     const char *data = NULL;
     fm_split split = FM_SPLIT_TEST;
-    int threads = 0, json = 0, c;
+    int threads = 0, json = 0, c, tta = -1;
     long lv;
     opterr = 0;
     optind = 1;
@@ -36,6 +38,8 @@ int cmd_evaluate(int argc, char **argv) {
         case O_DATA: data = optarg; break;
         case O_THREADS: if (!cli_int(cmd, "--threads", optarg, 0, 1024, &lv)) return 1; threads = (int)lv; break;
         case O_JSON: json = 1; break;
+        case O_TTA: tta = 1; break;
+        case O_NO_TTA: tta = 0; break;
         default: return cli_bad_option(cmd, argv, c);
         }
     }
@@ -43,6 +47,7 @@ int cmd_evaluate(int argc, char **argv) {
     fm_error err = {0};
     fm_model *m = NULL;
     if (fm_model_load(argv[optind], &m, &err)) return cli_fail(cmd, &err);
+    if (tta >= 0) fm_model_set_tta(m, tta);
     const fm_classes *cl = fm_model_classes(m);
     fm_dataset ds = {0};
     if (!cli_load_split_for(cmd, data, split, m, argv[optind], &ds)) {
@@ -59,6 +64,7 @@ int cmd_evaluate(int argc, char **argv) {
         cJSON_AddNumberToObject(o, "loss", ev.loss);
         cJSON_AddNumberToObject(o, "n", ev.n);
         cJSON_AddStringToObject(o, "split", split == FM_SPLIT_TEST ? "test" : "train");
+        cJSON_AddBoolToObject(o, "tta", fm_model_tta(m));
         cJSON *pc = cJSON_AddArrayToObject(o, "per_class");
         for (int k = 0; k < cl->n; k++) {
             cJSON *e = cJSON_CreateObject();
@@ -73,7 +79,8 @@ int cmd_evaluate(int argc, char **argv) {
         free(text);
         cJSON_Delete(o);
     } else {
-        printf("%s set: %u images\n", split == FM_SPLIT_TEST ? "Test" : "Training", ev.n);
+        printf("%s set: %u images%s\n", split == FM_SPLIT_TEST ? "Test" : "Training", ev.n,
+               fm_model_tta(m) ? " (each averaged with its mirror image)" : "");
         printf("loss: %.4f - accuracy: %.4f (%.2f%%)\n\n", ev.loss, ev.accuracy, 100.0 * ev.accuracy);
         printf("  %-14s %8s %7s\n", "class", "accuracy", "images");
         for (int k = 0; k < cl->n; k++) {

@@ -21,6 +21,7 @@ static void help(void) {
            "  --split NAME   test or train                    [test]\n"
            "  --data DIR     folder with the IDX files\n"
            "  --threads N    0 = all cores                    [0]\n"
+           "  --tta, --no-tta  average each image with its mirror, or not [as the model file says]\n"
            "  --json         print one JSON object\n");
 }
 
@@ -67,16 +68,17 @@ static int write_csv(const char *cmd, const char *path, const fm_dataset *ds, co
 
 int cmd_predict(int argc, char **argv) {
     const char *cmd = "predict";
-    enum { O_INDEX = 256, O_ALL, O_CSV, O_SPLIT, O_DATA, O_THREADS, O_JSON, O_SHOW };
+    enum { O_INDEX = 256, O_ALL, O_CSV, O_SPLIT, O_DATA, O_THREADS, O_JSON, O_SHOW, O_TTA, O_NO_TTA };
     static const struct option opts[] = {
         {"help", no_argument, 0, 'h'}, {"index", required_argument, 0, O_INDEX}, {"all", no_argument, 0, O_ALL},
         {"csv", required_argument, 0, O_CSV}, {"split", required_argument, 0, O_SPLIT},
         {"data", required_argument, 0, O_DATA}, {"threads", required_argument, 0, O_THREADS},
-        {"json", no_argument, 0, O_JSON}, {"show", no_argument, 0, O_SHOW}, {0, 0, 0, 0}};
+        {"json", no_argument, 0, O_JSON}, {"show", no_argument, 0, O_SHOW}, {"tta", no_argument, 0, O_TTA},
+        {"no-tta", no_argument, 0, O_NO_TTA}, {0, 0, 0, 0}};
     const char *data = NULL, *csv = NULL;
     fm_split split = FM_SPLIT_TEST;
     long index = 0, lv;
-    int all = 0, threads = 0, json = 0, show = 0, c;
+    int all = 0, threads = 0, json = 0, show = 0, c, tta = -1;
     opterr = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
@@ -89,6 +91,8 @@ int cmd_predict(int argc, char **argv) {
         case O_DATA: data = optarg; break;
         case O_THREADS: if (!cli_int(cmd, "--threads", optarg, 0, 1024, &lv)) return 1; threads = (int)lv; break;
         case O_JSON: json = 1; break;
+        case O_TTA: tta = 1; break;
+        case O_NO_TTA: tta = 0; break;
         case O_SHOW: show = 1; break;
         default: return cli_bad_option(cmd, argv, c);
         }
@@ -99,6 +103,7 @@ int cmd_predict(int argc, char **argv) {
     fm_error err = {0};
     fm_model *m = NULL;
     if (fm_model_load(argv[optind], &m, &err)) return cli_fail(cmd, &err);
+    if (tta >= 0) fm_model_set_tta(m, tta);
     const fm_classes *cl = fm_model_classes(m);
     fm_dataset ds = {0};
     if (!cli_load_split_for(cmd, data, split, m, argv[optind], &ds)) {

@@ -17,16 +17,38 @@ static void help(void) {
            "Trains a classifier on the training set (holding out --val images for validation),\n"
            "saves it with its history to --out, and reports loss and accuracy on the test set.\n"
            "\n"
-           "  --model SPEC       preset (mlp, mlp64, mlp256, mlp2, mlp300-100) or layers, e.g.\n"
+           "  --model SPEC       preset (mlp, mlp64, mlp256, mlp2, mlp300-100, cnn, cnn-best;\n"
+           "                     cnn and cnn-best bring training settings, which flags\n"
+           "                     override: see the README) or layers, e.g.\n"
            "                     \"dense:128:relu,dense:10\"                       [mlp]\n"
+           "                     or \"conv:32:3:same,bn,relu,maxpool:2,dropout:0.25,dense:128,\n"
+           "                     relu,dense:10\" (conv:FILTERS:KERNEL[:same|valid][:sSTRIDE],\n"
+           "                     maxpool:K[:S], avgpool:K[:S], gap, bn, dropout:P, leakyrelu[:A])\n"
            "  --epochs N         passes over the training set                  [10]\n"
            "  --batch N          images per step                                [32]\n"
-           "  --optimizer NAME   adam or sgd                                    [adam]\n"
-           "  --lr X             learning rate                  [adam 0.001, sgd 0.01]\n"
+           "  --optimizer NAME   adam, adamw or sgd                             [adam]\n"
+           "  --lr X             learning rate (the peak with a schedule)\n"
+           "                                                 [adam(w) 0.001, sgd 0.01]\n"
            "  --momentum X       SGD momentum                                   [0]\n"
            "  --nesterov         Nesterov momentum (SGD)\n"
            "  --beta1 X --beta2 X --eps X   Adam settings        [0.9, 0.999, 1e-7]\n"
-           "  --l2 X             add X * sum(w^2) over weight matrices to the loss [0]\n"
+           "  --weight-decay X   decoupled: kernels *= 1 - lr*X each step (adamw, sgd)\n"
+           "                                                 [adamw 0.01, sgd 0]\n"
+           "  --schedule NAME    constant, step, cosine or onecycle            [constant]\n"
+           "  --warmup E         epochs of linear warm-up (onecycle: of the rise,\n"
+           "                     default 30%% of the run); may be fractional    [0]\n"
+           "  --step-epochs N --step-gamma X   step schedule: lr *= X every N epochs [10, 0.1]\n"
+           "  --label-smoothing X  train towards (1-X)*onehot + X/classes        [0]\n"
+           "  --augment LIST     on-the-fly, seeded: shift=N (pixels), flip, rotate=DEGREES,\n"
+           "                     erase=P (random erasing), e.g. shift=2,flip    [none]\n"
+           "  --tta, --no-tta    test-time augmentation: average each image with its mirror\n"
+           "                     (stored in the model, used by evaluate and predict)\n"
+           "  --monitor NAME     val_accuracy or val_loss: what the callbacks watch [val_accuracy]\n"
+           "  --patience N       early stopping: stop after N epochs without improvement and\n"
+           "                     restore the best epoch's weights               [off]\n"
+           "  --reduce-lr-patience N  multiply the rate by --reduce-lr-factor [0.1] after N\n"
+           "                     epochs without improvement, not below --min-lr [0]  [off]\n"
+           "  --l2 X             add X * sum(w^2) over dense and conv kernels to the loss [0]\n"
            "  --init NAME        glorot (Keras's default) or he                 [glorot]\n"
            "  --scale NAME       unit (x/255) or standard (mean/std of the training part) [unit]\n"
            "  --val N            images held out from the start of the training set [5000]\n"
@@ -48,7 +70,67 @@ static void help(void) {
 typedef struct {
     int tty, quiet;
     double epoch_start, last_draw;
+    int show_lr; /* the rate moves (schedule, warm-up, plateaus): print it each epoch */
+    const fm_model *model;   /* saved to best_path whenever an epoch improves */
+    const char *best_path;
+    fm_error save_err;       /* why saving it failed, which stops the run */
+    int save_failed;
 } progress;
+
+static const char *optimizer_name(fm_optimizer o) {
+    return o == FM_OPT_ADAMW ? "adamw" : o == FM_OPT_SGD ? "sgd" : "adam";
+}
+
+static int parse_optimizer(const char *s, fm_optimizer *out) {
+    static const char *const names[] = {"adam", "sgd", "adamw"}; /* in fm_optimizer order */
+    for (int i = 0; i < 3; i++) {
+        if (strcmp(s, names[i]) == 0) return *out = (fm_optimizer)i, 1;
+    }
+    return 0;
+}
+
+static const char *const SCHEDULES[] = {"constant", "step", "cosine", "onecycle"}; /* fm_schedule order */
+
+static const char *schedule_name(fm_schedule s) {
+    return (unsigned)s < 4 ? SCHEDULES[s] : "?";
+}
+
+static int parse_schedule(const char *s, fm_schedule *out) {
+    for (int i = 0; i < 4; i++) {
+        if (strcmp(s, SCHEDULES[i]) == 0) return *out = (fm_schedule)i, 1;
+    }
+    return 0;
+}
+
+/* ", cosine schedule (1 warm-up epochs), weight decay 0.05, label smoothing 0.1, augment flip"
+ * or "". */
+static const char *regularisation_text(const fm_train_params *tp, int tta, char *buf, size_t cap) {
+    size_t len = 0;
+    buf[0] = '\0';
+    if (tp->schedule != FM_SCHED_CONSTANT || tp->warmup > 0) {
+        len += (size_t)snprintf(buf + len, cap - len, ", %s schedule", schedule_name(tp->schedule));
+        if (tp->warmup > 0) len += (size_t)snprintf(buf + len, cap - len, " (%g warm-up epochs)", (double)tp->warmup);
+        if (tp->schedule == FM_SCHED_STEP) {
+            len += (size_t)snprintf(buf + len, cap - len, " (x%g every %d epochs)", (double)tp->step_gamma, tp->step_epochs);
+        }
+    }
+    if (tp->weight_decay > 0) len += (size_t)snprintf(buf + len, cap - len, ", weight decay %g", (double)tp->weight_decay);
+    if (tp->l2 > 0) len += (size_t)snprintf(buf + len, cap - len, ", l2 %g", (double)tp->l2);
+    if (tp->label_smoothing > 0) {
+        len += (size_t)snprintf(buf + len, cap - len, ", label smoothing %g", (double)tp->label_smoothing);
+    }
+    if (fm_augment_active(&tp->augment) && len < cap) {
+        char aug[128];
+        fm_augment_format(&tp->augment, aug, sizeof aug);
+        len += (size_t)snprintf(buf + len, cap - len, ", augment %s", aug);
+    }
+    if (tta && len < cap) len += (size_t)snprintf(buf + len, cap - len, ", test-time flips");
+    if (tp->patience && len < cap) len += (size_t)snprintf(buf + len, cap - len, ", early stopping after %d", tp->patience);
+    if (tp->reduce_lr_patience && len < cap) {
+        snprintf(buf + len, cap - len, ", lr x%g after %d on a plateau", (double)tp->reduce_lr_factor, tp->reduce_lr_patience);
+    }
+    return buf;
+}
 
 static void on_batch(int epoch, int batch, int batches, double loss, double acc, void *user) {
     progress *pr = user;
@@ -70,28 +152,35 @@ static void on_batch(int epoch, int batch, int batches, double loss, double acc,
 
 static int on_epoch(const fm_epoch_stats *st, void *user) {
     progress *pr = user;
+    /* Keep the best checkpoint: the model holds this epoch's weights right now. */
+    if (st->improved && pr->best_path && fm_model_save(pr->model, pr->best_path, &pr->save_err)) {
+        pr->save_failed = 1;
+        return 1;
+    }
     if (pr->quiet) return 0;
     if (pr->tty) printf("\r\033[K");
     printf("Epoch %d/%d - %.1fs - loss: %.4f - accuracy: %.4f", st->epoch, st->epochs, st->seconds,
            st->loss, st->accuracy);
     if (!isnan(st->val_loss)) printf(" - val_loss: %.4f - val_accuracy: %.4f", st->val_loss, st->val_accuracy);
+    if (pr->show_lr) printf(" - lr: %.3g", st->lr);
     printf("\n");
     fflush(stdout);
     return 0;
 }
 
 static char *history_csv(const fm_history *h) {
-    size_t cap = 128 + (size_t)h->n * 160;
+    size_t cap = 128 + (size_t)h->n * 200;
     char *buf = malloc(cap);
     if (!buf) return NULL;
-    size_t len = (size_t)snprintf(buf, cap, "epoch,loss,accuracy,val_loss,val_accuracy,seconds\n");
+    size_t len = (size_t)snprintf(buf, cap, "epoch,loss,accuracy,val_loss,val_accuracy,seconds,lr\n");
     for (int i = 0; i < h->n; i++) {
         const fm_epoch_stats *e = &h->epochs[i];
         if (isnan(e->val_loss)) {
-            len += (size_t)snprintf(buf + len, cap - len, "%d,%.9g,%.9g,,,%.3f\n", e->epoch, e->loss, e->accuracy, e->seconds);
+            len += (size_t)snprintf(buf + len, cap - len, "%d,%.9g,%.9g,,,%.3f,%.9g\n", e->epoch, e->loss,
+                                    e->accuracy, e->seconds, e->lr);
         } else {
-            len += (size_t)snprintf(buf + len, cap - len, "%d,%.9g,%.9g,%.9g,%.9g,%.3f\n", e->epoch, e->loss,
-                                    e->accuracy, e->val_loss, e->val_accuracy, e->seconds);
+            len += (size_t)snprintf(buf + len, cap - len, "%d,%.9g,%.9g,%.9g,%.9g,%.3f,%.9g\n", e->epoch, e->loss,
+                                    e->accuracy, e->val_loss, e->val_accuracy, e->seconds, e->lr);
         }
     }
     return buf;
@@ -100,18 +189,25 @@ static char *history_csv(const fm_history *h) {
 /* Keras's History.history: one list per metric. */
 static cJSON *history_json(const fm_history *h) {
     cJSON *o = cJSON_CreateObject();
-    const char *keys[] = {"epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds"};
+    const char *keys[] = {"epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds", "lr"};
     int has_val = h->n > 0 && !isnan(h->epochs[0].val_loss);
-    for (int k = 0; k < 6; k++) {
+    for (int k = 0; k < 7; k++) {
         if (!has_val && (k == 3 || k == 4)) continue;
         cJSON *arr = cJSON_AddArrayToObject(o, keys[k]);
         for (int i = 0; i < h->n; i++) {
             const fm_epoch_stats *e = &h->epochs[i];
-            double v[] = {e->epoch, e->loss, e->accuracy, e->val_loss, e->val_accuracy, e->seconds};
+            double v[] = {e->epoch, e->loss, e->accuracy, e->val_loss, e->val_accuracy, e->seconds, e->lr};
             cJSON_AddItemToArray(arr, cJSON_CreateNumber(v[k]));
         }
     }
     return o;
+}
+
+/* A float setting as the decimal it was written as (0.01, not 0.00999999977648258). */
+static void json_setting(cJSON *o, const char *key, float v) {
+    char text[32];
+    snprintf(text, sizeof text, "%.7g", (double)v);
+    cJSON_AddNumberToObject(o, key, strtod(text, NULL));
 }
 
 static int write_json(const char *cmd, const char *path, cJSON *o) {
@@ -134,7 +230,9 @@ static int write_json(const char *cmd, const char *path, cJSON *o) {
 int cmd_train(int argc, char **argv) {
     const char *cmd = "train";
     enum { O_MODEL = 256, O_EPOCHS, O_BATCH, O_OPT, O_LR, O_MOM, O_NEST, O_B1, O_B2, O_EPS, O_L2, O_INIT,
-           O_SCALE, O_VAL, O_SEED, O_THREADS, O_DATA, O_CLASSES, O_OUT, O_NAME, O_NOTEST, O_QUIET, O_JSON };
+           O_SCALE, O_VAL, O_SEED, O_THREADS, O_DATA, O_CLASSES, O_OUT, O_NAME, O_NOTEST, O_QUIET, O_JSON,
+           O_WD, O_SCHED, O_WARMUP, O_STEP_EPOCHS, O_STEP_GAMMA, O_SMOOTH, O_AUGMENT, O_TTA, O_MONITOR,
+           O_PATIENCE, O_RLR_PATIENCE, O_RLR_FACTOR, O_MIN_LR, O_NO_TTA };
     static const struct option opts[] = {
         {"help", no_argument, 0, 'h'},          {"model", required_argument, 0, O_MODEL},
         {"epochs", required_argument, 0, O_EPOCHS}, {"batch", required_argument, 0, O_BATCH},
@@ -148,15 +246,32 @@ int cmd_train(int argc, char **argv) {
         {"classes", required_argument, 0, O_CLASSES}, {"out", required_argument, 0, O_OUT},
         {"name", required_argument, 0, O_NAME},
         {"no-test", no_argument, 0, O_NOTEST},      {"quiet", no_argument, 0, O_QUIET},
-        {"json", no_argument, 0, O_JSON},           {0, 0, 0, 0}};
+        {"json", no_argument, 0, O_JSON},
+        {"weight-decay", required_argument, 0, O_WD}, {"schedule", required_argument, 0, O_SCHED},
+        {"warmup", required_argument, 0, O_WARMUP}, {"step-epochs", required_argument, 0, O_STEP_EPOCHS},
+        {"step-gamma", required_argument, 0, O_STEP_GAMMA},
+        {"label-smoothing", required_argument, 0, O_SMOOTH}, {"augment", required_argument, 0, O_AUGMENT},
+        {"tta", no_argument, 0, O_TTA}, {"no-tta", no_argument, 0, O_NO_TTA},
+        {"monitor", required_argument, 0, O_MONITOR},
+        {"patience", required_argument, 0, O_PATIENCE}, {"reduce-lr-patience", required_argument, 0, O_RLR_PATIENCE},
+        {"reduce-lr-factor", required_argument, 0, O_RLR_FACTOR}, {"min-lr", required_argument, 0, O_MIN_LR},
+        {0, 0, 0, 0}};
     fm_train_params tp = fm_train_default_params();
     fm_model_params mp = fm_model_default_params();
     const char *spec = "mlp", *data = NULL, *out = NULL, *name = NULL, *classes = "fashion";
-    int no_test = 0, quiet = 0, json = 0, c;
+    int no_test = 0, quiet = 0, json = 0, c, wd_given = 0, tta = 0;
+    fm_error err = {0};
     long lv;
     double dv;
     opterr = 0;
-    optind = 1;
+    /* A preset's training settings go in first so that every flag given overrides them: one
+     * pass to find --model, then the real one (optind 0 restarts glibc's getopt afresh). */
+    optind = 0;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        if (c == O_MODEL) spec = optarg;
+    }
+    fm_preset_train_params(spec, &tp, &tta);
+    optind = 0;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
         case 'h': help(); return 0;
@@ -164,9 +279,9 @@ int cmd_train(int argc, char **argv) {
         case O_EPOCHS: if (!cli_int(cmd, "--epochs", optarg, 1, 100000, &lv)) return 1; tp.epochs = (int)lv; break;
         case O_BATCH: if (!cli_int(cmd, "--batch", optarg, 1, 65536, &lv)) return 1; tp.batch = (int)lv; break;
         case O_OPT:
-            if (strcmp(optarg, "adam") == 0) tp.optimizer = FM_OPT_ADAM;
-            else if (strcmp(optarg, "sgd") == 0) tp.optimizer = FM_OPT_SGD;
-            else return cli_error(cmd, "--optimizer must be adam or sgd, got \"%s\"", optarg);
+            if (!parse_optimizer(optarg, &tp.optimizer)) {
+                return cli_error(cmd, "--optimizer must be adam, adamw or sgd, got \"%s\"", optarg);
+            }
             break;
         case O_LR:
             if (!cli_float(cmd, "--lr", optarg, 0, 10, &dv)) return 1;
@@ -211,6 +326,47 @@ int cmd_train(int argc, char **argv) {
         case O_NOTEST: no_test = 1; break;
         case O_QUIET: quiet = 1; break;
         case O_JSON: json = 1; quiet = 1; break;
+        case O_WD:
+            if (!cli_float(cmd, "--weight-decay", optarg, 0, 1, &dv)) return 1;
+            tp.weight_decay = (float)dv, wd_given = 1;
+            break;
+        case O_SCHED:
+            if (!parse_schedule(optarg, &tp.schedule)) {
+                return cli_error(cmd, "--schedule must be constant, step, cosine or onecycle, got \"%s\"", optarg);
+            }
+            break;
+        case O_WARMUP: if (!cli_float(cmd, "--warmup", optarg, 0, 100000, &dv)) return 1; tp.warmup = (float)dv; break;
+        case O_STEP_EPOCHS: if (!cli_int(cmd, "--step-epochs", optarg, 1, 100000, &lv)) return 1; tp.step_epochs = (int)lv; break;
+        case O_STEP_GAMMA:
+            if (!cli_float(cmd, "--step-gamma", optarg, 0, 1, &dv)) return 1;
+            if (dv <= 0) return cli_error(cmd, "--step-gamma must be above 0, got \"%s\"", optarg);
+            tp.step_gamma = (float)dv;
+            break;
+        case O_SMOOTH:
+            if (!cli_float(cmd, "--label-smoothing", optarg, 0, 0.999999, &dv)) return 1;
+            tp.label_smoothing = (float)dv;
+            break;
+        case O_AUGMENT:
+            if (fm_augment_parse(optarg, &tp.augment, &err)) return cli_error(cmd, "--augment: %s", err.msg);
+            break;
+        case O_TTA: tta = 1; break;
+        case O_NO_TTA: tta = 0; break;
+        case O_MONITOR:
+            if (strcmp(optarg, "val_accuracy") == 0) tp.monitor = FM_MONITOR_VAL_ACCURACY;
+            else if (strcmp(optarg, "val_loss") == 0) tp.monitor = FM_MONITOR_VAL_LOSS;
+            else return cli_error(cmd, "--monitor must be val_accuracy or val_loss, got \"%s\"", optarg);
+            break;
+        case O_PATIENCE: if (!cli_int(cmd, "--patience", optarg, 1, 100000, &lv)) return 1; tp.patience = (int)lv; break;
+        case O_RLR_PATIENCE:
+            if (!cli_int(cmd, "--reduce-lr-patience", optarg, 1, 100000, &lv)) return 1;
+            tp.reduce_lr_patience = (int)lv;
+            break;
+        case O_RLR_FACTOR:
+            if (!cli_float(cmd, "--reduce-lr-factor", optarg, 0, 1, &dv)) return 1;
+            if (dv <= 0 || dv >= 1) return cli_error(cmd, "--reduce-lr-factor must be between 0 and 1, got \"%s\"", optarg);
+            tp.reduce_lr_factor = (float)dv;
+            break;
+        case O_MIN_LR: if (!cli_float(cmd, "--min-lr", optarg, 0, 10, &dv)) return 1; tp.min_lr = (float)dv; break;
         default: return cli_bad_option(cmd, argv, c);
         }
     }
@@ -218,7 +374,17 @@ int cmd_train(int argc, char **argv) {
     if (optind < argc) return cli_error(cmd, "unexpected argument \"%s\" (see fmnist train --help)", argv[optind]);
     if (tp.nesterov && tp.momentum == 0.0f) return cli_error(cmd, "--nesterov needs --momentum above 0");
     if (tp.nesterov && tp.optimizer != FM_OPT_SGD) return cli_error(cmd, "--nesterov applies to --optimizer sgd only");
-    fm_error err = {0};
+    /* PyTorch's AdamW default, unless a flag or the preset chose one. */
+    if (tp.optimizer == FM_OPT_ADAMW && !wd_given && tp.weight_decay == 0.0f) tp.weight_decay = 0.01f;
+    if (tp.weight_decay > 0 && tp.optimizer == FM_OPT_ADAM) {
+        return cli_error(cmd, "--weight-decay is decoupled: use it with --optimizer adamw or sgd (or --l2 for adam)");
+    }
+    if ((tp.patience || tp.reduce_lr_patience) && tp.val == 0) {
+        return cli_error(cmd, "--patience and --reduce-lr-patience watch the validation split: give --val above 0");
+    }
+    if (tp.warmup >= (float)tp.epochs) {
+        return cli_error(cmd, "--warmup %g must be below --epochs %d", (double)tp.warmup, tp.epochs);
+    }
     if (fm_classes_parse(classes, &mp.classes, &err)) return cli_error(cmd, "--classes: %s", err.msg);
     mp.seed = tp.seed;
 
@@ -264,20 +430,28 @@ int cmd_train(int argc, char **argv) {
         cli_error(cmd, "--model: %s", err.msg);
         goto cleanup;
     }
-    progress pr = {isatty(STDOUT_FILENO), quiet, 0, 0};
+    fm_model_set_tta(model, tta);
+    progress pr = {isatty(STDOUT_FILENO), quiet, 0, 0, 0, NULL, NULL, {0}, 0};
     tp.on_batch = on_batch;
     tp.on_epoch = on_epoch;
     tp.user = &pr;
     int threads = fm_threads_resolve(tp.threads);
-    float lr = tp.lr > 0 ? tp.lr : (tp.optimizer == FM_OPT_ADAM ? 1e-3f : 1e-2f);
+    float lr = tp.lr > 0 ? tp.lr : (tp.optimizer == FM_OPT_SGD ? 1e-2f : 1e-3f);
+    pr.show_lr = tp.schedule != FM_SCHED_CONSTANT || tp.warmup > 0 || tp.reduce_lr_patience > 0;
+    char best_path[FM_PATH_MAX + 32];
+    snprintf(best_path, sizeof best_path, "%s/best.safetensors", outdir);
+    pr.model = model;
+    pr.best_path = tp.val > 0 ? best_path : NULL;
+    char regtext[256];
     if (!quiet) {
         printf("Data: %s (%u training images of %ux%u; %u held out for validation)\n", dir,
                train.n - tp.val, train.h, train.w, tp.val);
         printf("Model: %s (%s), %zu parameters\n", spec, fm_model_spec(model), fm_model_param_count(model));
-        printf("Training: %s lr %g%s, batch %d, %d epochs, seed %llu, %d thread%s -> %s\n",
-               tp.optimizer == FM_OPT_ADAM ? "adam" : "sgd", (double)lr,
+        printf("Training: %s lr %g%s%s, batch %d, %d epochs, seed %llu, %d thread%s -> %s\n",
+               optimizer_name(tp.optimizer), (double)lr,
                tp.optimizer == FM_OPT_SGD && tp.momentum > 0 ? (tp.nesterov ? " nesterov" : " momentum") : "",
-               tp.batch, tp.epochs, (unsigned long long)tp.seed, threads, threads == 1 ? "" : "s", outdir);
+               regularisation_text(&tp, tta, regtext, sizeof regtext), tp.batch, tp.epochs, (unsigned long long)tp.seed, threads,
+               threads == 1 ? "" : "s", outdir);
         fflush(stdout);
     }
     fm_history hist = {0};
@@ -286,10 +460,21 @@ int cmd_train(int argc, char **argv) {
     double train_seconds = fm_now_seconds() - t0;
     if (st) {
         if (pr.tty && !quiet) printf("\n");
-        cli_fail(cmd, &err);
+        cli_fail(cmd, pr.save_failed ? &pr.save_err : &err);
         fm_history_free(&hist);
         goto cleanup;
     }
+    const char *monitor = tp.monitor == FM_MONITOR_VAL_LOSS ? "val_loss" : "val_accuracy";
+    if (!quiet && hist.stopped_early) {
+        printf("Early stopping after epoch %d: no better %s for %d epochs\n", hist.n, monitor, tp.patience);
+    }
+    if (!quiet && hist.restored_best) {
+        const fm_epoch_stats *b = &hist.epochs[hist.best_epoch - 1];
+        printf("Restored the weights of epoch %d (val_loss: %.4f - val_accuracy: %.4f)\n", hist.best_epoch,
+               b->val_loss, b->val_accuracy);
+    }
+    const int hist_n = hist.n, best_epoch = hist.best_epoch;
+    const int stopped_early = hist.stopped_early, restored_best = hist.restored_best;
     snprintf(path, sizeof path, "%s/model.safetensors", outdir);
     if (fm_model_save(model, path, &err)) {
         cli_fail(cmd, &err);
@@ -311,11 +496,34 @@ int cmd_train(int argc, char **argv) {
     cJSON_AddStringToObject(run, "model", spec);
     cJSON_AddStringToObject(run, "spec", fm_model_spec(model));
     cJSON_AddNumberToObject(run, "params", (double)fm_model_param_count(model));
-    cJSON_AddStringToObject(run, "optimizer", tp.optimizer == FM_OPT_ADAM ? "adam" : "sgd");
-    cJSON_AddNumberToObject(run, "lr", lr);
-    cJSON_AddNumberToObject(run, "momentum", tp.momentum);
+    cJSON_AddStringToObject(run, "optimizer", optimizer_name(tp.optimizer));
+    json_setting(run, "lr", lr);
+    json_setting(run, "momentum", tp.momentum);
     cJSON_AddBoolToObject(run, "nesterov", tp.nesterov);
-    cJSON_AddNumberToObject(run, "l2", tp.l2);
+    json_setting(run, "l2", tp.l2);
+    json_setting(run, "weight_decay", tp.weight_decay);
+    cJSON_AddStringToObject(run, "schedule", schedule_name(tp.schedule));
+    json_setting(run, "warmup", tp.warmup);
+    if (tp.schedule == FM_SCHED_STEP) {
+        cJSON_AddNumberToObject(run, "step_epochs", tp.step_epochs);
+        json_setting(run, "step_gamma", tp.step_gamma);
+    }
+    json_setting(run, "label_smoothing", tp.label_smoothing);
+    char augtext[128];
+    fm_augment_format(&tp.augment, augtext, sizeof augtext);
+    cJSON_AddStringToObject(run, "augment", augtext);
+    cJSON_AddStringToObject(run, "tta", tta ? "flip" : "none");
+    cJSON_AddStringToObject(run, "monitor", monitor);
+    cJSON_AddNumberToObject(run, "patience", tp.patience);
+    cJSON_AddNumberToObject(run, "reduce_lr_patience", tp.reduce_lr_patience);
+    if (tp.reduce_lr_patience) {
+        json_setting(run, "reduce_lr_factor", tp.reduce_lr_factor);
+        json_setting(run, "min_lr", tp.min_lr);
+    }
+    cJSON_AddNumberToObject(run, "epochs_run", hist_n);
+    if (best_epoch) cJSON_AddNumberToObject(run, "best_epoch", best_epoch);
+    cJSON_AddBoolToObject(run, "stopped_early", stopped_early);
+    cJSON_AddBoolToObject(run, "restored_best", restored_best);
     cJSON_AddNumberToObject(run, "batch", tp.batch);
     cJSON_AddNumberToObject(run, "epochs", tp.epochs);
     cJSON_AddNumberToObject(run, "seed", (double)tp.seed);
@@ -348,7 +556,8 @@ int cmd_train(int argc, char **argv) {
     cJSON_Delete(run);
     if (wrc) goto cleanup;
     if (!quiet) {
-        printf("Saved %s/model.safetensors (history.csv, history.json, run.json) in %.1fs\n", outdir, train_seconds);
+        printf("Saved %s/model.safetensors (%shistory.csv, history.json, run.json) in %.1fs\n", outdir,
+               best_epoch ? "best.safetensors, " : "", train_seconds);
         printf("Next: fmnist evaluate %s/model.safetensors; fmnist predict %s/model.safetensors --index 0\n", outdir, outdir);
     }
     rc = 0;

@@ -133,6 +133,23 @@ typedef struct {
 } fm_classes;
 fm_status fm_classes_parse(const char *text, fm_classes *out, fm_error *err);
 
+/* On-the-fly augmentation of training batches (fm_train_params.augment); never applied when
+ * evaluating. Each draw comes from the run's generator, so a seeded run repeats exactly. */
+typedef struct {
+    int shift;    /* move by up to ±shift pixels each way, uncovered pixels as background; 0 off */
+    int flip;     /* mirror left to right with probability 1/2 */
+    float rotate; /* turn by up to ±rotate degrees about the centre, bilinear; 0 off */
+    float erase;  /* with this probability, blank a random rectangle of 2-40% of the image
+                   * (random erasing, Zhong et al.) to the background; 0 off */
+} fm_augment;
+
+/* Parses "shift=2,flip,rotate=10,erase=0.5" (any subset, any order) or "none". */
+fm_status fm_augment_parse(const char *text, fm_augment *out, fm_error *err);
+/* The canonical text of a (the form fm_augment_parse reads), "none" when all are off. */
+void fm_augment_format(const fm_augment *a, char *out, size_t cap);
+/* Whether any kind is on. */
+int fm_augment_active(const fm_augment *a);
+
 /* ---------------------------------------------------------------- model */
 
 typedef enum { FM_INIT_GLOROT_UNIFORM = 0, FM_INIT_HE_UNIFORM = 1 } fm_init;
@@ -148,9 +165,11 @@ fm_model_params fm_model_default_params(void);
 
 typedef struct fm_model fm_model;
 
-/* spec is a preset name (mlp, mlp64, mlp256, mlp2, mlp300-100) or a comma-separated list of
- * layers: dense:UNITS[:ACT], relu, tanh, sigmoid, flatten. Flatten is implicit before a dense
- * layer. The last layer must produce classes.n logits. */
+/* spec is a preset name (mlp, mlp64, mlp256, mlp2, mlp300-100, cnn, cnn-best) or a comma-separated list of
+ * layers: dense:UNITS[:ACT], conv:FILTERS:KERNEL[:same|valid][:sSTRIDE][:ACT], maxpool:K[:S],
+ * avgpool:K[:S], gap, bn, dropout:P, flatten, relu, leakyrelu[:ALPHA], tanh, sigmoid (the README
+ * has the grammar). Images enter as (1, H, W); flatten is implicit before a dense layer. The last
+ * layer must produce classes.n logits. */
 fm_status fm_model_create(const char *spec, uint32_t in_h, uint32_t in_w, const fm_model_params *p,
                           fm_model **out, fm_error *err);
 void fm_model_free(fm_model *m);
@@ -161,7 +180,7 @@ const char *fm_preset_spec(const char *name);
 const char *const *fm_preset_names(void);
 
 const char *fm_model_spec(const fm_model *m);   /* the expanded spec */
-size_t fm_model_param_count(const fm_model *m);
+size_t fm_model_param_count(const fm_model *m); /* trainable ones */
 const fm_classes *fm_model_classes(const fm_model *m);
 fm_scaling fm_model_scaling(const fm_model *m);
 void fm_model_set_scaling(fm_model *m, fm_scaling sc);
@@ -170,6 +189,11 @@ void fm_model_input_shape(const fm_model *m, uint32_t *h, uint32_t *w);
 /* The Keras-style table: layer, output shape, parameters, totals. Writes at most cap bytes
  * (always NUL-terminated) and returns the length it needed. */
 size_t fm_model_summary(const fm_model *m, const char *title, char *buf, size_t cap);
+
+/* Test-time augmentation: with flip on, evaluation and prediction average the class
+ * probabilities of each image and its mirror image. Stored in the model file. */
+void fm_model_set_tta(fm_model *m, int flip);
+int fm_model_tta(const fm_model *m);
 
 /* Inference on count images; probs is [count, classes.n]; threads <= 0 means all cores. What a
  * server calls: one image (count 1) runs on the calling thread alone, with no thread wake-up and
@@ -186,25 +210,42 @@ fm_status fm_predict_pixels(fm_model *m, const uint8_t *pixels, uint32_t count, 
 fm_status fm_predict_inputs(fm_model *m, const float *x, uint32_t count, float *probs,
                             int threads, fm_error *err);
 
-/* Safetensors with PyTorch names and layouts (layers.K.weight [out, in], layers.K.bias [out]) and
- * __metadata__ holding the spec, input shape, scaling and class names. */
+/* Safetensors with PyTorch names and layouts (layers.K.weight [out, in] or [out, in, kh, kw],
+ * layers.K.bias [out]; batch norm's weight, bias, running_mean, running_var and int64
+ * num_batches_tracked) and __metadata__ holding the spec, input shape, scaling and class names. */
 fm_status fm_model_save(const fm_model *m, const char *path, fm_error *err);
 fm_status fm_model_load(const char *path, fm_model **out, fm_error *err);
 
 /* ---------------------------------------------------------------- training */
 
-typedef enum { FM_OPT_ADAM = 0, FM_OPT_SGD = 1 } fm_optimizer;
+typedef enum { FM_OPT_ADAM = 0, FM_OPT_SGD = 1, FM_OPT_ADAMW = 2 } fm_optimizer;
+
+/* The validation figure the callbacks watch: higher accuracy or lower loss is an improvement. */
+typedef enum { FM_MONITOR_VAL_ACCURACY = 0, FM_MONITOR_VAL_LOSS = 1 } fm_monitor;
+
+/* How the learning rate moves over a run (see fm_train_params.schedule). */
+typedef enum {
+    FM_SCHED_CONSTANT = 0,
+    FM_SCHED_STEP = 1,     /* times step_gamma every step_epochs epochs */
+    FM_SCHED_COSINE = 2,   /* half a cosine from lr down to 0 */
+    FM_SCHED_ONECYCLE = 3  /* PyTorch's OneCycleLR: lr/25 up to lr, then down to lr/25/1e4 */
+} fm_schedule;
 
 typedef struct {
     int epoch, epochs;          /* 1-based */
     double loss, accuracy;      /* running means over the epoch's training batches */
     double val_loss, val_accuracy; /* NaN when there is no validation set */
     double seconds;             /* wall time of the epoch, validation included */
+    double lr;                  /* the learning rate of the epoch's last step */
+    int improved;               /* the monitored validation figure is the best so far */
 } fm_epoch_stats;
 
 typedef struct {
     int n;
     fm_epoch_stats *epochs;     /* n entries, owned; free with fm_history_free */
+    int best_epoch;             /* 1-based epoch with the best monitored figure; 0 without validation */
+    int stopped_early;          /* early stopping ended the run */
+    int restored_best;          /* the model holds best_epoch's weights (early stopping on) */
 } fm_history;
 void fm_history_free(fm_history *h);
 
@@ -225,9 +266,38 @@ typedef struct {
     void (*on_batch)(int epoch, int batch, int batches, double loss, double acc, void *user);
     int (*on_epoch)(const fm_epoch_stats *st, void *user);
     void *user;
+
+    /* Decoupled weight decay (sgd, adamw): dense and conv kernels shrink by lr*weight_decay each
+     * step before the optimizer's update, as PyTorch's AdamW does; biases and batch norm do not.
+     * adam refuses it (use adamw, or l2 for a penalty in the loss). */
+    float weight_decay;
+    fm_schedule schedule;
+    float warmup;               /* epochs of linear warm-up to lr (one-cycle: of the rise; 0
+                                 * means 30% of the run); may be fractional */
+    int step_epochs;            /* step schedule: period in epochs [10] */
+    float step_gamma;           /* step schedule: factor [0.1] */
+    float label_smoothing;      /* training targets (1-s)*onehot + s/classes; s in [0, 1) */
+    fm_augment augment;         /* applied to each training batch, off for validation */
+
+    /* Callbacks on the validation split (they need val > 0), watching monitor. Each epoch whose
+     * figure is the best so far is flagged improved (the command line saves best.safetensors
+     * then). Early stopping, as KANN does it: after patience epochs without improvement stop,
+     * and at the end of the run (stopped or not) restore the best epoch's weights. Plateaus:
+     * after reduce_lr_patience epochs without improvement multiply the rate by
+     * reduce_lr_factor (not below min_lr) and wait again. 0 turns either off. */
+    fm_monitor monitor;
+    int patience;
+    int reduce_lr_patience;
+    float reduce_lr_factor;     /* [0.1] */
+    float min_lr;               /* [0] */
 } fm_train_params;
 
 fm_train_params fm_train_default_params(void);
+/* The training settings a preset comes with (cnn, cnn-best): written into p over its values, and
+ * *tta set to whether the preset evaluates with test-time flips. Returns 0, touching nothing,
+ * for names without settings (the MLP presets, layer specs). Callers apply their own settings
+ * after this, so those win. */
+int fm_preset_train_params(const char *name, fm_train_params *p, int *tta);
 /* Checks every field; names the one at fault ("--batch must be ..." style, by field name). */
 fm_status fm_train_params_check(const fm_train_params *p, fm_error *err);
 

@@ -98,13 +98,33 @@ int fm_gemm_block_avx2(int ta, int tb, int i0, int i1, int j0, int j1, int K, co
 
 /* ---------------------------------------------------------------- layers */
 
+/* The geometry of one 2-D convolution over NCHW tensors: C input channels of HxW, OC output
+ * channels of OHxOW, a KHxKW kernel moved by stride, and pad_t/pad_l zero rows/columns before
+ * the input (the padding after it follows from the output size). */
+typedef struct {
+    int C, H, W;
+    int OC, OH, OW;
+    int KH, KW, stride, pad_t, pad_l;
+} fm_conv_shape;
+
 typedef enum {
     FM_LAYER_DENSE = 0,
     FM_LAYER_RELU,
     FM_LAYER_TANH,
     FM_LAYER_SIGMOID,
     FM_LAYER_FLATTEN,
+    FM_LAYER_CONV,
+    FM_LAYER_MAXPOOL,
+    FM_LAYER_AVGPOOL,
+    FM_LAYER_GAP,
+    FM_LAYER_BATCHNORM,
+    FM_LAYER_DROPOUT,
+    FM_LAYER_LEAKYRELU,
 } fm_layer_kind;
+
+/* Batch norm's constants, PyTorch's defaults (nn.BatchNorm1d/2d). */
+#define FM_BN_MOMENTUM 0.1f
+#define FM_BN_EPS 1e-5f
 
 typedef struct {
     fm_layer_kind kind;
@@ -114,7 +134,21 @@ typedef struct {
     size_t w_off, b_off;          /* into the flat parameter array (dense): weight [in, out], bias */
     size_t n_params;
     size_t act_off;               /* this layer's output in the activation arena, per batch row */
+    /* Convolutional networks. */
+    int kernel, stride, same;     /* conv (same: padding) and pools */
+    fm_conv_shape conv;           /* conv: the whole geometry */
+    float rate;                   /* dropout: probability; leakyrelu: negative slope */
+    int spatial;                  /* the output is an image (C,H,W) made by a conv or pool, so a
+                                   * dense layer after it needs a flatten (PyTorch's nn.Flatten) */
+    size_t s_off, n_state;        /* batch norm: running mean and variance in fm_model.state */
+    size_t work_off;              /* batch norm: the batch's mean and invstd in fm_model.bn_work */
+    size_t aux_off;               /* per batch row: dropout's mask in fm_model.aux, max pooling's
+                                   * argmax in fm_model.pool_idx */
 } fm_layer;
+
+/* The number of kernel weights (dense [O,I], conv [OC,C,KH,KW]) at w_off: what L2 and weight
+ * decay act on. Biases and batch norm's scale and shift are not decayed. */
+size_t fm_layer_weight_count(const fm_layer *L);
 
 const char *fm_layer_kind_name(fm_layer_kind k);   /* "Dense", "ReLU", ... for summaries */
 const char *fm_layer_spec_name(fm_layer_kind k);   /* "dense", "relu", ... for specs */
@@ -140,12 +174,86 @@ void tanh_backward(float *dinp, const float *dout, const float *out, size_t n);
 void sigmoid_forward(float *out, const float *inp, size_t n);
 void sigmoid_backward(float *dinp, const float *dout, const float *out, size_t n);
 
+/* LeakyReLU: x for x > 0, alpha*x otherwise (0 <= alpha < 1, so the output's sign is the input's
+ * and backward can use the saved output). May run in place. */
+void leakyrelu_forward(float *out, const float *inp, size_t n, float alpha);
+void leakyrelu_backward(float *dinp, const float *dout, const float *out, size_t n, float alpha);
+
+/* Fills s for a KxK kernel with the given stride. same: the output is ceil(H/stride) (TensorFlow's
+ * rule; the odd padding row or column goes after the input, as PyTorch's padding='same' does);
+ * valid: no padding, (H-K)/stride + 1. Returns 0 when the kernel does not fit (valid, K > H). */
+int fm_conv_shape_make(fm_conv_shape *s, int C, int H, int W, int OC, int K, int stride, int same);
+
+/* Conv2D, weights in PyTorch's layout [OC, C, KH, KW]: out (B,OC,OH,OW) = inp (B,C,H,W) * weight
+ * + bias (OC). The fast path unrolls each sample into a column buffer (C*KH*KW, OH*OW) and
+ * multiplies with fm_gemm, threads taking whole samples; col is caller-owned scratch of n_col
+ * buffers of fm_conv_col_size floats (at most n_col threads run). Backward accumulates (+=) into
+ * dweight and dbias through dwork (fm_conv_dwork_size floats: per-sample gradients summed in
+ * sample order, so the thread count changes no bit) and overwrites dinp when it is not NULL. The
+ * _ref pair is the direct 7-loop convolution the tests hold the fast path to. */
+size_t fm_conv_col_size(const fm_conv_shape *s);
+size_t fm_conv_dwork_size(const fm_conv_shape *s, int B);
+void conv2d_forward(float *out, const float *inp, const float *weight, const float *bias,
+                    float *col, int n_col, int B, const fm_conv_shape *s, fm_pool *pool);
+void conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                     const float *inp, const float *weight, float *col, int n_col, float *dwork,
+                     int B, const fm_conv_shape *s, fm_pool *pool);
+void conv2d_forward_ref(float *out, const float *inp, const float *weight, const float *bias,
+                        int B, const fm_conv_shape *s);
+void conv2d_backward_ref(float *dinp, float *dweight, float *dbias, const float *dout,
+                         const float *inp, const float *weight, int B, const fm_conv_shape *s);
+
+/* Pooling over KxK windows moved by stride S, no padding: (B,C,H,W) -> (B,C,OH,OW) with
+ * OH = (H-K)/S + 1. Max pooling records, per output, the index of its maximum within the
+ * channel's HxW plane (the first one on ties); backward sends each gradient there. Backward
+ * passes overwrite dinp. Global average pooling is (B,C,H,W) -> (B,C). */
+void maxpool2d_forward(float *out, int32_t *argmax, const float *inp, int B, int C, int H, int W,
+                       int K, int S, int OH, int OW);
+void maxpool2d_backward(float *dinp, const float *dout, const int32_t *argmax, int B, int C,
+                        int H, int W, int OH, int OW);
+void avgpool2d_forward(float *out, const float *inp, int B, int C, int H, int W, int K, int S,
+                       int OH, int OW);
+void avgpool2d_backward(float *dinp, const float *dout, int B, int C, int H, int W, int K, int S,
+                        int OH, int OW);
+void global_avgpool_forward(float *out, const float *inp, int B, int C, int HW);
+void global_avgpool_backward(float *dinp, const float *dout, int B, int C, int HW);
+
+/* Inverted dropout on n values: each is kept with probability 1-p and scaled by 1/(1-p), so that
+ * inference is the identity and needs no rescaling. The draws come from the caller's rng, one
+ * per value in order; mask receives the factor applied to each value (0 or 1/(1-p)), which is
+ * all backward needs. */
+void dropout_forward(float *out, float *mask, const float *inp, size_t n, float p, fm_rng *rng);
+void dropout_backward(float *dinp, const float *dout, const float *mask, size_t n);
+
+/* Batch normalisation over (B,C,HW): HW = 1 after a dense layer, H*W after a convolution.
+ * Training normalises with the batch's mean and (biased) variance per channel, saves them as
+ * mean and invstd = 1/sqrt(var + eps) for backward, and moves the running statistics towards
+ * them by momentum (PyTorch's convention: running = (1-momentum)*running + momentum*batch, the
+ * variance unbiased). Inference normalises with the running statistics. Backward accumulates
+ * (+=) into dgamma and dbeta and overwrites dinp. */
+void batchnorm_forward_train(float *out, float *mean, float *invstd, float *running_mean,
+                             float *running_var, const float *inp, const float *gamma,
+                             const float *beta, int B, int C, int HW, float momentum, float eps);
+void batchnorm_forward_infer(float *out, const float *inp, const float *gamma, const float *beta,
+                             const float *running_mean, const float *running_var, int B, int C,
+                             int HW, float eps);
+void batchnorm_backward(float *dinp, float *dgamma, float *dbeta, const float *dout,
+                        const float *inp, const float *mean, const float *invstd,
+                        const float *gamma, int B, int C, int HW);
+
 /* Softmax cross-entropy from logits [B,C], numerically stable (log-sum-exp around the max).
  * Forward writes probabilities, returns the summed loss over the batch and counts correct argmax
  * predictions; backward writes dlogits = (probs - onehot(labels)) / B, the gradient of the mean. */
 double softmax_xent_forward(float *probs, const float *logits, const uint8_t *labels, int B, int C,
                             int *correct);
 void softmax_xent_backward(float *dlogits, const float *probs, const uint8_t *labels, int B, int C);
+/* The same with label smoothing s (Szegedy et al.): the target is (1-s)*onehot + s/C, so the loss
+ * is logsumexp(z) - (1-s)*z[y] - s/C*sum(z) and dlogits = (probs - target) / B. s = 0 gives the
+ * functions above bit for bit. */
+double softmax_xent_smooth_forward(float *probs, const float *logits, const uint8_t *labels, int B,
+                                   int C, float smoothing, int *correct);
+void softmax_xent_smooth_backward(float *dlogits, const float *probs, const uint8_t *labels, int B,
+                                  int C, float smoothing);
 void softmax_forward(float *probs, const float *logits, int B, int C);
 int fm_argmax(const float *v, int n);
 
@@ -165,6 +273,37 @@ float adam_alpha(float lr, float beta1, float beta2, long t);
  * (fm_adam_update) repeats. */
 void adam_apply(float *params, const float *grads, float *m, float *v, size_t n, float alpha,
                 float beta1, float beta2, float eps);
+
+/* Decoupled weight decay: params *= 1 - lr*weight_decay (PyTorch's AdamW and SGD-W order: the
+ * trainer applies it to the kernel weights before the optimizer's step). */
+void weight_decay_step(float *params, size_t n, float lr, float weight_decay);
+
+/* A learning-rate schedule in steps: warm-up length, the step schedule's period and factor. */
+typedef struct {
+    fm_schedule kind;
+    long warmup_steps;
+    long step_steps;
+    float gamma;
+} fm_schedule_params;
+
+/* The learning rate of step t (0-based) of a run of total steps whose peak rate is base:
+ * constant, step (base * gamma^(t / step_steps)), cosine (down to 0 at the end) or one-cycle
+ * (PyTorch's OneCycleLR: base/25 up to base over the warm-up, default 30% of the run, then down
+ * to base/25/1e4). Every kind but one-cycle warms up linearly: step t < warmup uses
+ * base*(t+1)/warmup. */
+float fm_schedule_lr(const fm_schedule_params *s, float base, long t, long total);
+
+/* ---------------------------------------------------------------- augmentation */
+
+/* The transformations on one (H,W) image of scaled inputs, with explicit amounts (what the tests
+ * drive); background is the scaled value of a 0 pixel. */
+void augment_shift(float *dst, const float *src, int H, int W, int dx, int dy, float background);
+void augment_flip(float *img, int H, int W);
+void augment_rotate(float *dst, const float *src, int H, int W, float degrees, float background);
+void augment_erase(float *img, int H, int W, int y0, int x0, int h, int w, float background);
+/* Augments the B images of x (B,H,W) in place with amounts drawn from rng; scratch is H*W floats. */
+void fm_augment_batch(float *x, int B, int H, int W, const fm_augment *a, float background,
+                      float *scratch, fm_rng *rng);
 
 /* ---------------------------------------------------------------- model */
 
@@ -190,13 +329,39 @@ struct fm_model {
     float *probs;           /* [cap_batch, classes.n] */
 
     fm_pool *pool;          /* the threads of the last call that asked for more than one */
+    /* Convolutional networks. */
+    int training;           /* set by fm_fit around its batches: dropout drops and batch norm
+                             * uses (and updates) batch statistics; 0 everywhere else */
+    fm_rng *rng;            /* dropout's draws while training: the run's generator */
+    size_t n_state;
+    float *state;           /* non-trainable: batch norm's running mean and variance per layer */
+    int64_t batches_tracked[FM_MAX_LAYERS]; /* batch norm's num_batches_tracked, per layer */
+    float *bn_work;         /* the last training batch's mean and invstd per batch norm channel */
+    size_t col_size;        /* one sample of the largest convolution */
+    int n_col;              /* column buffers, one per thread the convolutions may use */
+    float *col;             /* [n_col * col_size] im2col scratch */
+    size_t dwork_per_row;
+    float *dwork;           /* [cap_batch * dwork_per_row]: per-sample conv weight gradients */
+    size_t aux_per_row, idx_per_row;
+    float *aux;             /* [cap_batch * aux_per_row]: dropout masks, layer-major like acts */
+    int32_t *pool_idx;      /* [cap_batch * idx_per_row]: max pooling's argmax, layer-major */
+    int tta_flip;           /* inference averages each image with its mirror image */
+    float *tta_probs;       /* [cap_batch, classes.n]: the mirrored images' probabilities */
 };
 
 /* The model's pool for `threads` (<= 0: all cores), made on first use and kept while the count
  * stays the same; NULL means run on the calling thread (one thread, or no pool could be made). */
 fm_pool *fm_model_pool(fm_model *m, int threads);
 
+/* Class probabilities [B, classes.n] of the B rows in fm_model_input(), with test-time flips
+ * averaged in when the model has them on (the input rows are left mirrored then). Writes probs. */
+void fm_model_infer_probs(fm_model *m, float *probs, int B, int threads);
+
 fm_status fm_model_reserve(fm_model *m, uint32_t batch, fm_error *err);
+/* The largest batch, up to wanted, whose work space stays within FM_INFER_BYTES: evaluation and
+ * prediction run in such chunks so a large convolutional network does not need gigabytes. */
+#define FM_INFER_BYTES (256u << 20)
+uint32_t fm_model_batch_limit(const fm_model *m, uint32_t wanted);
 static inline float *fm_model_input(fm_model *m) { return m->acts; }
 static inline uint32_t fm_model_in_size(const fm_model *m) { return m->in_h * m->in_w; }
 /* Forward on the B rows already in fm_model_input(), or on B rows of inputs x [B, h*w] kept by

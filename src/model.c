@@ -17,6 +17,13 @@ static const struct { const char *name, *spec; } PRESETS[] = {
     {"mlp256", "dense:256:relu,dense:10"},
     {"mlp2", "dense:128:relu,dense:128:relu,dense:10"},
     {"mlp300-100", "dense:300:relu,dense:100:relu,dense:10"},
+    /* Keras's mnist_cnn: the network the PyTorch timing is for. */
+    {"cnn", "conv:32:3,relu,conv:64:3,relu,maxpool:2,dropout:0.25,dense:128,relu,dropout:0.5,dense:10"},
+    /* VGG-style, batch norm after every convolution, global average pooling; its training
+     * settings are in presets.c. */
+    {"cnn-best", "conv:32:3:same,bn,relu,conv:32:3:same,bn,relu,maxpool:2,"
+                 "conv:64:3:same,bn,relu,conv:64:3:same,bn,relu,maxpool:2,"
+                 "conv:128:3:same,bn,relu,conv:128:3:same,bn,relu,gap,dropout:0.3,dense:10"},
 };
 #define N_PRESETS (sizeof PRESETS / sizeof PRESETS[0])
 
@@ -29,23 +36,41 @@ const char *fm_preset_spec(const char *name) {
 
 const char *const *fm_preset_names(void) {
     static const char *const names[N_PRESETS + 1] = {"mlp", "mlp64", "mlp256", "mlp2",
-                                                     "mlp300-100", NULL};
+                                                     "mlp300-100", "cnn", "cnn-best", NULL};
     return names;
 }
 
 const char *fm_layer_kind_name(fm_layer_kind k) {
-    static const char *const n[] = {"Dense", "ReLU", "Tanh", "Sigmoid", "Flatten"};
+    static const char *const n[] = {"Dense",     "ReLU",      "Tanh",          "Sigmoid",
+                                    "Flatten",   "Conv2D",    "MaxPool2D",     "AvgPool2D",
+                                    "GlobalAvgPool", "BatchNorm", "Dropout", "LeakyReLU"};
     return (unsigned)k < sizeof n / sizeof n[0] ? n[k] : "?";
 }
 
 const char *fm_layer_spec_name(fm_layer_kind k) {
-    static const char *const n[] = {"dense", "relu", "tanh", "sigmoid", "flatten"};
+    static const char *const n[] = {"dense", "relu",    "tanh", "sigmoid", "flatten",  "conv",
+                                    "maxpool", "avgpool", "gap",  "bn",      "dropout", "leakyrelu"};
     return (unsigned)k < sizeof n / sizeof n[0] ? n[k] : "?";
 }
 
+size_t fm_layer_weight_count(const fm_layer *L) {
+    if (L->kind == FM_LAYER_DENSE) return (size_t)L->out_size * L->in_size;
+    if (L->kind == FM_LAYER_CONV) return (size_t)L->conv.OC * L->conv.C * L->conv.KH * L->conv.KW;
+    return 0;
+}
+
+/* LeakyReLU's slope when the spec gives none: PyTorch's default. */
+#define FM_LEAKY_ALPHA 0.01f
+/* Per-image limits that keep every size computation far from overflow. */
+#define FM_MAX_FILTERS 4096
+#define FM_MAX_KERNEL 64
+#define FM_MAX_LAYER_VALUES (1u << 24) /* one layer's output for one image: 64 MiB */
+#define FM_MAX_COL_VALUES (1u << 26)   /* one image's im2col buffer: 256 MiB */
+
 static int parse_activation(const char *s, size_t len, fm_layer_kind *out) {
     static const struct { const char *name; fm_layer_kind kind; } acts[] = {
-        {"relu", FM_LAYER_RELU}, {"tanh", FM_LAYER_TANH}, {"sigmoid", FM_LAYER_SIGMOID}};
+        {"relu", FM_LAYER_RELU}, {"tanh", FM_LAYER_TANH}, {"sigmoid", FM_LAYER_SIGMOID},
+        {"leakyrelu", FM_LAYER_LEAKYRELU}};
     for (size_t i = 0; i < sizeof acts / sizeof acts[0]; i++) {
         if (strlen(acts[i].name) == len && strncmp(acts[i].name, s, len) == 0) {
             *out = acts[i].kind;
@@ -55,36 +80,283 @@ static int parse_activation(const char *s, size_t len, fm_layer_kind *out) {
     return 0;
 }
 
-/* Appends a layer with the given output width to the list, shapes derived from the previous. */
-static fm_status push_layer(fm_layer *layers, int *n, fm_layer_kind kind, uint32_t units,
-                            uint32_t in_h, uint32_t in_w, const char *item, fm_error *err) {
+/* A whole token as an integer in [lo, hi]. */
+static int tok_long(const char *tok, long lo, long hi, long *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(tok, &end, 10);
+    if (end == tok || *end || errno || v < lo || v > hi || !isdigit((unsigned char)tok[0])) return 0;
+    *out = v;
+    return 1;
+}
+
+/* A whole token as a number in [0, 1). */
+static int tok_fraction(const char *tok, float *out) {
+    char *end;
+    errno = 0;
+    float v = strtof(tok, &end);
+    if (end == tok || *end || errno || !(v >= 0.0f && v < 1.0f)) return 0;
+    *out = v;
+    return 1;
+}
+
+/* The shortest decimal that reads back as the same float, so canonical specs round-trip. */
+static void format_float(char *out, size_t cap, float v) {
+    snprintf(out, cap, "%g", (double)v);
+    if (strtof(out, NULL) != v) snprintf(out, cap, "%.9g", (double)v);
+}
+
+/* Appends a layer of the kind and settings in L after the others: its input is the previous
+ * layer's output (or the 1xHxW model input), its output follows from the settings. Checks that
+ * the layer fits its input and stays within the size limits, naming the spec item otherwise. */
+static fm_status add_layer(fm_layer *layers, int *n, fm_layer L, uint32_t in_h, uint32_t in_w,
+                           const char *item, fm_error *err) {
     if (*n >= FM_MAX_LAYERS) {
         return fm_fail(err, FM_ERR_ARG, "model spec: more than %d layers at \"%s\"", FM_MAX_LAYERS,
                        item);
     }
-    fm_layer L = {0};
-    L.kind = kind;
+    int in_spatial = 0, in_flat = 0;
     if (*n == 0) {
         L.in_c = 1, L.in_h = in_h, L.in_w = in_w;
     } else {
         const fm_layer *p = &layers[*n - 1];
         L.in_c = p->out_c, L.in_h = p->out_h, L.in_w = p->out_w;
+        in_spatial = p->spatial;
+        in_flat = !p->spatial && p->out_h == 1 && p->out_w == 1;
     }
     L.in_size = L.in_c * L.in_h * L.in_w;
-    switch (kind) {
+    L.spatial = in_spatial;
+    uint64_t out_c = L.in_c, out_h = L.in_h, out_w = L.in_w;
+    int image_op = L.kind == FM_LAYER_CONV || L.kind == FM_LAYER_MAXPOOL ||
+                   L.kind == FM_LAYER_AVGPOOL || L.kind == FM_LAYER_GAP;
+    if (image_op && in_flat) {
+        return fm_fail(err, FM_ERR_ARG,
+                       "model spec: \"%s\" needs an image (channels x height x width) but follows "
+                       "a flat layer of %u values",
+                       item, L.in_size);
+    }
+    switch (L.kind) {
     case FM_LAYER_DENSE:
-        L.out_c = units, L.out_h = 1, L.out_w = 1;
-        L.n_params = (size_t)units * L.in_size + units;
+        out_c = L.out_c, out_h = 1, out_w = 1;
+        L.n_params = (size_t)L.out_c * L.in_size + L.out_c;
+        L.spatial = 0;
         break;
     case FM_LAYER_FLATTEN:
-        L.out_c = L.in_size, L.out_h = 1, L.out_w = 1;
+        out_c = L.in_size, out_h = 1, out_w = 1;
+        L.spatial = 0;
         break;
-    default:
-        L.out_c = L.in_c, L.out_h = L.in_h, L.out_w = L.in_w;
+    case FM_LAYER_CONV:
+        if (!fm_conv_shape_make(&L.conv, (int)L.in_c, (int)L.in_h, (int)L.in_w, (int)L.out_c,
+                                L.kernel, L.stride, L.same)) {
+            return fm_fail(err, FM_ERR_ARG,
+                           "model spec: \"%s\": a %dx%d kernel does not fit its %ux%u input "
+                           "without padding (use same)",
+                           item, L.kernel, L.kernel, L.in_h, L.in_w);
+        }
+        if (fm_conv_col_size(&L.conv) > FM_MAX_COL_VALUES) {
+            return fm_fail(err, FM_ERR_ARG, "model spec: \"%s\": its im2col buffer of %zu values "
+                           "per image is over the limit of %u", item, fm_conv_col_size(&L.conv),
+                           FM_MAX_COL_VALUES);
+        }
+        out_c = (uint64_t)L.conv.OC, out_h = (uint64_t)L.conv.OH, out_w = (uint64_t)L.conv.OW;
+        L.n_params = fm_layer_weight_count(&L) + (size_t)L.conv.OC;
+        L.spatial = 1;
+        break;
+    case FM_LAYER_MAXPOOL:
+    case FM_LAYER_AVGPOOL:
+        if ((uint32_t)L.kernel > L.in_h || (uint32_t)L.kernel > L.in_w) {
+            return fm_fail(err, FM_ERR_ARG, "model spec: \"%s\": a %dx%d pool is larger than its "
+                           "%ux%u input", item, L.kernel, L.kernel, L.in_h, L.in_w);
+        }
+        out_h = (L.in_h - (uint32_t)L.kernel) / (uint32_t)L.stride + 1;
+        out_w = (L.in_w - (uint32_t)L.kernel) / (uint32_t)L.stride + 1;
+        L.spatial = 1;
+        break;
+    case FM_LAYER_GAP:
+        out_h = 1, out_w = 1;
+        L.spatial = 0;
+        break;
+    case FM_LAYER_BATCHNORM:
+        L.n_params = 2 * (size_t)L.in_c; /* gamma, beta */
+        L.n_state = 2 * (size_t)L.in_c;  /* running mean, running variance */
+        break;
+    default: /* activations and dropout keep the shape */
+        break;
     }
+    if (out_c * out_h * out_w > FM_MAX_LAYER_VALUES) {
+        return fm_fail(err, FM_ERR_ARG, "model spec: \"%s\": its output of %llu values per image "
+                       "is over the limit of %u", item,
+                       (unsigned long long)(out_c * out_h * out_w), FM_MAX_LAYER_VALUES);
+    }
+    L.out_c = (uint32_t)out_c, L.out_h = (uint32_t)out_h, L.out_w = (uint32_t)out_w;
     L.out_size = L.out_c * L.out_h * L.out_w;
     layers[(*n)++] = L;
     return FM_OK;
+}
+
+/* For the activations and layers without settings: a layer of that kind alone. */
+static fm_status push_layer(fm_layer *layers, int *n, fm_layer_kind kind, uint32_t units,
+                            uint32_t in_h, uint32_t in_w, const char *item, fm_error *err) {
+    fm_layer L = {0};
+    L.kind = kind;
+    L.out_c = units;
+    if (kind == FM_LAYER_LEAKYRELU) L.rate = FM_LEAKY_ALPHA;
+    return add_layer(layers, n, L, in_h, in_w, item, err);
+}
+
+/* Splits item (a writable copy) at ':' into at most cap tokens; returns the count, or cap + 1
+ * when there are more. */
+static int split_tokens(char *item, char **tok, int cap) {
+    int n = 0;
+    for (char *p = item;; n++) {
+        if (n == cap) return cap + 1;
+        tok[n] = p;
+        char *colon = strchr(p, ':');
+        if (!colon) return n + 1;
+        *colon = '\0';
+        p = colon + 1;
+    }
+}
+
+/* conv:FILTERS:KERNEL[:same|valid][:sSTRIDE][:ACT], the options in any order, each once. */
+static fm_status parse_conv(fm_layer *layers, int *n, char **tok, int nt, uint32_t in_h,
+                            uint32_t in_w, const char *item, fm_error *err) {
+    if (nt < 3) {
+        return fm_fail(err, FM_ERR_ARG, "model spec: \"%s\" needs filters and a kernel size, e.g. "
+                       "conv:32:3 or conv:32:3:same", item);
+    }
+    long filters, kernel;
+    if (!tok_long(tok[1], 1, FM_MAX_FILTERS, &filters)) {
+        return fm_fail(err, FM_ERR_ARG, "model spec: \"%s\": filters must be an integer in 1..%d",
+                       item, FM_MAX_FILTERS);
+    }
+    if (!tok_long(tok[2], 1, FM_MAX_KERNEL, &kernel)) {
+        return fm_fail(err, FM_ERR_ARG, "model spec: \"%s\": kernel size must be an integer in "
+                       "1..%d", item, FM_MAX_KERNEL);
+    }
+    fm_layer L = {0};
+    L.kind = FM_LAYER_CONV;
+    L.out_c = (uint32_t)filters, L.kernel = (int)kernel, L.stride = 1, L.same = 0;
+    int have_pad = 0, have_stride = 0, have_act = 0;
+    fm_layer_kind act = FM_LAYER_RELU;
+    for (int i = 3; i < nt; i++) {
+        const char *o = tok[i];
+        long stride;
+        if ((strcmp(o, "same") == 0 || strcmp(o, "valid") == 0) && !have_pad) {
+            L.same = o[0] == 's', have_pad = 1;
+        } else if (o[0] == 's' && isdigit((unsigned char)o[1]) && !have_stride) {
+            if (!tok_long(o + 1, 1, FM_MAX_KERNEL, &stride)) {
+                return fm_fail(err, FM_ERR_ARG, "model spec: \"%s\": stride \"%s\" must be s1..s%d",
+                               item, o, FM_MAX_KERNEL);
+            }
+            L.stride = (int)stride, have_stride = 1;
+        } else if (!have_act && (strcmp(o, "linear") == 0 || strcmp(o, "none") == 0)) {
+            have_act = 1; /* explicitly none */
+        } else if (!have_act && parse_activation(o, strlen(o), &act)) {
+            have_act = 2;
+        } else {
+            return fm_fail(err, FM_ERR_ARG,
+                           "model spec: \"%s\": unknown or repeated option \"%s\" (expected same, "
+                           "valid, sSTRIDE such as s2, or an activation)",
+                           item, o);
+        }
+    }
+    fm_status s = add_layer(layers, n, L, in_h, in_w, item, err);
+    if (!s && have_act == 2) s = push_layer(layers, n, act, 0, in_h, in_w, item, err);
+    return s;
+}
+
+/* maxpool:K[:S] and avgpool:K[:S]; the stride defaults to the pool size. */
+static fm_status parse_pool(fm_layer *layers, int *n, fm_layer_kind kind, char **tok, int nt,
+                            uint32_t in_h, uint32_t in_w, const char *item, fm_error *err) {
+    long k, stride;
+    if (nt < 2 || nt > 3) {
+        return fm_fail(err, FM_ERR_ARG, "model spec: \"%s\" needs a pool size and optionally a "
+                       "stride, e.g. %s:2 or %s:3:2", item, tok[0], tok[0]);
+    }
+    if (!tok_long(tok[1], 1, FM_MAX_KERNEL, &k)) {
+        return fm_fail(err, FM_ERR_ARG, "model spec: \"%s\": pool size must be an integer in 1..%d",
+                       item, FM_MAX_KERNEL);
+    }
+    stride = k;
+    if (nt == 3 && !tok_long(tok[2], 1, FM_MAX_KERNEL, &stride)) {
+        return fm_fail(err, FM_ERR_ARG, "model spec: \"%s\": stride must be an integer in 1..%d",
+                       item, FM_MAX_KERNEL);
+    }
+    fm_layer L = {0};
+    L.kind = kind;
+    L.kernel = (int)k, L.stride = (int)stride;
+    return add_layer(layers, n, L, in_h, in_w, item, err);
+}
+
+/* dense:UNITS[:ACT], with the messages the MLP specs have always had. */
+static fm_status parse_dense(fm_layer *layers, int *n, char **tok, int nt, uint32_t in_h,
+                             uint32_t in_w, const char *item, fm_error *err) {
+    if (nt < 2) return fm_fail(err, FM_ERR_ARG, "model spec: \"%s\" needs a width, e.g. dense:128", item);
+    long units;
+    if (!tok_long(tok[1], 1, FM_MAX_UNITS, &units) || nt > 3) {
+        return fm_fail(err, FM_ERR_ARG, "model spec: \"%s\": width must be an integer in 1..%d%s",
+                       item, FM_MAX_UNITS, nt > 3 ? ", then at most an activation" : "");
+    }
+    /* A dense layer after a convolution or pooling flattens its image first, as nn.Flatten
+     * does in PyTorch; the flatten becomes a layer of its own so indices match nn.Sequential. */
+    fm_status s = FM_OK;
+    if (*n > 0 && layers[*n - 1].spatial) s = push_layer(layers, n, FM_LAYER_FLATTEN, 0, in_h, in_w, item, err);
+    if (!s) s = push_layer(layers, n, FM_LAYER_DENSE, (uint32_t)units, in_h, in_w, item, err);
+    if (s || nt < 3) return s;
+    const char *a = tok[2];
+    fm_layer_kind act;
+    if (strcmp(a, "linear") == 0 || strcmp(a, "none") == 0) return FM_OK;
+    if (strcmp(a, "softmax") == 0) {
+        return fm_fail(err, FM_ERR_ARG,
+                       "model spec: \"%s\": the last layer gives logits and the loss applies "
+                       "softmax itself; write dense:%ld",
+                       item, units);
+    }
+    if (parse_activation(a, strlen(a), &act)) return push_layer(layers, n, act, 0, in_h, in_w, item, err);
+    return fm_fail(err, FM_ERR_ARG,
+                   "model spec: \"%s\": unknown activation \"%s\" (relu, leakyrelu, tanh, sigmoid, "
+                   "linear)",
+                   item, a);
+}
+
+/* Writes the canonical form of the layers: every setting explicit, so that it rebuilds the same
+ * model whatever defaults a later version has. */
+static void canonical_spec(const fm_layer *layers, int n, char *out, size_t cap) {
+    size_t len = 0;
+    out[0] = '\0';
+    for (int i = 0; i < n && len < cap; i++) {
+        const fm_layer *L = &layers[i];
+        char num[32];
+        const char *sep = i ? "," : "";
+        int k = 0;
+        switch (L->kind) {
+        case FM_LAYER_DENSE: k = snprintf(out + len, cap - len, "%sdense:%u", sep, L->out_size); break;
+        case FM_LAYER_CONV:
+            k = snprintf(out + len, cap - len, "%sconv:%u:%d:%s", sep, L->out_c, L->kernel,
+                         L->same ? "same" : "valid");
+            if (k > 0 && L->stride != 1 && len + (size_t)k < cap) {
+                k += snprintf(out + len + k, cap - len - (size_t)k, ":s%d", L->stride);
+            }
+            break;
+        case FM_LAYER_MAXPOOL:
+        case FM_LAYER_AVGPOOL:
+            if (L->stride == L->kernel) {
+                k = snprintf(out + len, cap - len, "%s%s:%d", sep, fm_layer_spec_name(L->kind), L->kernel);
+            } else {
+                k = snprintf(out + len, cap - len, "%s%s:%d:%d", sep, fm_layer_spec_name(L->kind),
+                             L->kernel, L->stride);
+            }
+            break;
+        case FM_LAYER_DROPOUT:
+        case FM_LAYER_LEAKYRELU:
+            format_float(num, sizeof num, L->rate);
+            k = snprintf(out + len, cap - len, "%s%s:%s", sep, fm_layer_spec_name(L->kind), num);
+            break;
+        default: k = snprintf(out + len, cap - len, "%s%s", sep, fm_layer_spec_name(L->kind)); break;
+        }
+        if (k > 0) len += (size_t)k;
+    }
 }
 
 fm_status fm_spec_parse(const char *spec, uint32_t in_h, uint32_t in_w, int n_classes,
@@ -116,65 +388,65 @@ fm_status fm_spec_parse(const char *spec, uint32_t in_h, uint32_t in_w, int n_cl
         items++;
         if (!*item) return fm_fail(err, FM_ERR_ARG, "model spec \"%s\": empty layer at position %d", spec, items);
 
-        char *colon = strchr(item, ':');
-        size_t head = colon ? (size_t)(colon - item) : strlen(item);
+        char work[FM_SPEC_MAX];
+        snprintf(work, sizeof work, "%s", item);
+        char *tok[8];
+        int nt = split_tokens(work, tok, 8);
+        const char *head = tok[0];
         fm_layer_kind act;
-        if (head == 5 && strncmp(item, "dense", 5) == 0) {
-            if (!colon) {
-                return fm_fail(err, FM_ERR_ARG, "model spec: \"%s\" needs a width, e.g. dense:128", item);
+        int before = n;
+        float rate;
+        if (strcmp(head, "dense") == 0) {
+            s = parse_dense(layers, &n, tok, nt, in_h, in_w, item, err);
+        } else if (strcmp(head, "conv") == 0) {
+            s = parse_conv(layers, &n, tok, nt, in_h, in_w, item, err);
+        } else if (strcmp(head, "maxpool") == 0 || strcmp(head, "avgpool") == 0) {
+            s = parse_pool(layers, &n, head[0] == 'm' ? FM_LAYER_MAXPOOL : FM_LAYER_AVGPOOL, tok,
+                           nt, in_h, in_w, item, err);
+        } else if (strcmp(head, "dropout") == 0) {
+            if (nt != 2 || !tok_fraction(tok[1], &rate)) {
+                return fm_fail(err, FM_ERR_ARG, "model spec: \"%s\": dropout needs a probability "
+                               "in [0, 1), e.g. dropout:0.25", item);
             }
-            char *arg = colon + 1, *num_end;
-            errno = 0;
-            long units = strtol(arg, &num_end, 10);
-            if (num_end == arg || (*num_end && *num_end != ':') || errno || units < 1 ||
-                units > FM_MAX_UNITS) {
-                return fm_fail(err, FM_ERR_ARG,
-                               "model spec: \"%s\": width must be an integer in 1..%d", item,
-                               FM_MAX_UNITS);
+            fm_layer L = {0};
+            L.kind = FM_LAYER_DROPOUT, L.rate = rate;
+            s = add_layer(layers, &n, L, in_h, in_w, item, err);
+        } else if (strcmp(head, "leakyrelu") == 0 && nt <= 2) {
+            fm_layer L = {0};
+            L.kind = FM_LAYER_LEAKYRELU, L.rate = FM_LEAKY_ALPHA;
+            if (nt == 2 && !tok_fraction(tok[1], &L.rate)) {
+                return fm_fail(err, FM_ERR_ARG, "model spec: \"%s\": the slope must be a number in "
+                               "[0, 1), e.g. leakyrelu:0.1", item);
             }
-            s = push_layer(layers, &n, FM_LAYER_DENSE, (uint32_t)units, in_h, in_w, item, err);
-            if (s) return s;
-            if (*num_end == ':') {
-                const char *a = num_end + 1;
-                if (strcmp(a, "linear") == 0 || strcmp(a, "none") == 0) {
-                    /* no activation */
-                } else if (strcmp(a, "softmax") == 0) {
-                    return fm_fail(err, FM_ERR_ARG,
-                                   "model spec: \"%s\": the last layer gives logits and the loss "
-                                   "applies softmax itself; write dense:%ld",
-                                   item, units);
-                } else if (parse_activation(a, strlen(a), &act)) {
-                    s = push_layer(layers, &n, act, 0, in_h, in_w, item, err);
-                    if (s) return s;
-                } else {
-                    return fm_fail(err, FM_ERR_ARG,
-                                   "model spec: \"%s\": unknown activation \"%s\" (relu, tanh, "
-                                   "sigmoid, linear)",
-                                   item, a);
-                }
-            }
-        } else if (!colon && parse_activation(item, head, &act)) {
+            s = add_layer(layers, &n, L, in_h, in_w, item, err);
+        } else if (nt == 1 && parse_activation(head, strlen(head), &act)) {
             s = push_layer(layers, &n, act, 0, in_h, in_w, item, err);
-            if (s) return s;
-        } else if (!colon && strcmp(item, "flatten") == 0) {
+        } else if (nt == 1 && strcmp(head, "flatten") == 0) {
             s = push_layer(layers, &n, FM_LAYER_FLATTEN, 0, in_h, in_w, item, err);
-            if (s) return s;
+        } else if (nt == 1 && strcmp(head, "gap") == 0) {
+            s = push_layer(layers, &n, FM_LAYER_GAP, 0, in_h, in_w, item, err);
+        } else if (nt == 1 && (strcmp(head, "bn") == 0 || strcmp(head, "batchnorm") == 0)) {
+            s = push_layer(layers, &n, FM_LAYER_BATCHNORM, 0, in_h, in_w, item, err);
         } else {
             return fm_fail(err, FM_ERR_ARG,
-                           "model spec: unknown layer \"%s\" (expected dense:UNITS[:ACT], relu, "
-                           "tanh, sigmoid or flatten; presets: mlp, mlp64, mlp256, mlp2, "
-                           "mlp300-100)",
-                           item);
+                           "model spec: unknown layer \"%s\" (expected dense:UNITS[:ACT], "
+                           "conv:FILTERS:KERNEL[:same|valid][:sSTRIDE], maxpool:K[:S], "
+                           "avgpool:K[:S], gap, bn, dropout:P, flatten, relu, leakyrelu[:ALPHA], "
+                           "tanh or sigmoid; presets: %s)",
+                           item, "mlp, mlp64, mlp256, mlp2, mlp300-100, cnn, cnn-best");
         }
-        params += layers[n - 1].n_params;
+        if (s) return s;
+        for (int i = before; i < n; i++) params += layers[i].n_params;
         if (params > FM_MAX_PARAMS) {
             return fm_fail(err, FM_ERR_ARG, "model spec: more than %u parameters at \"%s\"",
                            FM_MAX_PARAMS, item);
         }
     }
-    int dense = 0;
-    for (int i = 0; i < n; i++) dense += layers[i].kind == FM_LAYER_DENSE;
-    if (!dense) return fm_fail(err, FM_ERR_ARG, "model spec \"%s\" has no dense layer to learn with", spec);
+    int learns = 0;
+    for (int i = 0; i < n; i++) learns += layers[i].kind == FM_LAYER_DENSE || layers[i].kind == FM_LAYER_CONV;
+    if (!learns) {
+        return fm_fail(err, FM_ERR_ARG, "model spec \"%s\" has no dense or conv layer to learn with", spec);
+    }
     if (layers[n - 1].out_size != (uint32_t)n_classes) {
         return fm_fail(err, FM_ERR_ARG,
                        "model spec \"%s\" ends with %u outputs but there are %d classes (end with "
@@ -182,19 +454,7 @@ fm_status fm_spec_parse(const char *spec, uint32_t in_h, uint32_t in_w, int n_cl
                        spec, layers[n - 1].out_size, n_classes, n_classes);
     }
     *n_layers = n;
-    if (canonical) {
-        size_t len = 0;
-        canonical[0] = '\0';
-        for (int i = 0; i < n && len < cap; i++) {
-            const fm_layer *L = &layers[i];
-            if (L->kind == FM_LAYER_DENSE) {
-                len += (size_t)snprintf(canonical + len, cap - len, "%sdense:%u", i ? "," : "", L->out_size);
-            } else {
-                len += (size_t)snprintf(canonical + len, cap - len, "%s%s", i ? "," : "",
-                                        fm_layer_spec_name(L->kind));
-            }
-        }
-    }
+    if (canonical) canonical_spec(layers, n, canonical, cap);
     return FM_OK;
 }
 
@@ -216,17 +476,37 @@ void fm_model_init_weights(fm_model *m, fm_init init, uint64_t seed) {
     memset(m->params, 0, m->n_params * sizeof(float)); /* biases start at zero, as in Keras */
     for (int l = 0; l < m->n_layers; l++) {
         const fm_layer *L = &m->layers[l];
-        if (L->kind != FM_LAYER_DENSE) continue;
+        if (L->kind == FM_LAYER_BATCHNORM) {
+            /* The identity to start with: scale 1, shift 0, running mean 0 and variance 1. */
+            for (uint32_t c = 0; c < L->in_c; c++) {
+                m->params[L->w_off + c] = 1.0f;
+                m->state[L->s_off + L->in_c + c] = 1.0f;
+            }
+            memset(m->state + L->s_off, 0, L->in_c * sizeof(float));
+            m->batches_tracked[l] = 0;
+            continue;
+        }
+        if (L->kind != FM_LAYER_DENSE && L->kind != FM_LAYER_CONV) continue;
         double fan_in = L->in_size, fan_out = L->out_size;
+        if (L->kind == FM_LAYER_CONV) {
+            /* Keras's fans for a kernel: each output sees C*K*K inputs, each input OC*K*K outputs. */
+            double taps = (double)L->conv.KH * L->conv.KW;
+            fan_in = L->conv.C * taps, fan_out = L->conv.OC * taps;
+        }
         /* Glorot: U(-a, a), a = sqrt(6 / (fan_in + fan_out)); He: a = sqrt(6 / fan_in). */
         float limit = (float)(init == FM_INIT_HE_UNIFORM ? sqrt(6.0 / fan_in)
                                                           : sqrt(6.0 / (fan_in + fan_out)));
         /* Drawn in the file's [out, in] order, stored [in, out]: the layout is ours, the
          * initial weights are those of every earlier version with the same seed. */
         float *w = m->params + L->w_off;
-        size_t I = L->in_size, O = L->out_size;
-        for (size_t o = 0; o < O; o++) {
-            for (size_t i = 0; i < I; i++) w[i * O + o] = (2.0f * fm_rng_uniform(&rng) - 1.0f) * limit;
+        if (L->kind == FM_LAYER_DENSE) {
+            size_t I = L->in_size, O = L->out_size;
+            for (size_t o = 0; o < O; o++) {
+                for (size_t i = 0; i < I; i++) w[i * O + o] = (2.0f * fm_rng_uniform(&rng) - 1.0f) * limit;
+            }
+        } else {
+            size_t count = fm_layer_weight_count(L);
+            for (size_t i = 0; i < count; i++) w[i] = (2.0f * fm_rng_uniform(&rng) - 1.0f) * limit;
         }
     }
 }
@@ -260,12 +540,33 @@ fm_status fm_model_create(const char *spec, uint32_t in_h, uint32_t in_w, const 
     m->classes = p->classes;
     m->scaling = p->scaling;
     size_t off = 0, act = in_h * in_w, width = act;
+    size_t state = 0, work = 0, aux = 0, idx = 0, col = 0, dwork = 0;
     for (int l = 0; l < m->n_layers; l++) {
         fm_layer *L = &m->layers[l];
-        if (L->kind == FM_LAYER_DENSE) {
+        if (L->kind == FM_LAYER_DENSE || L->kind == FM_LAYER_CONV) {
+            /* weight then bias, as PyTorch names them */
             L->w_off = off;
-            L->b_off = off + (size_t)L->out_size * L->in_size;
+            L->b_off = off + fm_layer_weight_count(L);
             off += L->n_params;
+        } else if (L->kind == FM_LAYER_BATCHNORM) {
+            /* gamma then beta among the parameters; running mean then variance in the state */
+            L->w_off = off;
+            L->b_off = off + L->in_c;
+            off += L->n_params;
+            L->s_off = state;
+            state += L->n_state;
+            L->work_off = work;
+            work += 2 * (size_t)L->in_c;
+        } else if (L->kind == FM_LAYER_DROPOUT) {
+            L->aux_off = aux;
+            aux += L->out_size;
+        } else if (L->kind == FM_LAYER_MAXPOOL) {
+            L->aux_off = idx;
+            idx += L->out_size;
+        }
+        if (L->kind == FM_LAYER_CONV) {
+            if (fm_conv_col_size(&L->conv) > col) col = fm_conv_col_size(&L->conv);
+            if (fm_conv_dwork_size(&L->conv, 1) > dwork) dwork = fm_conv_dwork_size(&L->conv, 1);
         }
         L->act_off = act;
         act += L->out_size;
@@ -274,9 +575,20 @@ fm_status fm_model_create(const char *spec, uint32_t in_h, uint32_t in_w, const 
     m->n_params = off;
     m->act_per_row = act;
     m->max_width = width;
+    m->n_state = state;
+    m->col_size = col;
+    /* One column buffer per core (convolutions run at most that many threads), capped so that
+     * a many-core machine does not pay for more than it can use on one image each. */
+    m->n_col = fm_threads_resolve(0) < 16 ? fm_threads_resolve(0) : 16;
+    m->dwork_per_row = dwork;
+    m->aux_per_row = aux;
+    m->idx_per_row = idx;
     m->params = malloc(off * sizeof(float));
-    if (!m->params) {
-        free(m);
+    m->state = malloc((state ? state : 1) * sizeof(float));
+    m->bn_work = malloc((work ? work : 1) * sizeof(float));
+    m->col = malloc((col ? col * (size_t)m->n_col : 1) * sizeof(float));
+    if (!m->params || !m->state || !m->bn_work || !m->col) {
+        fm_model_free(m);
         return fm_fail(err, FM_ERR_NOMEM, "out of memory for %zu parameters", off);
     }
     fm_model_init_weights(m, p->init, p->seed);
@@ -292,6 +604,13 @@ void fm_model_free(fm_model *m) {
     free(m->dbuf[1]);
     free(m->probs);
     fm_pool_free(m->pool);
+    free(m->state);
+    free(m->bn_work);
+    free(m->col);
+    free(m->aux);
+    free(m->pool_idx);
+    free(m->dwork);
+    free(m->tta_probs);
     free(m);
 }
 
@@ -312,14 +631,29 @@ fm_status fm_model_reserve(fm_model *m, uint32_t batch, fm_error *err) {
     float *d0 = malloc((size_t)batch * m->max_width * sizeof(float));
     float *d1 = malloc((size_t)batch * m->max_width * sizeof(float));
     float *probs = malloc((size_t)batch * m->classes.n * sizeof(float));
-    if (!acts || !d0 || !d1 || !probs) {
-        free(acts), free(d0), free(d1), free(probs);
+    float *aux = malloc(((size_t)batch * m->aux_per_row + 1) * sizeof(float));
+    int32_t *pool_idx = malloc(((size_t)batch * m->idx_per_row + 1) * sizeof(int32_t));
+    float *dwork = malloc(((size_t)batch * m->dwork_per_row + 1) * sizeof(float));
+    float *tta_probs = malloc((size_t)batch * m->classes.n * sizeof(float));
+    if (!acts || !d0 || !d1 || !probs || !aux || !pool_idx || !dwork || !tta_probs) {
+        free(acts), free(d0), free(d1), free(probs), free(aux), free(pool_idx), free(dwork);
+        free(tta_probs);
         return fm_fail(err, FM_ERR_NOMEM, "out of memory for a batch of %u", batch);
     }
     free(m->acts), free(m->dbuf[0]), free(m->dbuf[1]), free(m->probs);
+    free(m->aux), free(m->pool_idx), free(m->dwork), free(m->tta_probs);
     m->acts = acts, m->dbuf[0] = d0, m->dbuf[1] = d1, m->probs = probs;
+    m->aux = aux, m->pool_idx = pool_idx, m->dwork = dwork, m->tta_probs = tta_probs;
     m->cap_batch = batch;
     return FM_OK;
+}
+
+uint32_t fm_model_batch_limit(const fm_model *m, uint32_t wanted) {
+    size_t row = (m->act_per_row + 2 * m->max_width + m->aux_per_row + m->idx_per_row +
+                  m->dwork_per_row + (size_t)m->classes.n) * sizeof(float);
+    size_t fit = FM_INFER_BYTES / row;
+    if (fit < 1) fit = 1;
+    return wanted < fit ? wanted : (uint32_t)fit;
 }
 
 /* The arena is laid out layer-major: the input block [cap, in] then each layer's [cap, out], so
@@ -333,6 +667,93 @@ static float *act_at(const fm_model *m, int layer) {
  * layer's own slot is then left unused. */
 static int relu_follows(const fm_model *m, int l) {
     return l + 1 < m->n_layers && m->layers[l + 1].kind == FM_LAYER_RELU;
+}
+
+/* A layer's per-row scratch, laid out like the activations: dropout masks and pooling argmaxes. */
+static float *aux_at(const fm_model *m, int layer) {
+    return m->aux + m->layers[layer].aux_off * m->cap_batch;
+}
+static int32_t *idx_at(const fm_model *m, int layer) {
+    return m->pool_idx + m->layers[layer].aux_off * m->cap_batch;
+}
+
+/* Dropout acts only in training, and only with a generator for its draws. */
+static int dropping(const fm_model *m, const fm_layer *L) {
+    return m->training && m->rng && L->rate > 0.0f;
+}
+
+/* The forward pass of the convolutional network's layers, one layer on the B rows of x. */
+static void cnn_layer_forward(fm_model *m, int l, float *y, const float *x, int B, int threads) {
+    const fm_layer *L = &m->layers[l];
+    int C = (int)L->in_c, H = (int)L->in_h, W = (int)L->in_w;
+    size_t n = (size_t)B * L->out_size;
+    switch (L->kind) {
+    case FM_LAYER_CONV:
+        conv2d_forward(y, x, m->params + L->w_off, m->params + L->b_off, m->col, m->n_col, B,
+                       &L->conv, fm_model_pool(m, threads));
+        break;
+    case FM_LAYER_MAXPOOL:
+        maxpool2d_forward(y, idx_at(m, l), x, B, C, H, W, L->kernel, L->stride, (int)L->out_h, (int)L->out_w);
+        break;
+    case FM_LAYER_AVGPOOL:
+        avgpool2d_forward(y, x, B, C, H, W, L->kernel, L->stride, (int)L->out_h, (int)L->out_w);
+        break;
+    case FM_LAYER_GAP: global_avgpool_forward(y, x, B, C, H * W); break;
+    case FM_LAYER_BATCHNORM: {
+        float *gamma = m->params + L->w_off, *beta = m->params + L->b_off;
+        float *running_mean = m->state + L->s_off, *running_var = running_mean + C;
+        if (m->training) {
+            float *mean = m->bn_work + L->work_off;
+            batchnorm_forward_train(y, mean, mean + C, running_mean, running_var, x, gamma, beta, B,
+                                    C, H * W, FM_BN_MOMENTUM, FM_BN_EPS);
+            m->batches_tracked[l]++;
+        } else {
+            batchnorm_forward_infer(y, x, gamma, beta, running_mean, running_var, B, C, H * W, FM_BN_EPS);
+        }
+        break;
+    }
+    case FM_LAYER_DROPOUT:
+        if (dropping(m, L)) dropout_forward(y, aux_at(m, l), x, n, L->rate, m->rng);
+        else memcpy(y, x, n * sizeof(float));
+        break;
+    case FM_LAYER_LEAKYRELU: leakyrelu_forward(y, x, n, L->rate); break;
+    default: break;
+    }
+}
+
+/* Their backward passes: dinp may be NULL for the first layer, which then only needs its
+ * parameter gradients. */
+static void cnn_layer_backward(fm_model *m, int l, float *dinp, const float *dout, float *grads,
+                               int B, int threads) {
+    const fm_layer *L = &m->layers[l];
+    int C = (int)L->in_c, H = (int)L->in_h, W = (int)L->in_w;
+    size_t n = (size_t)B * L->out_size;
+    const float *x = act_at(m, l - 1), *y = act_at(m, l);
+    switch (L->kind) {
+    case FM_LAYER_CONV:
+        conv2d_backward(dinp, grads + L->w_off, grads + L->b_off, dout, x, m->params + L->w_off,
+                        m->col, m->n_col, m->dwork, B, &L->conv, fm_model_pool(m, threads));
+        break;
+    case FM_LAYER_MAXPOOL:
+        if (dinp) maxpool2d_backward(dinp, dout, idx_at(m, l), B, C, H, W, (int)L->out_h, (int)L->out_w);
+        break;
+    case FM_LAYER_AVGPOOL:
+        if (dinp) avgpool2d_backward(dinp, dout, B, C, H, W, L->kernel, L->stride, (int)L->out_h, (int)L->out_w);
+        break;
+    case FM_LAYER_GAP: if (dinp) global_avgpool_backward(dinp, dout, B, C, H * W); break;
+    case FM_LAYER_BATCHNORM: {
+        const float *mean = m->bn_work + L->work_off;
+        batchnorm_backward(dinp, grads + L->w_off, grads + L->b_off, dout, x, mean, mean + C,
+                           m->params + L->w_off, B, C, H * W);
+        break;
+    }
+    case FM_LAYER_DROPOUT:
+        if (dinp && dropping(m, L)) dropout_backward(dinp, dout, aux_at(m, l), n);
+        else if (dinp) memcpy(dinp, dout, n * sizeof(float));
+        break;
+    case FM_LAYER_LEAKYRELU: if (dinp) leakyrelu_backward(dinp, dout, y, n, L->rate); break;
+    default: break;
+    }
 }
 
 float *fm_model_forward(fm_model *m, int B, int threads) {
@@ -357,6 +778,7 @@ float *fm_model_forward_from(fm_model *m, const float *x, int B, int threads) {
         case FM_LAYER_TANH: tanh_forward(y, x, n); break;
         case FM_LAYER_SIGMOID: sigmoid_forward(y, x, n); break;
         case FM_LAYER_FLATTEN: memcpy(y, x, n * sizeof(float)); break;
+        default: cnn_layer_forward(m, l, y, x, B, threads); break;
         }
         x = y;
     }
@@ -393,12 +815,16 @@ void fm_model_backward(fm_model *m, const float *dlogits, float *grads, int B, i
                            relu_before, adam ? &aw : NULL, adam ? &ab : NULL, pool);
             l = input_layer;
         } else {
-            if (l == 0) break;
+            /* The first layer needs no input gradient, but one with parameters (conv, batch
+             * norm) still needs its own. */
+            if (l == 0 && L->n_params == 0) break;
+            if (l == 0) dinp = NULL;
             switch (L->kind) {
             case FM_LAYER_RELU: relu_backward(dinp, dout, y, n); break;
             case FM_LAYER_TANH: tanh_backward(dinp, dout, y, n); break;
             case FM_LAYER_SIGMOID: sigmoid_backward(dinp, dout, y, n); break;
-            default: memcpy(dinp, dout, n * sizeof(float)); break;
+            case FM_LAYER_FLATTEN: memcpy(dinp, dout, n * sizeof(float)); break;
+            default: cnn_layer_backward(m, l, dinp, dout, grads, B, threads); break;
             }
         }
         if (!dinp) break;
@@ -406,6 +832,19 @@ void fm_model_backward(fm_model *m, const float *dlogits, float *grads, int B, i
         which ^= 1;
     }
 }
+
+void fm_model_infer_probs(fm_model *m, float *probs, int B, int threads) {
+    const int C = m->classes.n;
+    softmax_forward(probs, fm_model_forward(m, B, threads), B, C);
+    if (!m->tta_flip) return;
+    /* The mirror images through the same network, then the mean of the two distributions. */
+    for (int b = 0; b < B; b++) augment_flip(fm_model_input(m) + (size_t)b * fm_model_in_size(m), (int)m->in_h, (int)m->in_w);
+    softmax_forward(m->tta_probs, fm_model_forward(m, B, threads), B, C);
+    for (size_t i = 0; i < (size_t)B * C; i++) probs[i] = 0.5f * (probs[i] + m->tta_probs[i]);
+}
+
+void fm_model_set_tta(fm_model *m, int flip) { m->tta_flip = flip != 0; }
+int fm_model_tta(const fm_model *m) { return m->tta_flip; }
 
 const char *fm_model_spec(const fm_model *m) { return m->spec; }
 size_t fm_model_param_count(const fm_model *m) { return m->n_params; }
@@ -459,18 +898,22 @@ size_t fm_model_summary(const fm_model *m, const char *title, char *buf, size_t 
         const fm_layer *L = &m->layers[l];
         char name[64], shape[48], count[32];
         snprintf(name, sizeof name, "layers.%d (%s)", l, fm_layer_kind_name(L->kind));
-        if (L->out_h == 1 && L->out_w == 1) {
+        if (L->out_h == 1 && L->out_w == 1 && !L->spatial) {
             snprintf(shape, sizeof shape, "(None, %u)", L->out_c);
         } else {
             snprintf(shape, sizeof shape, "(None, %u, %u, %u)", L->out_c, L->out_h, L->out_w);
         }
-        thousands(count, sizeof count, L->n_params);
+        /* Batch norm counts its running statistics too, as Keras does (4 per channel). */
+        thousands(count, sizeof count, L->n_params + L->n_state);
         SUMMARY_APPEND(" %-27s%-26s%s\n", name, shape, count);
     }
-    char total[32];
-    thousands(total, sizeof total, m->n_params);
-    SUMMARY_APPEND("%s\nTotal params: %s (%.2f KB)\nTrainable params: %s\nNon-trainable params: 0\n%s\n",
-                   dline, total, (double)m->n_params * 4.0 / 1024.0, total, line);
+    char total[32], trainable[32], frozen[32];
+    size_t all = m->n_params + m->n_state;
+    thousands(total, sizeof total, all);
+    thousands(trainable, sizeof trainable, m->n_params);
+    thousands(frozen, sizeof frozen, m->n_state);
+    SUMMARY_APPEND("%s\nTotal params: %s (%.2f KB)\nTrainable params: %s\nNon-trainable params: %s\n%s\n",
+                   dline, total, (double)all * 4.0 / 1024.0, trainable, frozen, line);
     return len;
 }
 
@@ -479,13 +922,19 @@ size_t fm_model_summary(const fm_model *m, const char *title, char *buf, size_t 
 
 fm_status fm_predict_inputs(fm_model *m, const float *x, uint32_t count, float *probs,
                             int threads, fm_error *err) {
-    uint32_t chunk = count < PREDICT_CHUNK ? (count ? count : 1) : PREDICT_CHUNK;
+    uint32_t chunk = fm_model_batch_limit(m, count < PREDICT_CHUNK ? (count ? count : 1) : PREDICT_CHUNK);
     fm_status s = fm_model_reserve(m, chunk, err);
     if (s) return s;
     size_t D = fm_model_in_size(m);
     int C = m->classes.n;
     for (uint32_t i = 0; i < count; i += chunk) {
         uint32_t B = count - i < chunk ? count - i : chunk;
+        if (m->tta_flip) {
+            /* Test-time flips change the input, so the rows are copied into the arena first. */
+            memcpy(fm_model_input(m), x + (size_t)i * D, (size_t)B * D * sizeof(float));
+            fm_model_infer_probs(m, probs + (size_t)i * C, (int)B, threads);
+            continue;
+        }
         /* The caller's rows are the first layer's input as they are: no copy. */
         const float *logits = fm_model_forward_from(m, x + (size_t)i * D, (int)B, threads);
         softmax_forward(probs + (size_t)i * C, logits, (int)B, C);
@@ -496,7 +945,7 @@ fm_status fm_predict_inputs(fm_model *m, const float *x, uint32_t count, float *
 fm_status fm_predict_pixels(fm_model *m, const uint8_t *pixels, uint32_t count, float *probs,
                             int threads, fm_error *err) {
     fm_dataset images = {count, m->in_h, m->in_w, (uint8_t *)pixels, NULL, m->classes.n};
-    uint32_t chunk = count < PREDICT_CHUNK ? (count ? count : 1) : PREDICT_CHUNK;
+    uint32_t chunk = fm_model_batch_limit(m, count < PREDICT_CHUNK ? (count ? count : 1) : PREDICT_CHUNK);
     fm_status s = fm_model_reserve(m, chunk, err);
     if (s) return s;
     int C = m->classes.n;
@@ -504,8 +953,7 @@ fm_status fm_predict_pixels(fm_model *m, const uint8_t *pixels, uint32_t count, 
         uint32_t B = count - i < chunk ? count - i : chunk;
         fm_dataset part = fm_dataset_slice(&images, i, B);
         fm_scale_images(fm_model_input(m), &part, NULL, B, m->scaling);
-        const float *logits = fm_model_forward(m, (int)B, threads);
-        softmax_forward(probs + (size_t)i * C, logits, (int)B, C);
+        fm_model_infer_probs(m, probs + (size_t)i * C, (int)B, threads);
     }
     return FM_OK;
 }

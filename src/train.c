@@ -1,6 +1,7 @@
-/* train.c — the fit loop (shuffle, mini-batches, loss, backward, L2, optimizer step), validation
- * on the held-out head of the training set, and evaluation. All buffers are allocated before the
- * first batch. */
+/* train.c — the fit loop (shuffle, augmentation, mini-batches, loss, backward, L2, schedule,
+ * weight decay, optimizer step), validation on the held-out head of the training set with its
+ * callbacks (best epoch, early stopping, plateaus), and evaluation. All buffers are allocated
+ * before the first batch. */
 #include "internal.h"
 
 #include <math.h>
@@ -21,7 +22,63 @@ fm_train_params fm_train_default_params(void) {
     p.seed = 1;
     p.threads = 0;
     p.val = 5000;
+    p.schedule = FM_SCHED_CONSTANT;
+    p.step_epochs = 10;
+    p.step_gamma = 0.1f;
+    p.monitor = FM_MONITOR_VAL_ACCURACY;
+    p.reduce_lr_factor = 0.1f;
     return p;
+}
+
+/* The settings convolutional networks brought: weight decay, schedules, label smoothing,
+ * augmentation. */
+static fm_status train_params_check_more(const fm_train_params *p, fm_error *err) {
+    if (!isfinite(p->weight_decay) || p->weight_decay < 0.0f || p->weight_decay > 1.0f) {
+        return fm_fail(err, FM_ERR_ARG, "weight decay must be in [0, 1], got %g", (double)p->weight_decay);
+    }
+    if (p->weight_decay > 0.0f && p->optimizer == FM_OPT_ADAM) {
+        return fm_fail(err, FM_ERR_ARG, "weight decay is decoupled: use it with adamw or sgd (for "
+                       "a penalty in the loss use l2)");
+    }
+    if ((unsigned)p->schedule > FM_SCHED_ONECYCLE) {
+        return fm_fail(err, FM_ERR_ARG, "unknown schedule %d", (int)p->schedule);
+    }
+    if (!isfinite(p->warmup) || p->warmup < 0.0f || p->warmup >= (float)p->epochs) {
+        return fm_fail(err, FM_ERR_ARG, "warm-up must be in [0, epochs) = [0, %d), got %g",
+                       p->epochs, (double)p->warmup);
+    }
+    if (p->step_epochs < 1 || p->step_epochs > 100000) {
+        return fm_fail(err, FM_ERR_ARG, "step schedule period must be in 1..100000 epochs, got %d", p->step_epochs);
+    }
+    if (!(p->step_gamma > 0.0f && p->step_gamma <= 1.0f)) {
+        return fm_fail(err, FM_ERR_ARG, "step schedule factor must be in (0, 1], got %g", (double)p->step_gamma);
+    }
+    if (!(p->label_smoothing >= 0.0f && p->label_smoothing < 1.0f)) {
+        return fm_fail(err, FM_ERR_ARG, "label smoothing must be in [0, 1), got %g", (double)p->label_smoothing);
+    }
+    const fm_augment *a = &p->augment;
+    if (a->shift < 0 || a->shift > 16 || (a->flip != 0 && a->flip != 1) ||
+        !(a->rotate >= 0.0f && a->rotate <= 180.0f) || !(a->erase >= 0.0f && a->erase <= 1.0f)) {
+        return fm_fail(err, FM_ERR_ARG, "augmentation out of range: shift 0..16, flip 0 or 1, rotate "
+                       "0..180 degrees, erase 0..1");
+    }
+    if ((unsigned)p->monitor > FM_MONITOR_VAL_LOSS) {
+        return fm_fail(err, FM_ERR_ARG, "unknown monitor %d", (int)p->monitor);
+    }
+    if (p->patience < 0 || p->patience > 100000 || p->reduce_lr_patience < 0 || p->reduce_lr_patience > 100000) {
+        return fm_fail(err, FM_ERR_ARG, "patience must be in 0..100000 epochs");
+    }
+    if ((p->patience || p->reduce_lr_patience) && p->val == 0) {
+        return fm_fail(err, FM_ERR_ARG, "early stopping and plateau reduction watch the validation "
+                       "split: hold some images out (val > 0)");
+    }
+    if (!(p->reduce_lr_factor > 0.0f && p->reduce_lr_factor < 1.0f)) {
+        return fm_fail(err, FM_ERR_ARG, "plateau reduction factor must be in (0, 1), got %g", (double)p->reduce_lr_factor);
+    }
+    if (!isfinite(p->min_lr) || p->min_lr < 0.0f) {
+        return fm_fail(err, FM_ERR_ARG, "minimum learning rate must be 0 or more, got %g", (double)p->min_lr);
+    }
+    return FM_OK;
 }
 
 fm_status fm_train_params_check(const fm_train_params *p, fm_error *err) {
@@ -31,7 +88,7 @@ fm_status fm_train_params_check(const fm_train_params *p, fm_error *err) {
     if (p->batch < 1 || p->batch > 65536) {
         return fm_fail(err, FM_ERR_ARG, "batch must be in 1..65536, got %d", p->batch);
     }
-    if (p->optimizer != FM_OPT_ADAM && p->optimizer != FM_OPT_SGD) {
+    if (p->optimizer != FM_OPT_ADAM && p->optimizer != FM_OPT_SGD && p->optimizer != FM_OPT_ADAMW) {
         return fm_fail(err, FM_ERR_ARG, "unknown optimizer %d", (int)p->optimizer);
     }
     if (!isfinite(p->lr) || p->lr < 0.0f || p->lr > 10.0f) {
@@ -55,7 +112,7 @@ fm_status fm_train_params_check(const fm_train_params *p, fm_error *err) {
     if (p->threads > 1024) {
         return fm_fail(err, FM_ERR_ARG, "threads must be at most 1024, got %d", p->threads);
     }
-    return FM_OK;
+    return train_params_check_more(p, err);
 }
 
 void fm_history_free(fm_history *h) {
@@ -76,15 +133,28 @@ static fm_status evaluate_into(fm_model *m, const fm_dataset *ds, uint32_t batch
         uint32_t B = ds->n - i < batch ? ds->n - i : batch;
         fm_dataset part = fm_dataset_slice(ds, i, B);
         fm_scale_images(fm_model_input(m), &part, NULL, B, m->scaling);
-        const float *logits = fm_model_forward(m, (int)B, threads);
-        int right = 0;
-        total += softmax_xent_forward(m->probs, logits, part.labels, (int)B, C, &right);
-        correct += (uint32_t)right;
+        const float *scores;
+        if (m->tta_flip) {
+            /* Averaged probabilities: the loss is -log of the mean probability of the label. */
+            fm_model_infer_probs(m, m->probs, (int)B, threads);
+            for (uint32_t b = 0; b < B; b++) {
+                const float *p = m->probs + (size_t)b * C;
+                total -= log(fmax((double)p[part.labels[b]], 1e-30));
+                correct += fm_argmax(p, C) == part.labels[b];
+            }
+            scores = m->probs;
+        } else {
+            const float *logits = fm_model_forward(m, (int)B, threads);
+            int right = 0;
+            total += softmax_xent_forward(m->probs, logits, part.labels, (int)B, C, &right);
+            correct += (uint32_t)right;
+            scores = logits;
+        }
         if (per_class_n) {
             for (uint32_t b = 0; b < B; b++) {
                 int y = part.labels[b];
                 per_class_n[y]++;
-                if (fm_argmax(logits + (size_t)b * C, C) == y) per_class_right[y]++;
+                if (fm_argmax(scores + (size_t)b * C, C) == y) per_class_right[y]++;
             }
         }
     }
@@ -106,6 +176,7 @@ fm_status fm_evaluate(fm_model *m, const fm_dataset *ds, uint32_t batch, int thr
     }
     if (ds->n == 0) return fm_fail(err, FM_ERR_ARG, "nothing to evaluate: the set is empty");
     if (batch == 0) batch = 1000;
+    batch = fm_model_batch_limit(m, batch);
     fm_status s = fm_model_reserve(m, batch, err);
     if (s) return s;
     uint32_t right[FM_MAX_CLASSES] = {0};
@@ -125,22 +196,48 @@ typedef struct {
     float *grads, *m1, *m2; /* gradient and optimizer moments, laid out like the parameters */
     int32_t *order;         /* shuffled row indices of the training part */
     uint8_t *labels;        /* labels of the current batch */
+    float *scratch;         /* one image, for augmentation */
+    float *best;            /* early stopping: the best epoch's parameters then running statistics */
+    int64_t best_tracked[FM_MAX_LAYERS];
 } run_buffers;
 
-static void run_buffers_free(run_buffers *rb) {
-    free(rb->grads), free(rb->m1), free(rb->m2), free(rb->order), free(rb->labels);
+/* The model's weights and batch norm statistics into or out of the early-stopping snapshot. */
+static void snapshot(fm_model *m, run_buffers *rb, int restore) {
+    float *state_copy = rb->best + m->n_params;
+    if (restore) {
+        memcpy(m->params, rb->best, m->n_params * sizeof(float));
+        memcpy(m->state, state_copy, m->n_state * sizeof(float));
+        memcpy(m->batches_tracked, rb->best_tracked, sizeof rb->best_tracked);
+    } else {
+        memcpy(rb->best, m->params, m->n_params * sizeof(float));
+        memcpy(state_copy, m->state, m->n_state * sizeof(float));
+        memcpy(rb->best_tracked, m->batches_tracked, sizeof rb->best_tracked);
+    }
 }
 
-/* The L2 term, weight matrices only (biases are not regularised, as with Keras's
- * kernel_regularizer): l2 * sum(w^2) for the loss, and 2 * l2 * w for each gradient, which the
- * fused Adam step adds itself and SGD gets from l2_add_gradients. */
+/* Decoupled weight decay on the dense and conv kernels (see weight_decay.c). */
+static void decay_kernels(fm_model *m, float lr, float weight_decay) {
+    for (int l = 0; l < m->n_layers; l++) {
+        size_t n = fm_layer_weight_count(&m->layers[l]);
+        if (n) weight_decay_step(m->params + m->layers[l].w_off, n, lr, weight_decay);
+    }
+}
+
+static void run_buffers_free(run_buffers *rb) {
+    free(rb->grads), free(rb->m1), free(rb->m2), free(rb->order), free(rb->labels), free(rb->scratch);
+    free(rb->best);
+}
+
+/* The L2 term on dense and conv kernels (biases and batch norm are not regularised, as with
+ * Keras's kernel_regularizer): l2 * sum(w^2) for the loss, and 2 * l2 * w for each gradient,
+ * which the fused Adam step adds itself and the other optimizers get from l2_add_gradients. */
 static double l2_penalty(const fm_model *m, float l2) {
     double penalty = 0.0;
     for (int l = 0; l < m->n_layers; l++) {
         const fm_layer *L = &m->layers[l];
-        if (L->kind != FM_LAYER_DENSE) continue;
+        size_t n = fm_layer_weight_count(L); /* dense and conv kernels */
+        if (n == 0) continue;
         const float *w = m->params + L->w_off;
-        size_t n = (size_t)L->out_size * L->in_size;
         double sq = 0.0;
         for (size_t i = 0; i < n; i++) sq += (double)w[i] * w[i];
         penalty += l2 * sq;
@@ -151,16 +248,17 @@ static double l2_penalty(const fm_model *m, float l2) {
 static void l2_add_gradients(const fm_model *m, float *grads, float l2) {
     for (int l = 0; l < m->n_layers; l++) {
         const fm_layer *L = &m->layers[l];
-        if (L->kind != FM_LAYER_DENSE) continue;
+        size_t n = fm_layer_weight_count(L);
+        if (n == 0) continue;
         const float *w = m->params + L->w_off;
         float *g = grads + L->w_off;
-        size_t n = (size_t)L->out_size * L->in_size;
         for (size_t i = 0; i < n; i++) g[i] += 2.0f * l2 * w[i];
     }
 }
 
 /* An SGD step over the flat parameter array, split into slices for the pool: the update is
- * element by element, so the slicing changes no bit. (Adam runs inside the backward pass.) */
+ * element by element, so the slicing changes no bit. (Plain Adam on dense models runs inside
+ * the backward pass.) */
 typedef struct {
     const fm_train_params *p;
     float *params, *grads, *velocity;
@@ -202,25 +300,28 @@ fm_status fm_fit(fm_model *m, const fm_dataset *ds, const fm_train_params *p, fm
     fm_dataset train = fm_dataset_slice(ds, p->val, ds->n - p->val);
     if (m->scaling.kind == FM_SCALE_STANDARD) m->scaling = fm_scaling_fit(&train, FM_SCALE_STANDARD);
 
-    const uint32_t eval_batch = 1000;
+    const uint32_t eval_batch = fm_model_batch_limit(m, 1000);
     uint32_t batch = (uint32_t)p->batch;
     s = fm_model_reserve(m, batch > eval_batch ? batch : eval_batch, err);
     if (s) return s;
     int C = m->classes.n;
     int threads = fm_threads_resolve(p->threads);
-    float lr = p->lr > 0.0f ? p->lr : (p->optimizer == FM_OPT_ADAM ? 1e-3f : 1e-2f);
+    float lr = p->lr > 0.0f ? p->lr : (p->optimizer == FM_OPT_SGD ? 1e-2f : 1e-3f);
 
     run_buffers rb = {0};
     size_t P = m->n_params;
     rb.grads = malloc(P * sizeof(float));
-    int need_m1 = p->optimizer == FM_OPT_ADAM || p->momentum > 0.0f;
+    int adam = p->optimizer == FM_OPT_ADAM || p->optimizer == FM_OPT_ADAMW;
+    int need_m1 = adam || p->momentum > 0.0f;
     if (need_m1) rb.m1 = calloc(P, sizeof(float));
-    if (p->optimizer == FM_OPT_ADAM) rb.m2 = calloc(P, sizeof(float));
+    if (adam) rb.m2 = calloc(P, sizeof(float));
     rb.order = malloc(train.n * sizeof(int32_t));
     rb.labels = malloc(batch);
+    rb.scratch = malloc((size_t)m->in_h * m->in_w * sizeof(float));
+    if (p->patience) rb.best = malloc((P + m->n_state) * sizeof(float));
     fm_epoch_stats *epochs = calloc((size_t)p->epochs, sizeof *epochs);
-    if (!rb.grads || (need_m1 && !rb.m1) || (p->optimizer == FM_OPT_ADAM && !rb.m2) || !rb.order ||
-        !rb.labels || !epochs) {
+    if (!rb.grads || (need_m1 && !rb.m1) || (adam && !rb.m2) || !rb.order ||
+        !rb.labels || !rb.scratch || (p->patience && !rb.best) || !epochs) {
         run_buffers_free(&rb);
         free(epochs);
         return fm_fail(err, FM_ERR_NOMEM, "out of memory for training buffers");
@@ -232,43 +333,80 @@ fm_status fm_fit(fm_model *m, const fm_dataset *ds, const fm_train_params *p, fm
     long step = 0;
     int batches = (int)((train.n + batch - 1) / batch);
     int done = 0;
+    const long total_steps = (long)p->epochs * batches;
+    const fm_schedule_params sched = {p->schedule, (long)llround((double)p->warmup * batches),
+                                      (long)p->step_epochs * batches, p->step_gamma};
+    float lr_now = lr;
+    const int augment = fm_augment_active(&p->augment);
+    /* Plain Adam on a model of dense layers (and activations) runs inside the backward pass,
+     * using each weight gradient while it is in registers; anything else stores gradients and
+     * steps over the flat array afterwards. */
+    int dense_only = 1;
+    for (int l = 0; l < m->n_layers; l++) {
+        fm_layer_kind k = m->layers[l].kind;
+        if (k != FM_LAYER_DENSE && k != FM_LAYER_RELU && k != FM_LAYER_TANH && k != FM_LAYER_SIGMOID &&
+            k != FM_LAYER_FLATTEN) {
+            dense_only = 0;
+        }
+    }
+    const int fused_adam = p->optimizer == FM_OPT_ADAM && dense_only;
+    /* What a 0 pixel scales to, computed as fm_scale_images does: the fill for uncovered areas. */
+    const float background = ((float)0 / 255.0f - m->scaling.mean) / m->scaling.std;
+    /* Callbacks: the best monitored score so far (higher is better) and the epochs since. */
+    double best_score = 0.0;
+    int best_epoch = 0, plateau_wait = 0, stopped_early = 0;
+    float lr_scale = 1.0f;
     for (int e = 1; e <= p->epochs && !s; e++) {
         double t0 = fm_now_seconds();
         fm_rng_shuffle(&rng, rb.order, train.n);
         double loss_sum = 0.0;
         uint64_t seen = 0, right_sum = 0;
+        m->training = 1, m->rng = &rng; /* dropout drops, batch norm uses batch statistics */
         for (int bi = 0; bi < batches; bi++) {
             uint32_t start = (uint32_t)bi * batch;
             int B = (int)(train.n - start < batch ? train.n - start : batch);
             const int32_t *rows = rb.order + start;
             fm_scale_images(fm_model_input(m), &train, rows, (size_t)B, m->scaling);
             for (int b = 0; b < B; b++) rb.labels[b] = train.labels[rows[b]];
+            if (augment) {
+                fm_augment_batch(fm_model_input(m), B, (int)m->in_h, (int)m->in_w, &p->augment,
+                                 background, rb.scratch, &rng);
+            }
 
+            lr_now = fm_schedule_lr(&sched, lr, step, total_steps) * lr_scale;
             const float *logits = fm_model_forward(m, B, threads);
             int right = 0;
-            double loss = softmax_xent_forward(m->probs, logits, rb.labels, B, C, &right) / B;
+            double loss = softmax_xent_smooth_forward(m->probs, logits, rb.labels, B, C,
+                                                      p->label_smoothing, &right) / B;
             if (p->l2 > 0.0f) loss += l2_penalty(m, p->l2);
             if (!isfinite(loss)) {
                 s = fm_fail(err, FM_ERR_DIVERGED,
                             "loss became %s at epoch %d, batch %d; the learning rate (%g) is "
                             "probably too high",
-                            isnan(loss) ? "NaN" : "infinite", e, bi + 1, (double)lr);
+                            isnan(loss) ? "NaN" : "infinite", e, bi + 1, (double)lr_now);
                 break;
             }
-            softmax_xent_backward(m->dbuf[0], m->probs, rb.labels, B, C);
+            softmax_xent_smooth_backward(m->dbuf[0], m->probs, rb.labels, B, C, p->label_smoothing);
             step++;
-            if (p->optimizer == FM_OPT_ADAM) {
-                fm_adam_fused adam = {rb.m1, rb.m2, adam_alpha(lr, p->beta1, p->beta2, step),
-                                      p->beta1, p->beta2, p->eps, p->l2};
-                fm_model_backward(m, m->dbuf[0], rb.grads, B, threads, &adam);
+            if (fused_adam) {
+                fm_adam_fused fa = {rb.m1, rb.m2, adam_alpha(lr_now, p->beta1, p->beta2, step),
+                                    p->beta1, p->beta2, p->eps, p->l2};
+                fm_model_backward(m, m->dbuf[0], rb.grads, B, threads, &fa);
             } else {
+                /* Dense layers overwrite their gradients; convolutions and batch norm add. */
+                if (!dense_only) memset(rb.grads, 0, P * sizeof(float));
                 fm_model_backward(m, m->dbuf[0], rb.grads, B, threads, NULL);
                 if (p->l2 > 0.0f) l2_add_gradients(m, rb.grads, p->l2);
-                fm_pool *pool = fm_model_pool(m, threads);
-                sgd_job opt = {p, m->params, rb.grads, rb.m1, P, lr, 1};
-                /* Two slices per thread, and none under ~16k parameters (a few microseconds). */
-                if (pool && P >= 16384) opt.tasks = 2 * fm_pool_threads(pool);
-                fm_pool_run(pool, opt.tasks, sgd_task, &opt);
+                if (p->weight_decay > 0.0f) decay_kernels(m, lr_now, p->weight_decay);
+                if (adam) {
+                    adam_step(m->params, rb.grads, rb.m1, rb.m2, P, lr_now, p->beta1, p->beta2, p->eps, step);
+                } else {
+                    fm_pool *pool = fm_model_pool(m, threads);
+                    sgd_job opt = {p, m->params, rb.grads, rb.m1, P, lr_now, 1};
+                    /* Two slices per thread, and none under ~16k parameters (a few microseconds). */
+                    if (pool && P >= 16384) opt.tasks = 2 * fm_pool_threads(pool);
+                    fm_pool_run(pool, opt.tasks, sgd_task, &opt);
+                }
             }
             loss_sum += loss * B;
             right_sum += (uint64_t)right;
@@ -278,6 +416,7 @@ fm_status fm_fit(fm_model *m, const fm_dataset *ds, const fm_train_params *p, fm
                             (double)right_sum / (double)seen, p->user);
             }
         }
+        m->training = 0, m->rng = NULL;
         if (s) break;
         fm_epoch_stats *st = &epochs[e - 1];
         st->epoch = e;
@@ -285,21 +424,50 @@ fm_status fm_fit(fm_model *m, const fm_dataset *ds, const fm_train_params *p, fm
         st->loss = loss_sum / (double)seen;
         st->accuracy = (double)right_sum / (double)seen;
         st->val_loss = st->val_accuracy = NAN;
+        st->lr = lr_now;
         if (val.n > 0) {
             uint32_t right;
             evaluate_into(m, &val, eval_batch, threads, &st->val_loss, &right, NULL, NULL);
             st->val_accuracy = (double)right / val.n;
+        }
+        int stop = 0;
+        if (val.n > 0) {
+            double score = p->monitor == FM_MONITOR_VAL_LOSS ? -st->val_loss : st->val_accuracy;
+            if (best_epoch == 0 || score > best_score) {
+                best_score = score, best_epoch = e, plateau_wait = 0;
+                st->improved = 1;
+                if (rb.best) snapshot(m, &rb, 0);
+            } else {
+                if (p->reduce_lr_patience && ++plateau_wait >= p->reduce_lr_patience) {
+                    lr_scale *= p->reduce_lr_factor;
+                    if (lr * lr_scale < p->min_lr) lr_scale = p->min_lr / lr;
+                    plateau_wait = 0;
+                }
+                stop = p->patience && e - best_epoch >= p->patience;
+            }
         }
         st->seconds = fm_now_seconds() - t0;
         done = e;
         if (p->on_epoch && p->on_epoch(st, p->user)) {
             s = fm_fail(err, FM_ERR_CANCELLED, "training stopped after epoch %d", e);
         }
+        if (stop && !s) {
+            stopped_early = 1;
+            break;
+        }
+    }
+    int restored = 0;
+    if (!s && rb.best && best_epoch) {
+        snapshot(m, &rb, 1);
+        restored = 1;
     }
     run_buffers_free(&rb);
     if (hist) {
         hist->n = done;
         hist->epochs = epochs;
+        hist->best_epoch = best_epoch;
+        hist->stopped_early = stopped_early;
+        hist->restored_best = restored;
     } else {
         free(epochs);
     }

@@ -1,7 +1,9 @@
 /* safetensors.c — model files in the safetensors format: an 8-byte little-endian header length,
- * a JSON header naming each tensor's dtype, shape and byte range, then raw little-endian float32.
- * Tensor names and layouts follow PyTorch (layers.K.weight is [out, in]) so other tools can read
- * the weights; __metadata__ carries what fmnist needs to rebuild the model. */
+ * a JSON header naming each tensor's dtype, shape and byte range, then raw little-endian data.
+ * Tensor names and layouts follow PyTorch's nn.Sequential (layers.K.weight is [out, in] for a
+ * dense layer, [out, in, kh, kw] for a convolution; batch norm adds running_mean, running_var
+ * and an int64 num_batches_tracked) so other tools can read the weights; __metadata__ carries
+ * what fmnist needs to rebuild the model. */
 #define _POSIX_C_SOURCE 200809L
 #include "internal.h"
 
@@ -25,6 +27,44 @@
 static void tensor_name(char *out, size_t cap, int layer, const char *what) {
     snprintf(out, cap, "layers.%d.%s", layer, what);
 }
+
+/* The tensors of one layer, in file order: name, shape, and where the values live. Dense and
+ * conv layers have weight and bias; batch norm has weight (gamma), bias (beta), running_mean,
+ * running_var (from the state) and num_batches_tracked (one int64, shape []). */
+typedef struct {
+    const char *what;
+    uint32_t shape[4];
+    int ndim;
+    float *values; /* NULL for num_batches_tracked */
+    size_t count;
+} layer_tensor;
+
+static int layer_tensors(const fm_model *m, int l, layer_tensor *t) {
+    const fm_layer *L = &m->layers[l];
+    float *params = m->params;
+    switch (L->kind) {
+    case FM_LAYER_DENSE:
+        t[0] = (layer_tensor){"weight", {L->out_size, L->in_size}, 2, params + L->w_off, fm_layer_weight_count(L)};
+        t[1] = (layer_tensor){"bias", {L->out_size}, 1, params + L->b_off, L->out_size};
+        return 2;
+    case FM_LAYER_CONV: {
+        const fm_conv_shape *c = &L->conv;
+        t[0] = (layer_tensor){"weight", {(uint32_t)c->OC, (uint32_t)c->C, (uint32_t)c->KH, (uint32_t)c->KW}, 4,
+                              params + L->w_off, fm_layer_weight_count(L)};
+        t[1] = (layer_tensor){"bias", {(uint32_t)c->OC}, 1, params + L->b_off, (size_t)c->OC};
+        return 2;
+    }
+    case FM_LAYER_BATCHNORM:
+        t[0] = (layer_tensor){"weight", {L->in_c}, 1, params + L->w_off, L->in_c};
+        t[1] = (layer_tensor){"bias", {L->in_c}, 1, params + L->b_off, L->in_c};
+        t[2] = (layer_tensor){"running_mean", {L->in_c}, 1, m->state + L->s_off, L->in_c};
+        t[3] = (layer_tensor){"running_var", {L->in_c}, 1, m->state + L->s_off + L->in_c, L->in_c};
+        t[4] = (layer_tensor){"num_batches_tracked", {0}, 0, NULL, 1};
+        return 5;
+    default: return 0;
+    }
+}
+#define MAX_LAYER_TENSORS 5
 
 static cJSON *tensor_entry(const char *dtype, const uint32_t *shape, int ndim, size_t begin, size_t end) {
     cJSON *t = cJSON_CreateObject();
@@ -59,19 +99,20 @@ static char *header_json(const fm_model *m) {
     cJSON_Delete(names);
     cJSON_AddStringToObject(meta, "classes", names_text ? names_text : "[]");
     free(names_text);
+    /* Written only when on, so files without it read as they always did. */
+    if (m->tta_flip) cJSON_AddStringToObject(meta, "tta", "flip");
     size_t off = 0;
     for (int l = 0; l < m->n_layers; l++) {
-        const fm_layer *L = &m->layers[l];
-        if (L->kind != FM_LAYER_DENSE) continue;
-        char name[64];
-        uint32_t wshape[2] = {L->out_size, L->in_size};
-        size_t wbytes = (size_t)L->out_size * L->in_size * 4;
-        tensor_name(name, sizeof name, l, "weight");
-        cJSON_AddItemToObject(root, name, tensor_entry("F32", wshape, 2, off, off + wbytes));
-        off += wbytes;
-        tensor_name(name, sizeof name, l, "bias");
-        cJSON_AddItemToObject(root, name, tensor_entry("F32", &L->out_size, 1, off, off + 4 * (size_t)L->out_size));
-        off += 4 * (size_t)L->out_size;
+        layer_tensor t[MAX_LAYER_TENSORS];
+        int nt = layer_tensors(m, l, t);
+        for (int i = 0; i < nt; i++) {
+            char name[64];
+            size_t bytes = t[i].values ? 4 * t[i].count : 8;
+            tensor_name(name, sizeof name, l, t[i].what);
+            cJSON_AddItemToObject(root, name, tensor_entry(t[i].values ? "F32" : "I64", t[i].shape,
+                                                           t[i].ndim, off, off + bytes));
+            off += bytes;
+        }
     }
     char *text = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
@@ -96,22 +137,32 @@ fm_status fm_model_save(const fm_model *m, const char *path, fm_error *err) {
     int ok = fwrite(len8, 1, 8, f) == 8 && fwrite(json, 1, jlen, f) == jlen;
     for (size_t i = jlen; ok && i < padded; i++) ok = fputc(' ', f) != EOF;
     free(json);
-    /* Parameters are stored layer by layer, weight then bias, in the same order as the header;
-     * weights go out in PyTorch's [out, in], the transpose of the [in, out] kept in memory. */
+    /* Tensors are stored layer by layer in the same order as the header; dense weights go out in
+     * PyTorch's [out, in], the transpose of the [in, out] kept in memory. */
     for (int l = 0; ok && l < m->n_layers; l++) {
         const fm_layer *L = &m->layers[l];
-        if (L->kind != FM_LAYER_DENSE) continue;
-        const float *w = m->params + L->w_off;
-        size_t I = L->in_size, O = L->out_size;
-        float row[4096];
-        for (size_t o = 0; ok && o < O; o++) {
-            for (size_t i0 = 0; ok && i0 < I; i0 += 4096) {
-                size_t n = I - i0 < 4096 ? I - i0 : 4096;
-                for (size_t i = 0; i < n; i++) row[i] = w[(i0 + i) * O + o];
-                ok = fwrite(row, sizeof(float), n, f) == n;
+        layer_tensor t[MAX_LAYER_TENSORS];
+        int nt = layer_tensors(m, l, t);
+        for (int i = 0; ok && i < nt; i++) {
+            if (L->kind == FM_LAYER_DENSE && strcmp(t[i].what, "weight") == 0) {
+                const float *w = t[i].values;
+                size_t I = L->in_size, O = L->out_size;
+                float row[4096];
+                for (size_t o = 0; ok && o < O; o++) {
+                    for (size_t i0 = 0; ok && i0 < I; i0 += 4096) {
+                        size_t n = I - i0 < 4096 ? I - i0 : 4096;
+                        for (size_t k = 0; k < n; k++) row[k] = w[(i0 + k) * O + o];
+                        ok = fwrite(row, sizeof(float), n, f) == n;
+                    }
+                }
+            } else if (t[i].values) {
+                ok = fwrite(t[i].values, sizeof(float), t[i].count, f) == t[i].count;
+            } else {
+                unsigned char le[8];
+                for (int b = 0; b < 8; b++) le[b] = (unsigned char)((uint64_t)m->batches_tracked[l] >> (8 * b));
+                ok = fwrite(le, 1, 8, f) == 8;
             }
         }
-        if (ok) ok = fwrite(m->params + L->b_off, sizeof(float), O, f) == O;
     }
     if (ok) ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
     int saved_errno = errno;
@@ -188,15 +239,16 @@ typedef struct {
 /* Checks one tensor's header entry against the expected shape, copies it into dst and records
  * its byte range [begin, end) in range. */
 static fm_status load_tensor(const st_file *sf, const cJSON *root, const char *name,
-                             const uint32_t *shape, int ndim, float *dst, uint64_t *range,
-                             fm_error *err) {
+                             const uint32_t *shape, int ndim, float *dst, int64_t *dst_i64,
+                             uint64_t *range, fm_error *err) {
     const char *path = sf->path;
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(root, name);
     if (!cJSON_IsObject(t)) return fm_fail(err, FM_ERR_FORMAT, "%s: tensor %s is missing", path, name);
-    const char *dtype = meta_string(t, "dtype");
-    if (!dtype || strcmp(dtype, "F32") != 0) {
-        return fm_fail(err, FM_ERR_FORMAT, "%s: tensor %s has dtype %s, expected F32", path, name,
-                       dtype ? dtype : "(none)");
+    const char *dtype = meta_string(t, "dtype"), *want_dtype = dst ? "F32" : "I64";
+    const uint64_t elem = dst ? 4 : 8;
+    if (!dtype || strcmp(dtype, want_dtype) != 0) {
+        return fm_fail(err, FM_ERR_FORMAT, "%s: tensor %s has dtype %s, expected %s", path, name,
+                       dtype ? dtype : "(none)", want_dtype);
     }
     const cJSON *sh = cJSON_GetObjectItemCaseSensitive(t, "shape");
     int ok = cJSON_IsArray(sh) && cJSON_GetArraySize(sh) == ndim;
@@ -207,9 +259,12 @@ static fm_status load_tensor(const st_file *sf, const cJSON *root, const char *n
         count *= shape[i];
     }
     if (!ok) {
-        char want[64];
-        if (ndim == 2) snprintf(want, sizeof want, "[%u, %u]", shape[0], shape[1]);
-        else snprintf(want, sizeof want, "[%u]", shape[0]);
+        char want[80] = "[";
+        for (int i = 0; i < ndim; i++) {
+            size_t len = strlen(want);
+            snprintf(want + len, sizeof want - len, "%s%u", i ? ", " : "", shape[i]);
+        }
+        strcat(want, "]");
         char *got = cJSON_PrintUnformatted(sh);
         fm_status s = fm_fail(err, FM_ERR_FORMAT, "%s: tensor %s has shape %s, the spec needs %s",
                               path, name, got ? got : "(none)", want);
@@ -229,9 +284,20 @@ static fm_status load_tensor(const st_file *sf, const cJSON *root, const char *n
                        path, name, (unsigned long long)begin, (unsigned long long)end,
                        (unsigned long long)sf->data_len);
     }
-    if (end - begin != count * 4) {
+    if (end - begin != count * elem) {
         return fm_fail(err, FM_ERR_FORMAT, "%s: tensor %s spans %llu bytes, its shape needs %llu",
-                       path, name, (unsigned long long)(end - begin), (unsigned long long)(count * 4));
+                       path, name, (unsigned long long)(end - begin), (unsigned long long)(count * elem));
+    }
+    range[0] = begin;
+    range[1] = end;
+    if (dst_i64) {
+        uint64_t v = 0;
+        for (int b = 0; b < 8; b++) v |= (uint64_t)sf->data[begin + b] << (8 * b);
+        if (v > (uint64_t)INT64_MAX) {
+            return fm_fail(err, FM_ERR_FORMAT, "%s: tensor %s holds a negative count", path, name);
+        }
+        *dst_i64 = (int64_t)v;
+        return FM_OK;
     }
     memcpy(dst, sf->data + begin, (size_t)(end - begin));
     for (uint64_t i = 0; i < count; i++) {
@@ -240,8 +306,6 @@ static fm_status load_tensor(const st_file *sf, const cJSON *root, const char *n
                            path, name, (unsigned long long)i);
         }
     }
-    range[0] = begin;
-    range[1] = end;
     return FM_OK;
 }
 
@@ -358,6 +422,13 @@ fm_status fm_model_load(const char *path, fm_model **out, fm_error *err) {
     }
     s = parse_classes(path, meta_string(meta, "classes"), &mp.classes, err);
     if (s) goto done;
+    const cJSON *tta_item = cJSON_GetObjectItemCaseSensitive(meta, "tta");
+    const char *tta = meta_string(meta, "tta");
+    if (tta_item && (!tta || (strcmp(tta, "flip") != 0 && strcmp(tta, "none") != 0))) {
+        s = fm_fail(err, FM_ERR_FORMAT, "%s: metadata \"tta\" must be flip or none, got \"%s\"", path,
+                    tta ? tta : "(not a string)");
+        goto done;
+    }
     s = fm_model_create(spec, h, w, &mp, &m, err);
     if (s) {
         char inner[sizeof err->msg];
@@ -365,28 +436,34 @@ fm_status fm_model_load(const char *path, fm_model **out, fm_error *err) {
         s = fm_fail(err, FM_ERR_FORMAT, "%s: metadata: %s", path, inner);
         goto done;
     }
+    fm_model_set_tta(m, tta && strcmp(tta, "flip") == 0);
     st_file sf = {path, buf + 8 + hlen, len - 8 - hlen};
-    /* Byte ranges of every tensor, at most a weight and a bias per layer. */
-    uint64_t ranges[2 * FM_MAX_LAYERS][2];
+    /* Byte ranges of every tensor, at most MAX_LAYER_TENSORS per layer. */
+    uint64_t ranges[MAX_LAYER_TENSORS * FM_MAX_LAYERS][2];
     int n_ranges = 0;
     int expected = 1; /* __metadata__ */
     for (int l = 0; l < m->n_layers && !s; l++) {
         const fm_layer *L = &m->layers[l];
-        if (L->kind != FM_LAYER_DENSE) continue;
-        char name[64];
-        uint32_t wshape[2] = {L->out_size, L->in_size};
-        tensor_name(name, sizeof name, l, "weight");
-        s = load_tensor(&sf, root, name, wshape, 2, m->params + L->w_off, ranges[n_ranges++],
-                        err);
-        if (!s && !transpose_in_place(m->params + L->w_off, L->out_size, L->in_size)) {
-            s = fm_fail(err, FM_ERR_NOMEM, "%s: out of memory reading %s", path, name);
+        layer_tensor t[MAX_LAYER_TENSORS];
+        int nt = layer_tensors(m, l, t);
+        for (int i = 0; i < nt && !s; i++) {
+            char name[64];
+            tensor_name(name, sizeof name, l, t[i].what);
+            s = load_tensor(&sf, root, name, t[i].shape, t[i].ndim, t[i].values,
+                            t[i].values ? NULL : &m->batches_tracked[l], ranges[n_ranges++], err);
+            if (!s && L->kind == FM_LAYER_DENSE && strcmp(t[i].what, "weight") == 0 &&
+                !transpose_in_place(t[i].values, L->out_size, L->in_size)) {
+                s = fm_fail(err, FM_ERR_NOMEM, "%s: out of memory reading %s", path, name);
+            }
+            /* A variance below zero would make batch norm take the root of a negative number. */
+            for (size_t k = 0; !s && t[i].values && strcmp(t[i].what, "running_var") == 0 && k < t[i].count; k++) {
+                if (t[i].values[k] < 0.0f) {
+                    s = fm_fail(err, FM_ERR_FORMAT, "%s: tensor %s holds a negative variance at index %zu",
+                                path, name, k);
+                }
+            }
         }
-        tensor_name(name, sizeof name, l, "bias");
-        if (!s) {
-            s = load_tensor(&sf, root, name, &L->out_size, 1, m->params + L->b_off,
-                            ranges[n_ranges++], err);
-        }
-        expected += 2;
+        expected += nt;
     }
     if (s) goto done;
     if (cJSON_GetArraySize(root) != expected) {

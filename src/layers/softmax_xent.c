@@ -64,3 +64,30 @@ void softmax_xent_backward(float *dlogits, const float *probs, const uint8_t *la
         d[labels[b]] -= inv_b;
     }
 }
+
+/* Label smoothing spreads s of the target's mass evenly over the C classes. The forward pass
+ * reuses the plain one for probabilities and log-sum-exp, then moves the target: with t the
+ * smoothed target, -sum(t*log p) = lse - (1-s)*z[y] - s/C*sum(z). */
+double softmax_xent_smooth_forward(float *probs, const float *logits, const uint8_t *labels, int B,
+                                   int C, float smoothing, int *correct) {
+    double total = softmax_xent_forward(probs, logits, labels, B, C, correct);
+    if (smoothing == 0.0f) return total;
+    for (int b = 0; b < B; b++) {
+        const float *z = logits + (size_t)b * C;
+        double sum_z = 0.0;
+        for (int c = 0; c < C; c++) sum_z += z[c];
+        total += (double)smoothing * z[labels[b]] - (double)smoothing / C * sum_z;
+    }
+    return total;
+}
+
+void softmax_xent_smooth_backward(float *dlogits, const float *probs, const uint8_t *labels, int B,
+                                  int C, float smoothing) {
+    const float inv_b = 1.0f / (float)B, spread = smoothing / (float)C;
+    for (int b = 0; b < B; b++) {
+        const float *p = probs + (size_t)b * C;
+        float *d = dlogits + (size_t)b * C;
+        for (int c = 0; c < C; c++) d[c] = (p[c] - spread) * inv_b;
+        d[labels[b]] -= (1.0f - smoothing) * inv_b;
+    }
+}

@@ -30,10 +30,10 @@ fi
 for f in model.safetensors history.csv history.json run.json; do
     check "e2e wrote $f" test -s "$E2E/run1/$f"
 done
-check "e2e history.csv has header and one epoch" bash -c "[ \$(wc -l <'$E2E/run1/history.csv') -eq 2 ] && head -1 '$E2E/run1/history.csv' | grep -q '^epoch,loss,accuracy,val_loss,val_accuracy,seconds$'"
+check "e2e history.csv has header and one epoch" bash -c "[ \$(wc -l <'$E2E/run1/history.csv') -eq 2 ] && head -1 '$E2E/run1/history.csv' | grep -q '^epoch,loss,accuracy,val_loss,val_accuracy,seconds,lr$'"
 check "e2e history.json is Keras-style" python3 -c "
 import json; h = json.load(open('$E2E/run1/history.json'))
-assert all(len(h[k]) == 1 for k in ('loss', 'accuracy', 'val_loss', 'val_accuracy')), h"
+assert all(len(h[k]) == 1 for k in ('loss', 'accuracy', 'val_loss', 'val_accuracy', 'lr')), h"
 
 if expect_ok "e2e evaluate --json" $FMNIST evaluate "$E2E/run1/model.safetensors" --data "$E2E_DATA" --json; then
     EVAL_JSON=$OUT_TEXT

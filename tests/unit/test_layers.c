@@ -1,5 +1,6 @@
-/* test_layers.c — every layer's backward pass against central finite differences of its forward
- * pass, the softmax cross-entropy against hand-computed values, and a whole-model gradient check. */
+/* test_layers.c — the dense layer's and the activations' backward passes against central finite
+ * differences of their forward passes, the softmax cross-entropy against hand-computed values,
+ * and a whole-model gradient check. The convolutional layers are in test_cnn_layers.c. */
 #include "harness.h"
 #include "internal.h"
 
@@ -181,6 +182,25 @@ void test_sigmoid_gradients(test_ctx *t) {
     CHECK(t, y[2] == 1.0f && y[3] == 1.0f, "sigmoid(30), (200) = %g, %g", (double)y[2], (double)y[3]);
 }
 
+/* LeakyReLU at the two slopes people use: PyTorch's default 0.01 and Keras's 0.3. */
+static void lrelu01_forward(float *out, const float *inp, size_t n) { leakyrelu_forward(out, inp, n, 0.01f); }
+static void lrelu01_backward(float *dinp, const float *dout, const float *out, size_t n) {
+    leakyrelu_backward(dinp, dout, out, n, 0.01f);
+}
+static void lrelu3_forward(float *out, const float *inp, size_t n) { leakyrelu_forward(out, inp, n, 0.3f); }
+static void lrelu3_backward(float *dinp, const float *dout, const float *out, size_t n) {
+    leakyrelu_backward(dinp, dout, out, n, 0.3f);
+}
+
+void test_leakyrelu_gradients(test_ctx *t) {
+    check_activation(t, "leakyrelu 0.01", lrelu01_forward, lrelu01_backward, 24);
+    check_activation(t, "leakyrelu 0.3", lrelu3_forward, lrelu3_backward, 25);
+    float x[3] = {-2.0f, 0.0f, 3.5f}, y[3];
+    leakyrelu_forward(y, x, 3, 0.3f);
+    CHECK(t, y[0] == -0.6f && y[1] == 0.0f && y[2] == 3.5f, "leakyrelu %g %g %g", (double)y[0],
+          (double)y[1], (double)y[2]);
+}
+
 /* ---------------------------------------------------------------- softmax cross-entropy */
 
 void test_softmax_xent_hand_values(test_ctx *t) {
@@ -353,4 +373,47 @@ void test_model_gradients(test_ctx *t) {
     free(grads);
     free(grads2);
     fm_model_free(m);
+}
+
+void test_label_smoothing(test_ctx *t) {
+    /* logits (1, 2, 3), label 2, s = 0.1, C = 3: logsumexp 3.4076059644, target (1/30, 1/30,
+     * 0.9 + 1/30): loss = 3.4076059644 - 0.9*3 - 0.1/3*6 = 0.5076059644; dlogits = p - target =
+     * (0.0900306 - 0.0333333, 0.2447285 - 0.0333333, 0.6652410 - 0.9333333). */
+    const float logits[3] = {1, 2, 3};
+    const uint8_t label[1] = {2};
+    float probs[3], d[3];
+    int right = 0;
+    double loss = softmax_xent_smooth_forward(probs, logits, label, 1, 3, 0.1f, &right);
+    CHECK_NEAR(t, loss, 0.5076059644443804, 1e-6);
+    CHECK(t, right == 1, "correct %d", right);
+    softmax_xent_smooth_backward(d, probs, label, 1, 3, 0.1f);
+    const double want[3] = {0.0566972398370471, 0.21139513772146426, -0.2680923775585117};
+    for (int i = 0; i < 3; i++) CHECK_NEAR(t, d[i], want[i], 1e-6);
+
+    /* s = 0 is the plain loss, bit for bit; and the smoothed gradient is the derivative of the
+     * smoothed mean loss. */
+    enum { B = 4, C = 5 };
+    float z[B * C], p1[B * C], p2[B * C], d1[B * C], d2[B * C];
+    const uint8_t labels[B] = {0, 3, 4, 1};
+    fm_rng rng;
+    fm_rng_seed(&rng, 61);
+    fill(z, B * C, &rng, -3, 3);
+    double a = softmax_xent_forward(p1, z, labels, B, C, NULL);
+    double b = softmax_xent_smooth_forward(p2, z, labels, B, C, 0.0f, NULL);
+    softmax_xent_backward(d1, p1, labels, B, C);
+    softmax_xent_smooth_backward(d2, p2, labels, B, C, 0.0f);
+    CHECK(t, a == b && memcmp(d1, d2, sizeof d1) == 0, "smoothing 0 differs from the plain loss");
+    softmax_xent_smooth_forward(p2, z, labels, B, C, 0.2f, NULL);
+    softmax_xent_smooth_backward(d2, p2, labels, B, C, 0.2f);
+    const float h = 1e-2f;
+    for (int i = 0; i < B * C; i++) {
+        float keep = z[i];
+        z[i] = keep + h;
+        double up = softmax_xent_smooth_forward(p2, z, labels, B, C, 0.2f, NULL) / B;
+        z[i] = keep - h;
+        double down = softmax_xent_smooth_forward(p2, z, labels, B, C, 0.2f, NULL) / B;
+        z[i] = keep;
+        double fd = (up - down) / (2.0 * h);
+        CHECK(t, FD_OK(d2[i], fd, 1e-4), "dlogits[%d] = %.7g, finite difference %.7g", i, (double)d2[i], fd);
+    }
 }

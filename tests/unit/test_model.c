@@ -24,11 +24,15 @@ void test_model_presets(test_ctx *t) {
      * 784*64+64 + 64*10+10 = 50,890; 784*256+256 + 256*10+10 = 203,530;
      * 784*128+128 + 128*128+128 + 128*10+10 = 118,282. */
     static const struct { const char *name; size_t params; } presets[] = {
-        {"mlp", 101770}, {"mlp300-100", 266610}, {"mlp64", 50890}, {"mlp256", 203530}, {"mlp2", 118282}};
+        {"mlp", 101770}, {"mlp300-100", 266610}, {"mlp64", 50890}, {"mlp256", 203530}, {"mlp2", 118282},
+        /* cnn: 32*9+32 + 64*32*9+64 + 64*12*12*128+128 + 128*10+10 = 320 + 18,496 + 1,179,776 + 1,290;
+         * cnn-best: 320+64 + 9,248+64 + 18,496+128 + 36,928+128 + 73,856+256 + 147,584+256 + 1,290
+         * trainable (batch norm's running statistics, 896, are not counted here). */
+        {"cnn", 1199882}, {"cnn-best", 288618}};
     const char *const *names = fm_preset_names();
     int listed = 0;
     while (names[listed]) listed++;
-    CHECK(t, listed == 5, "%d presets listed", listed);
+    CHECK(t, listed == 7, "%d presets listed", listed);
     for (size_t i = 0; i < sizeof presets / sizeof presets[0]; i++) {
         fm_model *m = make_model(t, presets[i].name, 28, 28, NULL, 1);
         if (!m) continue;
@@ -104,14 +108,14 @@ void test_model_bad_specs(test_ctx *t) {
         {"dense:12x", "\"dense:12x\"", "integer"},
         {"dense:128:foo", "\"dense:128:foo\"", "unknown activation \"foo\""},
         {"dense:10:softmax", "\"dense:10:softmax\"", "softmax"},
-        {"conv:3", "\"conv:3\"", "unknown layer"},
+        {"conv:3", "\"conv:3\"", "kernel size"},
         {"relu:3,dense:10", "\"relu:3\"", "unknown layer"},
         {"dense:128,,dense:10", "empty layer at position 2", NULL},
         {"dense:128,dense:10,", "empty layer at position 3", NULL},
         {"dense:128", "ends with 128 outputs", "10 classes"},
         {"dense:10,relu,dense:128", "ends with 128 outputs", NULL},
-        {"relu", "\"relu\"", "no dense layer"},
-        {"flatten,tanh", "no dense layer", NULL},
+        {"relu", "\"relu\"", "no dense or conv layer"},
+        {"flatten,tanh", "no dense or conv layer", NULL},
         {"dense:65536,dense:65536,dense:10", "\"dense:65536\"", "parameters"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0] + 1; i++) {

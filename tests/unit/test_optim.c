@@ -102,3 +102,81 @@ void test_adam_two_steps(test_ctx *t) {
         CHECK(t, fabs(v[i] - want_v[i]) <= 2e-5 * want_v[i], "step 2 v[%d] = %.9g", i, (double)v[i]);
     }
 }
+
+/* ---------------------------------------------------------------- decoupled weight decay */
+
+void test_weight_decay_step(test_ctx *t) {
+    /* w *= 1 - lr*wd: 1 - 0.1*0.5 = 0.95. */
+    float w[N];
+    memcpy(w, W0, sizeof w);
+    weight_decay_step(w, N, 0.1f, 0.5f);
+    check_all(t, "decayed", w, (const double[]){0.95, -1.9, 0.475}, N);
+    /* SGD-W: the decay, then plain SGD: 0.95*w - 0.1*g1 = (0.9, -1.8, 0.475). */
+    sgd_step(w, G1, NULL, N, LR, 0.0f, 0);
+    check_all(t, "sgd-w step", w, (const double[]){0.9, -1.8, 0.475}, N);
+}
+
+void test_adamw_two_steps(test_ctx *t) {
+    /* AdamW as PyTorch orders it: w *= 1 - lr*wd, then Adam's step (which depends on the
+     * gradients only, so its moves are those of test_adam_two_steps: (-0.009999936755, 0.009999968377,
+     * 0) then (-0.002663355324, -0.003661030093, -0.007441344704)). lr 0.01, wd 0.1: keep 0.999.
+     *   w1 = 0.999*(1, -2, 0.5) + move1 = (0.989000063245, -1.988000031623, 0.4995)
+     *   w2 = 0.999*w1 + move2 = (0.985347707858, -1.989673061683, 0.491559155296) */
+    float w[N], m[N] = {0}, v[N] = {0};
+    memcpy(w, W0, sizeof w);
+    weight_decay_step(w, N, 0.01f, 0.1f);
+    adam_step(w, G1, m, v, N, 0.01f, 0.9f, 0.999f, 1e-7f, 1);
+    check_all(t, "step 1 w", w, (const double[]){0.9890000632451532, -1.9880000316226767, 0.4995}, N);
+    weight_decay_step(w, N, 0.01f, 0.1f);
+    adam_step(w, G2, m, v, N, 0.01f, 0.9f, 0.999f, 1e-7f, 2);
+    check_all(t, "step 2 w", w, (const double[]){0.985347707857547, -1.9896730616834164, 0.4915591552959283}, N);
+}
+
+/* ---------------------------------------------------------------- schedules */
+
+static void check_lr(test_ctx *t, const char *what, const fm_schedule_params *s, float base, long step,
+                     long total, double want) {
+    float got = fm_schedule_lr(s, base, step, total);
+    CHECK(t, fabs(got - want) <= 1e-6 * (fabs(want) + 1e-3), "%s: step %ld: %.9g, want %.9g", what, step,
+          (double)got, want);
+}
+
+void test_schedules(test_ctx *t) {
+    /* Constant with 4 warm-up steps: base*(t+1)/4, then base. */
+    fm_schedule_params s = {FM_SCHED_CONSTANT, 4, 0, 0.1f};
+    check_lr(t, "constant", &s, 0.2f, 0, 100, 0.05);
+    check_lr(t, "constant", &s, 0.2f, 2, 100, 0.15);
+    check_lr(t, "constant", &s, 0.2f, 3, 100, 0.2);
+    check_lr(t, "constant", &s, 0.2f, 99, 100, 0.2);
+    s.warmup_steps = 0;
+    check_lr(t, "constant, no warm-up", &s, 0.2f, 0, 100, 0.2);
+    /* Step: 0.1 * 0.5^(t / 10). */
+    s = (fm_schedule_params){FM_SCHED_STEP, 0, 10, 0.5f};
+    check_lr(t, "step", &s, 0.1f, 9, 100, 0.1);
+    check_lr(t, "step", &s, 0.1f, 10, 100, 0.05);
+    check_lr(t, "step", &s, 0.1f, 25, 100, 0.025);
+    /* Cosine over 100 steps: 0.5*(1 + cos(pi*t/100)): t 25 -> 0.853553390593, 50 -> 0.5,
+     * 99 -> 0.000246719817. With 10 warm-up steps the cosine spans the other 90: t 55 -> 0.5. */
+    s = (fm_schedule_params){FM_SCHED_COSINE, 0, 0, 0.1f};
+    check_lr(t, "cosine", &s, 1.0f, 0, 100, 1.0);
+    check_lr(t, "cosine", &s, 1.0f, 25, 100, 0.8535533905932737);
+    check_lr(t, "cosine", &s, 1.0f, 50, 100, 0.5);
+    check_lr(t, "cosine", &s, 1.0f, 99, 100, 0.0002467198171342);
+    s.warmup_steps = 10;
+    check_lr(t, "cosine, warm-up", &s, 1.0f, 4, 100, 0.5);
+    check_lr(t, "cosine, warm-up", &s, 1.0f, 10, 100, 1.0);
+    check_lr(t, "cosine, warm-up", &s, 1.0f, 55, 100, 0.5);
+    /* One-cycle over 100 steps, rising over the default 30: from 1/25 = 0.04, halfway (t 15)
+     * at 1 + (0.04 - 1)/2 = 0.52, the peak 1 at t 30, then down to 0.04/1e4 = 4e-6 at t 99;
+     * t 65 is 35/69 of the way: 4e-6 + (1 - 4e-6)/2*(1 + cos(pi*35/69)) = 0.488620446598. */
+    s = (fm_schedule_params){FM_SCHED_ONECYCLE, 0, 0, 0.1f};
+    check_lr(t, "onecycle", &s, 1.0f, 0, 100, 0.04);
+    check_lr(t, "onecycle", &s, 1.0f, 15, 100, 0.52);
+    check_lr(t, "onecycle", &s, 1.0f, 30, 100, 1.0);
+    check_lr(t, "onecycle", &s, 1.0f, 65, 100, 0.4886204465983428);
+    check_lr(t, "onecycle", &s, 1.0f, 99, 100, 4e-6);
+    /* An explicit rise of 50 steps: the peak moves there. */
+    s.warmup_steps = 50;
+    check_lr(t, "onecycle, rise 50", &s, 1.0f, 25, 100, 0.52);
+    check_lr(t, "onecycle, rise 50", &s, 1.0f, 50, 100, 1.0);
+}

@@ -391,3 +391,234 @@ void test_predict_paths_agree(test_ctx *t) {
     fm_model_free(m);
     fm_dataset_free(&ds);
 }
+/* ---------------------------------------------------------------- schedules, decay, smoothing */
+
+void test_train_params_check_more(test_ctx *t) {
+    fm_error err = {0};
+    static const struct { const char *field, *needle; } cases[] = {
+        {"weight decay with adam", "use it with adamw or sgd"},
+        {"weight decay 2", "weight decay must be in [0, 1]"},
+        {"schedule 9", "unknown schedule"},
+        {"warm-up = epochs", "warm-up must be in [0, epochs) = [0, 10)"},
+        {"warm-up -1", "warm-up"},
+        {"step period 0", "step schedule period"},
+        {"step factor 0", "step schedule factor"},
+        {"label smoothing 1", "label smoothing must be in [0, 1)"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        fm_train_params p = fm_train_default_params();
+        switch (i) {
+        case 0: p.weight_decay = 0.01f; break;
+        case 1: p.optimizer = FM_OPT_ADAMW, p.weight_decay = 2.0f; break;
+        case 2: p.schedule = (fm_schedule)9; break;
+        case 3: p.warmup = 10.0f; break;
+        case 4: p.warmup = -1.0f; break;
+        case 5: p.step_epochs = 0; break;
+        case 6: p.step_gamma = 0.0f; break;
+        case 7: p.label_smoothing = 1.0f; break;
+        }
+        CHECK(t, fm_train_params_check(&p, &err) == FM_ERR_ARG, "%s accepted", cases[i].field);
+        CHECK_MSG(t, err.msg, cases[i].needle);
+    }
+    fm_train_params p = fm_train_default_params();
+    p.optimizer = FM_OPT_ADAMW, p.weight_decay = 0.05f, p.schedule = FM_SCHED_ONECYCLE, p.warmup = 2.5f;
+    p.label_smoothing = 0.1f;
+    CHECK(t, fm_train_params_check(&p, &err) == FM_OK, "%s", err.msg);
+    p.optimizer = FM_OPT_SGD;
+    CHECK(t, fm_train_params_check(&p, &err) == FM_OK, "sgd with weight decay: %s", err.msg);
+}
+
+void test_fit_schedule_in_history(test_ctx *t) {
+    fm_dataset ds = make_data(300, 10);
+    fm_model *m = make_model(t, "dense:8:relu,dense:3", FM_SCALE_UNIT);
+    if (!m) return;
+    fm_train_params p = fm_train_default_params();
+    /* 256 training images in batches of 64: 4 steps an epoch, 20 in all, 1.5 epochs (6 steps)
+     * of warm-up. */
+    p.epochs = 5, p.batch = 64, p.val = 44, p.threads = 1, p.lr = 0.01f;
+    p.schedule = FM_SCHED_COSINE, p.warmup = 1.5f;
+    fm_error err = {0};
+    fm_history hist;
+    CHECK(t, fm_fit(m, &ds, &p, &hist, &err) == FM_OK, "%s", err.msg);
+    fm_schedule_params s = {FM_SCHED_COSINE, 6, 0, 0.1f};
+    for (int e = 0; e < hist.n; e++) {
+        double want = fm_schedule_lr(&s, 0.01f, 4 * (e + 1) - 1, 20);
+        CHECK(t, hist.epochs[e].lr == want, "epoch %d: lr %.9g, want %.9g", e + 1, hist.epochs[e].lr, want);
+    }
+    CHECK(t, hist.n == 5 && hist.epochs[4].lr < 2e-4, "the cosine ends at %g", hist.n == 5 ? hist.epochs[4].lr : -1.0);
+    fm_history_free(&hist);
+    fm_model_free(m);
+    fm_dataset_free(&ds);
+}
+
+/* Sum of squared kernel weights, and the sum of |biases|. */
+static void weight_norms(const fm_model *m, double *kernels, double *biases) {
+    *kernels = *biases = 0.0;
+    for (int l = 0; l < m->n_layers; l++) {
+        const fm_layer *L = &m->layers[l];
+        size_t n = fm_layer_weight_count(L);
+        for (size_t i = 0; i < n; i++) *kernels += (double)m->params[L->w_off + i] * m->params[L->w_off + i];
+        for (size_t i = n; i < L->n_params; i++) *biases += fabs(m->params[L->w_off + i]);
+    }
+}
+
+void test_fit_weight_decay_and_smoothing(test_ctx *t) {
+    fm_dataset ds = make_data(300, 11);
+    double kernels[2], biases[2], confidence[2];
+    for (int k = 0; k < 2; k++) {
+        fm_model *m = make_model(t, "dense:8:relu,dense:3", FM_SCALE_UNIT);
+        if (!m) return;
+        fm_train_params p = fm_train_default_params();
+        p.optimizer = FM_OPT_ADAMW, p.lr = 0.01f, p.epochs = 4, p.val = 0, p.threads = 1;
+        p.weight_decay = k ? 5.0e-1f : 0.0f;
+        p.label_smoothing = k ? 0.3f : 0.0f;
+        fm_error err = {0};
+        CHECK(t, fm_fit(m, &ds, &p, NULL, &err) == FM_OK, "%s", err.msg);
+        weight_norms(m, &kernels[k], &biases[k]);
+        /* Smoothed targets leave the model less sure of its answers. */
+        float *probs = malloc((size_t)ds.n * 3 * sizeof(float));
+        CHECK(t, fm_predict(m, &ds, 0, ds.n, probs, 1, &err) == FM_OK, "%s", err.msg);
+        confidence[k] = 0;
+        for (uint32_t i = 0; i < ds.n; i++) confidence[k] += probs[i * 3 + fm_argmax(probs + i * 3, 3)] / ds.n;
+        free(probs);
+        CHECK(t, train_accuracy(t, m, &ds) > 0.9, "accuracy with%s decay", k ? "" : "out");
+        fm_model_free(m);
+    }
+    CHECK(t, kernels[1] < 0.7 * kernels[0], "squared kernels %g with decay, %g without", kernels[1], kernels[0]);
+    CHECK(t, confidence[1] < confidence[0] - 0.05 && confidence[1] < 0.9, "mean confidence %g smoothed, %g not",
+          confidence[1], confidence[0]);
+    fm_dataset_free(&ds);
+}
+
+/* ---------------------------------------------------------------- callbacks */
+
+/* make_data's images, but the first n_noise labels drawn at random: a validation part that can
+ * not be learned, whose accuracy wanders, so plateaus come quickly and reproducibly. */
+static fm_dataset noisy_head(uint32_t n, uint32_t n_noise, uint64_t seed) {
+    fm_dataset ds = make_data(n, seed);
+    fm_rng rng;
+    fm_rng_seed(&rng, seed + 100);
+    for (uint32_t i = 0; i < n_noise; i++) ds.labels[i] = (uint8_t)fm_rng_below(&rng, 3);
+    return ds;
+}
+
+/* Each epoch is flagged improved exactly when its monitored figure beats every earlier one. */
+static void check_improved_flags(test_ctx *t, const fm_history *h, fm_monitor monitor) {
+    double best = 0;
+    int best_epoch = 0;
+    for (int e = 0; e < h->n; e++) {
+        double score = monitor == FM_MONITOR_VAL_LOSS ? -h->epochs[e].val_loss : h->epochs[e].val_accuracy;
+        int better = e == 0 || score > best;
+        CHECK(t, h->epochs[e].improved == better, "epoch %d flagged %d", e + 1, h->epochs[e].improved);
+        if (better) best = score, best_epoch = e + 1;
+    }
+    CHECK(t, h->best_epoch == best_epoch, "best epoch %d, want %d", h->best_epoch, best_epoch);
+}
+
+void test_fit_early_stopping(test_ctx *t) {
+    fm_dataset ds = noisy_head(400, 150, 12);
+    fm_model *m = make_model(t, "dense:16:relu,dense:3", FM_SCALE_UNIT);
+    if (!m) return;
+    fm_train_params p = fm_train_default_params();
+    p.epochs = 60, p.val = 150, p.threads = 1, p.lr = 0.01f, p.patience = 3;
+    fm_error err = {0};
+    fm_history hist;
+    CHECK(t, fm_fit(m, &ds, &p, &hist, &err) == FM_OK, "%s", err.msg);
+    check_improved_flags(t, &hist, FM_MONITOR_VAL_ACCURACY);
+    CHECK(t, hist.stopped_early && hist.n < 60, "ran %d of 60 epochs", hist.n);
+    CHECK(t, hist.n == hist.best_epoch + 3, "stopped at %d, best %d, patience 3", hist.n, hist.best_epoch);
+    CHECK(t, hist.restored_best, "best weights not restored");
+    /* The model now is the best epoch's: the validation figures come back exactly. */
+    if (hist.best_epoch > 0) {
+        fm_eval_result ev;
+        fm_dataset head = fm_dataset_slice(&ds, 0, 150);
+        CHECK(t, fm_evaluate(m, &head, 1000, 1, &ev, &err) == FM_OK, "%s", err.msg);
+        const fm_epoch_stats *b = &hist.epochs[hist.best_epoch - 1];
+        CHECK(t, ev.accuracy == b->val_accuracy && ev.loss == b->val_loss, "restored model scores %g/%g, best epoch %g/%g",
+              ev.accuracy, ev.loss, b->val_accuracy, b->val_loss);
+    }
+    fm_history_free(&hist);
+    fm_model_free(m);
+
+    /* Watching the loss instead: improvements are strict decreases. */
+    m = make_model(t, "dense:16:relu,dense:3", FM_SCALE_UNIT);
+    if (!m) return;
+    p.monitor = FM_MONITOR_VAL_LOSS, p.patience = 2;
+    CHECK(t, fm_fit(m, &ds, &p, &hist, &err) == FM_OK, "%s", err.msg);
+    check_improved_flags(t, &hist, FM_MONITOR_VAL_LOSS);
+    CHECK(t, hist.stopped_early && hist.n == hist.best_epoch + 2, "loss: stopped at %d, best %d", hist.n, hist.best_epoch);
+    fm_history_free(&hist);
+    fm_model_free(m);
+
+    /* Without early stopping the last weights stay, and nothing is restored. */
+    m = make_model(t, "dense:16:relu,dense:3", FM_SCALE_UNIT);
+    if (!m) return;
+    p = fm_train_default_params();
+    p.epochs = 5, p.val = 150, p.threads = 1, p.lr = 0.01f;
+    CHECK(t, fm_fit(m, &ds, &p, &hist, &err) == FM_OK, "%s", err.msg);
+    CHECK(t, hist.n == 5 && !hist.stopped_early && !hist.restored_best && hist.best_epoch >= 1, "no callbacks");
+    fm_history_free(&hist);
+    fm_model_free(m);
+    /* They need a validation split. */
+    p.val = 0, p.patience = 2;
+    CHECK_FAILS(t, fm_train_params_check(&p, &err), FM_ERR_ARG, err, "val > 0", NULL);
+    p.patience = 0, p.reduce_lr_patience = 1;
+    CHECK_FAILS(t, fm_train_params_check(&p, &err), FM_ERR_ARG, err, "val > 0", NULL);
+    p.val = 10, p.reduce_lr_factor = 1.0f;
+    CHECK_FAILS(t, fm_train_params_check(&p, &err), FM_ERR_ARG, err, "reduction factor", NULL);
+    fm_dataset_free(&ds);
+}
+
+void test_fit_reduce_lr_on_plateau(test_ctx *t) {
+    fm_dataset ds = noisy_head(400, 150, 13);
+    fm_model *m = make_model(t, "dense:16:relu,dense:3", FM_SCALE_UNIT);
+    if (!m) return;
+    fm_train_params p = fm_train_default_params();
+    p.epochs = 16, p.val = 150, p.threads = 1, p.lr = 0.01f;
+    p.reduce_lr_patience = 2, p.reduce_lr_factor = 0.5f, p.min_lr = 0.002f;
+    fm_error err = {0};
+    fm_history hist;
+    CHECK(t, fm_fit(m, &ds, &p, &hist, &err) == FM_OK, "%s", err.msg);
+    CHECK(t, hist.n == 16 && !hist.stopped_early, "%d epochs", hist.n);
+    check_improved_flags(t, &hist, FM_MONITOR_VAL_ACCURACY);
+    /* Replay the rule: after 2 epochs without improvement halve the rate (not below 0.002). */
+    float scale = 1.0f;
+    int wait = 0, reductions = 0;
+    for (int e = 0; e < hist.n; e++) {
+        CHECK(t, hist.epochs[e].lr == (double)(0.01f * scale), "epoch %d: lr %g, want %g", e + 1,
+              hist.epochs[e].lr, (double)(0.01f * scale));
+        if (hist.epochs[e].improved) {
+            wait = 0;
+        } else if (++wait >= 2) {
+            scale *= 0.5f;
+            if (0.01f * scale < 0.002f) scale = 0.002f / 0.01f;
+            wait = 0, reductions++;
+        }
+    }
+    CHECK(t, reductions >= 2, "only %d reductions: the test needs plateaus", reductions);
+    CHECK(t, hist.epochs[hist.n - 1].lr >= 0.002 - 1e-9, "below min_lr: %g", hist.epochs[hist.n - 1].lr);
+    fm_history_free(&hist);
+    fm_model_free(m);
+    fm_dataset_free(&ds);
+}
+
+void test_preset_train_params(test_ctx *t) {
+    fm_train_params p = fm_train_default_params(), untouched = p;
+    int tta = -1;
+    /* Names without settings change nothing. */
+    CHECK(t, fm_preset_train_params("mlp", &p, &tta) == 0 && tta == -1, "mlp has settings");
+    CHECK(t, fm_preset_train_params("dense:10", &p, &tta) == 0 && fm_preset_train_params(NULL, &p, &tta) == 0,
+          "a spec has settings");
+    CHECK(t, memcmp(&p, &untouched, sizeof p) == 0, "parameters touched");
+    fm_error err = {0};
+    CHECK(t, fm_preset_train_params("cnn", &p, &tta) == 1, "cnn has no settings");
+    CHECK(t, p.optimizer == FM_OPT_ADAM && p.batch == 32 && p.epochs == 12 && p.patience == 3 && p.augment.flip &&
+                 !p.augment.shift && tta == 0, "cnn settings");
+    CHECK(t, fm_train_params_check(&p, &err) == FM_OK, "cnn: %s", err.msg);
+    p = fm_train_default_params();
+    CHECK(t, fm_preset_train_params("cnn-best", &p, &tta) == 1, "cnn-best has no settings");
+    CHECK(t, p.optimizer == FM_OPT_SGD && p.nesterov && p.momentum == 0.9f && p.lr == 0.1f && p.weight_decay == 5e-4f &&
+                 p.schedule == FM_SCHED_ONECYCLE && p.label_smoothing == 0.1f && p.epochs == 30 && p.batch == 128 &&
+                 p.augment.shift == 2 && p.augment.flip && p.augment.erase == 0.5f && tta == 1, "cnn-best settings");
+    CHECK(t, fm_train_params_check(&p, &err) == FM_OK, "cnn-best: %s", err.msg);
+}

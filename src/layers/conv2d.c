@@ -1,0 +1,247 @@
+/* conv2d.c — 2-D convolution over NCHW batches, weights in PyTorch's [OC, C, KH, KW] layout: the
+ * fast path (im2col + fm_gemm, one sample at a time) and the direct-loop reference beside it. */
+#include "internal.h"
+
+#include <string.h>
+
+int fm_conv_shape_make(fm_conv_shape *s, int C, int H, int W, int OC, int K, int stride, int same) {
+    memset(s, 0, sizeof *s);
+    s->C = C, s->H = H, s->W = W, s->OC = OC, s->KH = K, s->KW = K, s->stride = stride;
+    if (K < 1 || stride < 1) return 0;
+    if (same) {
+        s->OH = (H + stride - 1) / stride;
+        s->OW = (W + stride - 1) / stride;
+        int pad_h = (s->OH - 1) * stride + K - H, pad_w = (s->OW - 1) * stride + K - W;
+        s->pad_t = pad_h > 0 ? pad_h / 2 : 0;
+        s->pad_l = pad_w > 0 ? pad_w / 2 : 0;
+    } else {
+        if (K > H || K > W) return 0;
+        s->OH = (H - K) / stride + 1;
+        s->OW = (W - K) / stride + 1;
+    }
+    return 1;
+}
+
+size_t fm_conv_col_size(const fm_conv_shape *s) {
+    return (size_t)s->C * s->KH * s->KW * s->OH * s->OW;
+}
+
+/* One sample: inp is (C,H,W), col is (C*KH*KW, OH*OW). Row (c,kh,kw) of col holds, for every
+ * output position, the input pixel that kernel tap sees there, 0 where it falls in the padding,
+ * so that the convolution becomes weight (OC, C*KH*KW) · col. */
+static void im2col(float *col, const float *inp, const fm_conv_shape *s) {
+    const int P = s->OH * s->OW;
+    for (int c = 0; c < s->C; c++) {
+        const float *plane = inp + (size_t)c * s->H * s->W;
+        for (int kh = 0; kh < s->KH; kh++) {
+            for (int kw = 0; kw < s->KW; kw++) {
+                float *row = col + ((size_t)(c * s->KH + kh) * s->KW + kw) * P;
+                for (int oh = 0; oh < s->OH; oh++) {
+                    float *dst = row + (size_t)oh * s->OW;
+                    int ih = oh * s->stride - s->pad_t + kh;
+                    if (ih < 0 || ih >= s->H) {
+                        memset(dst, 0, sizeof(float) * (size_t)s->OW);
+                        continue;
+                    }
+                    const float *src = plane + (size_t)ih * s->W;
+                    for (int ow = 0; ow < s->OW; ow++) {
+                        int iw = ow * s->stride - s->pad_l + kw;
+                        dst[ow] = iw >= 0 && iw < s->W ? src[iw] : 0.0f;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* The adjoint of im2col: adds every entry of col back onto the input pixel it was copied from
+ * (padding taps are dropped). dinp (C,H,W) must be zeroed first; pixels that several taps saw
+ * receive the sum. The loop order is fixed, so the sums are reproducible. */
+static void col2im_add(float *dinp, const float *col, const fm_conv_shape *s) {
+    const int P = s->OH * s->OW;
+    for (int c = 0; c < s->C; c++) {
+        float *plane = dinp + (size_t)c * s->H * s->W;
+        for (int kh = 0; kh < s->KH; kh++) {
+            for (int kw = 0; kw < s->KW; kw++) {
+                const float *row = col + ((size_t)(c * s->KH + kh) * s->KW + kw) * P;
+                for (int oh = 0; oh < s->OH; oh++) {
+                    int ih = oh * s->stride - s->pad_t + kh;
+                    if (ih < 0 || ih >= s->H) continue;
+                    const float *src = row + (size_t)oh * s->OW;
+                    float *dst = plane + (size_t)ih * s->W;
+                    for (int ow = 0; ow < s->OW; ow++) {
+                        int iw = ow * s->stride - s->pad_l + kw;
+                        if (iw >= 0 && iw < s->W) dst[iw] += src[ow];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* The threads to use for B samples, at most one per column buffer. */
+/* How many tasks a layer splits its batch into: one per thread, each with its own column
+ * buffer (col holds n_col of them), never more tasks than samples. */
+static int task_count(fm_pool *pool, int n_col, int B) {
+    int n = pool ? fm_pool_threads(pool) : 1;
+    if (n > n_col) n = n_col;
+    if (n > B) n = B;
+    return n > 0 ? n : 1;
+}
+
+typedef struct {
+    float *out, *col, *dinp, *dweight, *dbias, *dwork;
+    const float *inp, *weight, *bias, *dout;
+    int B, tasks;
+    const fm_conv_shape *s;
+} conv_job;
+
+/* Task t takes samples [B*t/tasks, B*(t+1)/tasks) with column buffer t: the buffer belongs to the
+ * task, not to whichever thread claims it, and every sample's arithmetic is the same whatever the
+ * split, so any thread count gives the same bits. */
+static void conv_forward_task(void *ctx, int t) {
+    const conv_job *j = ctx;
+    const fm_conv_shape *s = j->s;
+    const int P = s->OH * s->OW, CKK = s->C * s->KH * s->KW;
+    float *my_col = j->col + (size_t)t * fm_conv_col_size(s);
+    for (int b = j->B * t / j->tasks; b < j->B * (t + 1) / j->tasks; b++) {
+        const float *x = j->inp + (size_t)b * s->C * s->H * s->W;
+        float *y = j->out + (size_t)b * s->OC * P;
+        im2col(my_col, x, s);
+        fm_gemm_ex(fm_simd_best(), 0, 0, s->OC, P, CKK, j->weight, CKK, my_col, P, 0, y, P, NULL, NULL);
+        for (int oc = 0; oc < s->OC; oc++) {
+            float *row = y + (size_t)oc * P;
+            for (int p = 0; p < P; p++) row[p] += j->bias[oc];
+        }
+    }
+}
+
+/* inp is (B,C,H,W), weight (OC, C*KH*KW), bias (OC), out (B,OC,OH,OW). Samples are independent,
+ * so tasks take whole samples, each a single-threaded product out_b (OC, OH*OW) = weight · col_b
+ * that writes NCHW directly: one pool job per layer rather than one per product. */
+void conv2d_forward(float *out, const float *inp, const float *weight, const float *bias,
+                    float *col, int n_col, int B, const fm_conv_shape *s, fm_pool *pool) {
+    conv_job j = {.out = out, .col = col, .inp = inp, .weight = weight, .bias = bias, .B = B, .s = s};
+    j.tasks = task_count(pool, n_col, B);
+    fm_pool_run(pool, j.tasks, conv_forward_task, &j);
+}
+
+size_t fm_conv_dwork_size(const fm_conv_shape *s, int B) {
+    return (size_t)B * ((size_t)s->OC * s->C * s->KH * s->KW + (size_t)s->OC);
+}
+
+static void conv_backward_task(void *ctx, int t) {
+    const conv_job *j = ctx;
+    const fm_conv_shape *s = j->s;
+    const int P = s->OH * s->OW, CKK = s->C * s->KH * s->KW;
+    const size_t in_size = (size_t)s->C * s->H * s->W;
+    const size_t nw = (size_t)s->OC * CKK, slot = nw + (size_t)s->OC;
+    float *my_col = j->col + (size_t)t * fm_conv_col_size(s);
+    for (int b = j->B * t / j->tasks; b < j->B * (t + 1) / j->tasks; b++) {
+        const float *dy = j->dout + (size_t)b * s->OC * P;
+        float *dw = j->dwork + (size_t)b * slot, *db = dw + nw;
+        for (int oc = 0; oc < s->OC; oc++) {
+            const float *row = dy + (size_t)oc * P;
+            float sum = 0.0f;
+            for (int p = 0; p < P; p++) sum += row[p];
+            db[oc] = sum;
+        }
+        im2col(my_col, j->inp + (size_t)b * in_size, s);
+        fm_gemm_ex(fm_simd_best(), 0, 1, s->OC, CKK, P, dy, P, my_col, P, 0, dw, CKK, NULL, NULL);
+        if (j->dinp) {
+            fm_gemm_ex(fm_simd_best(), 1, 0, CKK, P, s->OC, j->weight, CKK, dy, P, 0, my_col, P, NULL, NULL);
+            float *dx = j->dinp + (size_t)b * in_size;
+            memset(dx, 0, sizeof(float) * in_size);
+            col2im_add(dx, my_col, s);
+        }
+    }
+}
+
+/* The sample-order reduction of the per-sample gradients, split over the weights. */
+static void conv_reduce_task(void *ctx, int t) {
+    const conv_job *j = ctx;
+    const fm_conv_shape *s = j->s;
+    const size_t nw = (size_t)s->OC * s->C * s->KH * s->KW, slot = nw + (size_t)s->OC;
+    for (size_t i = slot * (size_t)t / (size_t)j->tasks; i < slot * (size_t)(t + 1) / (size_t)j->tasks; i++) {
+        float sum = 0.0f;
+        for (int b = 0; b < j->B; b++) sum += j->dwork[(size_t)b * slot + i];
+        if (i < nw) j->dweight[i] += sum;
+        else j->dbias[i - nw] += sum;
+    }
+}
+
+/* dout is (B,OC,OH,OW). Each sample's weight gradient dout_b · col_b^T and bias gradient (the
+ * sums of dout_b over positions) go to its own slot of dwork (fm_conv_dwork_size floats); they
+ * are then added into dweight and dbias in sample order (+=; callers zero them once per step),
+ * so the sums do not depend on which thread did which sample. dinp (B,C,H,W) is overwritten with
+ * col2im(weight^T · dout_b). The column buffer is rebuilt from inp rather than kept from the
+ * forward pass, and reused for the input gradient once the weight gradient no longer needs it. */
+void conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                     const float *inp, const float *weight, float *col, int n_col, float *dwork,
+                     int B, const fm_conv_shape *s, fm_pool *pool) {
+    conv_job j = {.col = col, .dinp = dinp, .dweight = dweight, .dbias = dbias, .dwork = dwork,
+                  .inp = inp, .weight = weight, .dout = dout, .B = B, .s = s};
+    j.tasks = task_count(pool, n_col, B);
+    fm_pool_run(pool, j.tasks, conv_backward_task, &j);
+    j.tasks = pool ? fm_pool_threads(pool) : 1;
+    fm_pool_run(pool, j.tasks, conv_reduce_task, &j);
+}
+
+/* ---------------------------------------------------------------- reference */
+
+/* The definition, loop by loop: out[b,oc,oh,ow] = bias[oc] + sum over c, kh, kw of
+ * weight[oc,c,kh,kw] * inp[b,c, oh*stride - pad_t + kh, ow*stride - pad_l + kw] (0 outside). */
+void conv2d_forward_ref(float *out, const float *inp, const float *weight, const float *bias,
+                        int B, const fm_conv_shape *s) {
+    for (int b = 0; b < B; b++) {
+        for (int oc = 0; oc < s->OC; oc++) {
+            for (int oh = 0; oh < s->OH; oh++) {
+                for (int ow = 0; ow < s->OW; ow++) {
+                    double sum = bias[oc];
+                    for (int c = 0; c < s->C; c++) {
+                        for (int kh = 0; kh < s->KH; kh++) {
+                            for (int kw = 0; kw < s->KW; kw++) {
+                                int ih = oh * s->stride - s->pad_t + kh;
+                                int iw = ow * s->stride - s->pad_l + kw;
+                                if (ih < 0 || ih >= s->H || iw < 0 || iw >= s->W) continue;
+                                sum += (double)weight[((oc * s->C + c) * s->KH + kh) * s->KW + kw] *
+                                       inp[((size_t)(b * s->C + c) * s->H + ih) * s->W + iw];
+                            }
+                        }
+                    }
+                    out[((size_t)(b * s->OC + oc) * s->OH + oh) * s->OW + ow] = (float)sum;
+                }
+            }
+        }
+    }
+}
+
+/* The same sums read backwards: every product weight*inp in the forward pass sends dout to both
+ * factors' gradients. Accumulates into dweight and dbias, overwrites dinp (when not NULL). */
+void conv2d_backward_ref(float *dinp, float *dweight, float *dbias, const float *dout,
+                         const float *inp, const float *weight, int B, const fm_conv_shape *s) {
+    if (dinp) memset(dinp, 0, sizeof(float) * (size_t)B * s->C * s->H * s->W);
+    for (int b = 0; b < B; b++) {
+        for (int oc = 0; oc < s->OC; oc++) {
+            for (int oh = 0; oh < s->OH; oh++) {
+                for (int ow = 0; ow < s->OW; ow++) {
+                    float g = dout[((size_t)(b * s->OC + oc) * s->OH + oh) * s->OW + ow];
+                    dbias[oc] += g;
+                    for (int c = 0; c < s->C; c++) {
+                        for (int kh = 0; kh < s->KH; kh++) {
+                            for (int kw = 0; kw < s->KW; kw++) {
+                                int ih = oh * s->stride - s->pad_t + kh;
+                                int iw = ow * s->stride - s->pad_l + kw;
+                                if (ih < 0 || ih >= s->H || iw < 0 || iw >= s->W) continue;
+                                size_t wi = ((size_t)(oc * s->C + c) * s->KH + kh) * s->KW + kw;
+                                size_t xi = ((size_t)(b * s->C + c) * s->H + ih) * s->W + iw;
+                                dweight[wi] += g * inp[xi];
+                                if (dinp) dinp[xi] += g * weight[wi];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,107 @@
+/* pool.c — max pooling, average pooling and global average pooling over NCHW batches, each
+ * forward pass with its backward pass below it. Windows never pad: an edge that does not fill a
+ * whole window is dropped, as in PyTorch's and Keras's defaults. */
+#include "internal.h"
+
+#include <string.h>
+
+/* inp is (B,C,H,W), out and argmax are (B,C,OH,OW). argmax holds the index (ih*W + iw) of each
+ * window's maximum within its channel plane, the first one on ties, so backward needs no
+ * comparisons. NaN inputs never win a comparison, so a window of NaNs reports its first pixel. */
+void maxpool2d_forward(float *out, int32_t *argmax, const float *inp, int B, int C, int H, int W,
+                       int K, int S, int OH, int OW) {
+    for (int bc = 0; bc < B * C; bc++) {
+        const float *plane = inp + (size_t)bc * H * W;
+        float *o = out + (size_t)bc * OH * OW;
+        int32_t *a = argmax + (size_t)bc * OH * OW;
+        for (int oh = 0; oh < OH; oh++) {
+            for (int ow = 0; ow < OW; ow++) {
+                int best = oh * S * W + ow * S;
+                float mx = plane[best];
+                for (int kh = 0; kh < K; kh++) {
+                    const float *row = plane + (size_t)(oh * S + kh) * W + ow * S;
+                    for (int kw = 0; kw < K; kw++) {
+                        if (row[kw] > mx) {
+                            mx = row[kw];
+                            best = (oh * S + kh) * W + ow * S + kw;
+                        }
+                    }
+                }
+                o[oh * OW + ow] = mx;
+                a[oh * OW + ow] = best;
+            }
+        }
+    }
+}
+
+/* dout is (B,C,OH,OW); dinp (B,C,H,W) is overwritten: zero except where a window's maximum was,
+ * which receives that window's gradient (summed when overlapping windows share a maximum). */
+void maxpool2d_backward(float *dinp, const float *dout, const int32_t *argmax, int B, int C,
+                        int H, int W, int OH, int OW) {
+    memset(dinp, 0, sizeof(float) * (size_t)B * C * H * W);
+    for (int bc = 0; bc < B * C; bc++) {
+        float *plane = dinp + (size_t)bc * H * W;
+        const float *d = dout + (size_t)bc * OH * OW;
+        const int32_t *a = argmax + (size_t)bc * OH * OW;
+        for (int i = 0; i < OH * OW; i++) plane[a[i]] += d[i];
+    }
+}
+
+/* inp is (B,C,H,W), out (B,C,OH,OW): the mean of each KxK window. */
+void avgpool2d_forward(float *out, const float *inp, int B, int C, int H, int W, int K, int S,
+                       int OH, int OW) {
+    const float inv = 1.0f / (float)(K * K);
+    for (int bc = 0; bc < B * C; bc++) {
+        const float *plane = inp + (size_t)bc * H * W;
+        float *o = out + (size_t)bc * OH * OW;
+        for (int oh = 0; oh < OH; oh++) {
+            for (int ow = 0; ow < OW; ow++) {
+                float sum = 0.0f;
+                for (int kh = 0; kh < K; kh++) {
+                    const float *row = plane + (size_t)(oh * S + kh) * W + ow * S;
+                    for (int kw = 0; kw < K; kw++) sum += row[kw];
+                }
+                o[oh * OW + ow] = sum * inv;
+            }
+        }
+    }
+}
+
+/* dinp (B,C,H,W) is overwritten: every pixel gets dout/(K*K) from each window that covers it. */
+void avgpool2d_backward(float *dinp, const float *dout, int B, int C, int H, int W, int K, int S,
+                        int OH, int OW) {
+    const float inv = 1.0f / (float)(K * K);
+    memset(dinp, 0, sizeof(float) * (size_t)B * C * H * W);
+    for (int bc = 0; bc < B * C; bc++) {
+        float *plane = dinp + (size_t)bc * H * W;
+        const float *d = dout + (size_t)bc * OH * OW;
+        for (int oh = 0; oh < OH; oh++) {
+            for (int ow = 0; ow < OW; ow++) {
+                float g = d[oh * OW + ow] * inv;
+                for (int kh = 0; kh < K; kh++) {
+                    float *row = plane + (size_t)(oh * S + kh) * W + ow * S;
+                    for (int kw = 0; kw < K; kw++) row[kw] += g;
+                }
+            }
+        }
+    }
+}
+
+/* inp is (B,C,HW), out (B,C): the mean of each channel plane. */
+void global_avgpool_forward(float *out, const float *inp, int B, int C, int HW) {
+    for (int bc = 0; bc < B * C; bc++) {
+        const float *plane = inp + (size_t)bc * HW;
+        double sum = 0.0;
+        for (int i = 0; i < HW; i++) sum += plane[i];
+        out[bc] = (float)(sum / HW);
+    }
+}
+
+/* dinp (B,C,HW) is overwritten: each pixel gets its channel's gradient / HW. */
+void global_avgpool_backward(float *dinp, const float *dout, int B, int C, int HW) {
+    for (int bc = 0; bc < B * C; bc++) {
+        float g = dout[bc] / (float)HW;
+        float *plane = dinp + (size_t)bc * HW;
+        for (int i = 0; i < HW; i++) plane[i] = g;
+    }
+}

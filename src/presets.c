@@ -1,0 +1,39 @@
+/* presets.c — the training settings that come with the convolutional presets (their layers are
+ * in model.c's preset table). The command line applies them before its flags, so any flag given
+ * overrides the preset's value. */
+#include "internal.h"
+
+#include <string.h>
+
+int fm_preset_train_params(const char *name, fm_train_params *p, int *tta) {
+    if (!name) return 0;
+    if (strcmp(name, "cnn") == 0) {
+        /* Adam at Keras's defaults, batch 32; mirror images for a little variety; at most 12
+         * epochs, stopping 3 after the best validation accuracy and keeping that epoch. */
+        p->optimizer = FM_OPT_ADAM;
+        p->batch = 32;
+        p->epochs = 12;
+        p->patience = 3;
+        p->augment = (fm_augment){0, 1, 0.0f, 0.0f};
+        *tta = 0;
+        return 1;
+    }
+    if (strcmp(name, "cnn-best") == 0) {
+        /* SGD with Nesterov momentum on a one-cycle schedule (peak 0.1), decoupled weight decay
+         * 5e-4, label smoothing 0.1, shifts, flips and random erasing, 30 epochs of batch 128;
+         * test-time flips. */
+        p->optimizer = FM_OPT_SGD;
+        p->lr = 0.1f;
+        p->momentum = 0.9f;
+        p->nesterov = 1;
+        p->weight_decay = 5e-4f;
+        p->schedule = FM_SCHED_ONECYCLE;
+        p->label_smoothing = 0.1f;
+        p->batch = 128;
+        p->epochs = 30;
+        p->augment = (fm_augment){2, 1, 0.0f, 0.5f};
+        *tta = 1;
+        return 1;
+    }
+    return 0;
+}
