@@ -82,6 +82,7 @@ static void col2im_add(float *dinp, const float *col, const fm_conv_shape *s) {
     }
 }
 
+#ifdef _OPENMP
 /* The threads to use for B samples, at most one per column buffer. */
 static int team_size(int threads, int n_col, int B) {
     int nth = fm_threads_resolve(threads);
@@ -89,6 +90,7 @@ static int team_size(int threads, int n_col, int B) {
     if (nth > B) nth = B;
     return nth > 0 ? nth : 1;
 }
+#endif
 
 static int thread_id(void) {
 #ifdef _OPENMP
@@ -107,8 +109,8 @@ void conv2d_forward(float *out, const float *inp, const float *weight, const flo
                     float *col, int n_col, int B, const fm_conv_shape *s, int threads) {
     const int P = s->OH * s->OW, CKK = s->C * s->KH * s->KW;
     const size_t col_size = fm_conv_col_size(s);
-    int nth = team_size(threads, n_col, B);
 #ifdef _OPENMP
+    int nth = team_size(threads, n_col, B);
 #pragma omp parallel for num_threads(nth) schedule(static) if (nth > 1)
 #endif
     for (int b = 0; b < B; b++) {
@@ -140,8 +142,8 @@ void conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dou
     const int P = s->OH * s->OW, CKK = s->C * s->KH * s->KW;
     const size_t in_size = (size_t)s->C * s->H * s->W, col_size = fm_conv_col_size(s);
     const size_t nw = (size_t)s->OC * CKK, slot = nw + (size_t)s->OC;
-    int nth = team_size(threads, n_col, B);
 #ifdef _OPENMP
+    int nth = team_size(threads, n_col, B);
 #pragma omp parallel num_threads(nth) if (nth > 1)
 #endif
     {
