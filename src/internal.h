@@ -339,7 +339,7 @@ struct fm_model {
     float *bn_work;         /* the last training batch's mean and invstd per batch norm channel */
     size_t col_size;        /* one sample of the largest convolution */
     int n_col;              /* column buffers, one per thread the convolutions may use */
-    float *col;             /* [n_col * col_size] im2col scratch */
+    float *col;             /* [n_col * col_size] im2col scratch, from the first fm_model_reserve */
     size_t dwork_per_row;
     float *dwork;           /* [cap_batch * dwork_per_row]: per-sample conv weight gradients */
     size_t aux_per_row, idx_per_row;

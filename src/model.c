@@ -321,8 +321,9 @@ static fm_status parse_dense(fm_layer *layers, int *n, char **tok, int nt, uint3
 }
 
 /* Writes the canonical form of the layers: every setting explicit, so that it rebuilds the same
- * model whatever defaults a later version has. */
-static void canonical_spec(const fm_layer *layers, int n, char *out, size_t cap) {
+ * model whatever defaults a later version has. Returns the length it needed, which may be cap or
+ * more when the text did not fit. */
+static size_t canonical_spec(const fm_layer *layers, int n, char *out, size_t cap) {
     size_t len = 0;
     out[0] = '\0';
     for (int i = 0; i < n && len < cap; i++) {
@@ -357,6 +358,7 @@ static void canonical_spec(const fm_layer *layers, int n, char *out, size_t cap)
         }
         if (k > 0) len += (size_t)k;
     }
+    return len;
 }
 
 fm_status fm_spec_parse(const char *spec, uint32_t in_h, uint32_t in_w, int n_classes,
@@ -453,8 +455,15 @@ fm_status fm_spec_parse(const char *spec, uint32_t in_h, uint32_t in_w, int n_cl
                        "dense:%d)",
                        spec, layers[n - 1].out_size, n_classes, n_classes);
     }
+    /* Spelling every setting out can lengthen a spec; one that no longer fits would be stored
+     * cut short and could not be read back. */
+    char full[FM_SPEC_MAX];
+    if (canonical_spec(layers, n, full, sizeof full) >= sizeof full) {
+        return fm_fail(err, FM_ERR_ARG, "model spec: its canonical form (every setting spelt out) is "
+                       "longer than %d characters", FM_SPEC_MAX - 1);
+    }
     *n_layers = n;
-    if (canonical) canonical_spec(layers, n, canonical, cap);
+    if (canonical) snprintf(canonical, cap, "%s", full);
     return FM_OK;
 }
 
@@ -586,8 +595,7 @@ fm_status fm_model_create(const char *spec, uint32_t in_h, uint32_t in_w, const 
     m->params = malloc(off * sizeof(float));
     m->state = malloc((state ? state : 1) * sizeof(float));
     m->bn_work = malloc((work ? work : 1) * sizeof(float));
-    m->col = malloc((col ? col * (size_t)m->n_col : 1) * sizeof(float));
-    if (!m->params || !m->state || !m->bn_work || !m->col) {
+    if (!m->params || !m->state || !m->bn_work) {
         fm_model_free(m);
         return fm_fail(err, FM_ERR_NOMEM, "out of memory for %zu parameters", off);
     }
@@ -627,6 +635,12 @@ fm_pool *fm_model_pool(fm_model *m, int threads) {
 
 fm_status fm_model_reserve(fm_model *m, uint32_t batch, fm_error *err) {
     if (batch <= m->cap_batch) return FM_OK;
+    /* The column buffers do not depend on the batch; they wait until the model runs so that
+     * loading a file (or checking a spec) costs only its parameters. */
+    if (!m->col) {
+        m->col = malloc((m->col_size ? m->col_size * (size_t)m->n_col : 1) * sizeof(float));
+        if (!m->col) return fm_fail(err, FM_ERR_NOMEM, "out of memory for the convolutions' work space");
+    }
     float *acts = malloc((size_t)batch * m->act_per_row * sizeof(float));
     float *d0 = malloc((size_t)batch * m->max_width * sizeof(float));
     float *d1 = malloc((size_t)batch * m->max_width * sizeof(float));

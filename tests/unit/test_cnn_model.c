@@ -146,6 +146,11 @@ void test_cnn_bad_specs(test_ctx *t) {
     /* Size limits, on the largest images an IDX file may declare. */
     fm_error err = {0};
     fm_model *m = NULL;
+    /* A spec that fits but whose spelt-out form would not: 50 slopes of 7 digits become 9. */
+    char longer[FM_SPEC_MAX] = "";
+    for (int i = 0; i < 50; i++) strcat(longer, "leakyrelu:0.1234567,");
+    strcat(longer, "dense:10");
+    CHECK_FAILS(t, fm_model_create(longer, 28, 28, NULL, &m, &err), FM_ERR_ARG, err, "canonical form", "1023");
     CHECK_FAILS(t, fm_model_create("conv:2:3:same,dense:10", 4096, 4096, NULL, &m, &err), FM_ERR_ARG, err,
                 "\"conv:2:3:same\"", "over the limit");
     CHECK_FAILS(t, fm_model_create("conv:64:64:same,dense:10", 1024, 1024, NULL, &m, &err), FM_ERR_ARG, err,
