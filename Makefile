@@ -21,14 +21,22 @@ ifeq ($(PORTABLE),0)
 ARCH    := -march=native
 endif
 
-CFLAGS  += -std=c11 -Wall -Wextra -Wshadow -Wno-unused-parameter $(OPT) $(ARCH) -fopenmp -Iinclude -Isrc
-LDLIBS  += -lcjson -lz -lm
+# cairo draws the pictures and writes the PNGs, its text through fontconfig and DejaVu Sans
+# (fontconfig is named too for fm_release_caches).
+CAIRO_CFLAGS := $(shell pkg-config --cflags cairo fontconfig)
+CAIRO_LIBS   := $(shell pkg-config --libs cairo fontconfig)
+
+CFLAGS  += -std=c11 -Wall -Wextra -Wshadow -Wno-unused-parameter $(OPT) $(ARCH) -fopenmp -Iinclude -Isrc $(CAIRO_CFLAGS)
+LDLIBS  += $(CAIRO_LIBS) -lcjson -lz -lm
 LDFLAGS += -fopenmp $(LDSAN)
 
 LIB_SRC := src/util.c src/model.c src/train.c src/kernels/gemm.c src/layers/dense.c \
            src/layers/activation.c src/layers/softmax_xent.c src/optim/sgd.c src/optim/adam.c \
-           src/data/idx.c src/data/dataset.c src/io/safetensors.c
-CLI_SRC := cli/main.c cli/common.c cli/train.c cli/evaluate.c cli/predict.c cli/summary.c
+           src/data/idx.c src/data/dataset.c src/io/safetensors.c \
+           src/report/draw.c src/report/html.c src/report/predictions.c src/report/grid.c \
+           src/report/chart.c src/report/confusion.c
+CLI_SRC := cli/main.c cli/common.c cli/train.c cli/evaluate.c cli/predict.c cli/summary.c \
+           cli/show.c
 TEST_SRC := $(wildcard tests/unit/test_*.c)
 
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
@@ -49,7 +57,7 @@ $(BUILD)/unit_tests: $(TEST_OBJ) $(BUILD)/libfmnist.a
 $(BUILD)/fixtures: $(BUILD)/tests/fixtures.o $(BUILD)/libfmnist.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/%.o: %.c include/fmnist.h src/internal.h cli/cli.h tests/unit/harness.h tests/unit/tests.def
+$(BUILD)/%.o: %.c include/fmnist.h src/internal.h src/report/report.h cli/cli.h tests/unit/harness.h tests/unit/tests.def
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
