@@ -1,5 +1,6 @@
 /* train.c — `fmnist train`: parse flags, load data, build the model, fit with a progress bar or
- * plain per-epoch lines, then save the model, history and settings and report test figures. */
+ * plain per-epoch lines, then save the model, history and settings, report test figures and
+ * write the run's pictures and report.html. */
 #define _POSIX_C_SOURCE 200809L
 #include "cli.h"
 
@@ -40,8 +41,11 @@ static void help(void) {
            "  --no-test          skip the final test-set evaluation\n"
            "  --quiet            print only the final lines\n"
            "  --json             print the final figures as one JSON object\n"
+           "  --no-report        skip the pictures and report.html\n"
            "\n"
-           "Writes DIR/model.safetensors, DIR/history.csv, DIR/history.json, DIR/run.json.\n"
+           "Writes DIR/model.safetensors, DIR/history.csv, DIR/history.json, DIR/run.json, and\n"
+           "the report: DIR/report.html (one self-contained page), curves.png, confusion.png,\n"
+           "predictions.png, mistakes.png and the CSV files they were drawn from.\n"
            "The same seed, machine and thread count give bit-identical results.\n");
 }
 
@@ -131,10 +135,10 @@ static int write_json(const char *cmd, const char *path, cJSON *o) {
     return rc;
 }
 
-int cmd_train(int argc, char **argv) {
-    const char *cmd = "train";
+int train_parse(const char *cmd, int argc, char **argv, train_options *o) {
     enum { O_MODEL = 256, O_EPOCHS, O_BATCH, O_OPT, O_LR, O_MOM, O_NEST, O_B1, O_B2, O_EPS, O_L2, O_INIT,
-           O_SCALE, O_VAL, O_SEED, O_THREADS, O_DATA, O_CLASSES, O_OUT, O_NAME, O_NOTEST, O_QUIET, O_JSON };
+           O_SCALE, O_VAL, O_SEED, O_THREADS, O_DATA, O_CLASSES, O_OUT, O_NAME, O_NOTEST, O_QUIET, O_JSON,
+           O_NOREPORT };
     static const struct option opts[] = {
         {"help", no_argument, 0, 'h'},          {"model", required_argument, 0, O_MODEL},
         {"epochs", required_argument, 0, O_EPOCHS}, {"batch", required_argument, 0, O_BATCH},
@@ -148,109 +152,129 @@ int cmd_train(int argc, char **argv) {
         {"classes", required_argument, 0, O_CLASSES}, {"out", required_argument, 0, O_OUT},
         {"name", required_argument, 0, O_NAME},
         {"no-test", no_argument, 0, O_NOTEST},      {"quiet", no_argument, 0, O_QUIET},
-        {"json", no_argument, 0, O_JSON},           {0, 0, 0, 0}};
-    fm_train_params tp = fm_train_default_params();
-    fm_model_params mp = fm_model_default_params();
-    const char *spec = "mlp", *data = NULL, *out = NULL, *name = NULL, *classes = "fashion";
-    int no_test = 0, quiet = 0, json = 0, c;
+        {"json", no_argument, 0, O_JSON},           {"no-report", no_argument, 0, O_NOREPORT},
+        {0, 0, 0, 0}};
+    memset(o, 0, sizeof *o);
+    o->tp = fm_train_default_params();
+    o->mp = fm_model_default_params();
+    o->spec = "mlp";
+    o->classes = "fashion";
+    int c;
     long lv;
     double dv;
     opterr = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
-        case 'h': help(); return 0;
-        case O_MODEL: spec = optarg; break;
-        case O_EPOCHS: if (!cli_int(cmd, "--epochs", optarg, 1, 100000, &lv)) return 1; tp.epochs = (int)lv; break;
-        case O_BATCH: if (!cli_int(cmd, "--batch", optarg, 1, 65536, &lv)) return 1; tp.batch = (int)lv; break;
+        case 'h': help(); return -1;
+        case O_MODEL: o->spec = optarg; break;
+        case O_EPOCHS: if (!cli_int(cmd, "--epochs", optarg, 1, 100000, &lv)) return 1; o->tp.epochs = (int)lv; break;
+        case O_BATCH: if (!cli_int(cmd, "--batch", optarg, 1, 65536, &lv)) return 1; o->tp.batch = (int)lv; break;
         case O_OPT:
-            if (strcmp(optarg, "adam") == 0) tp.optimizer = FM_OPT_ADAM;
-            else if (strcmp(optarg, "sgd") == 0) tp.optimizer = FM_OPT_SGD;
+            if (strcmp(optarg, "adam") == 0) o->tp.optimizer = FM_OPT_ADAM;
+            else if (strcmp(optarg, "sgd") == 0) o->tp.optimizer = FM_OPT_SGD;
             else return cli_error(cmd, "--optimizer must be adam or sgd, got \"%s\"", optarg);
             break;
         case O_LR:
             if (!cli_float(cmd, "--lr", optarg, 0, 10, &dv)) return 1;
             if (dv <= 0) return cli_error(cmd, "--lr must be above 0, got \"%s\"", optarg);
-            tp.lr = (float)dv;
+            o->tp.lr = (float)dv;
             break;
-        case O_MOM: if (!cli_float(cmd, "--momentum", optarg, 0, 0.999999, &dv)) return 1; tp.momentum = (float)dv; break;
-        case O_NEST: tp.nesterov = 1; break;
-        case O_B1: if (!cli_float(cmd, "--beta1", optarg, 0, 0.999999, &dv)) return 1; tp.beta1 = (float)dv; break;
-        case O_B2: if (!cli_float(cmd, "--beta2", optarg, 0, 0.999999, &dv)) return 1; tp.beta2 = (float)dv; break;
+        case O_MOM: if (!cli_float(cmd, "--momentum", optarg, 0, 0.999999, &dv)) return 1; o->tp.momentum = (float)dv; break;
+        case O_NEST: o->tp.nesterov = 1; break;
+        case O_B1: if (!cli_float(cmd, "--beta1", optarg, 0, 0.999999, &dv)) return 1; o->tp.beta1 = (float)dv; break;
+        case O_B2: if (!cli_float(cmd, "--beta2", optarg, 0, 0.999999, &dv)) return 1; o->tp.beta2 = (float)dv; break;
         case O_EPS:
             if (!cli_float(cmd, "--eps", optarg, 0, 1, &dv)) return 1;
             if (dv <= 0) return cli_error(cmd, "--eps must be above 0, got \"%s\"", optarg);
-            tp.eps = (float)dv;
+            o->tp.eps = (float)dv;
             break;
-        case O_L2: if (!cli_float(cmd, "--l2", optarg, 0, 1, &dv)) return 1; tp.l2 = (float)dv; break;
+        case O_L2: if (!cli_float(cmd, "--l2", optarg, 0, 1, &dv)) return 1; o->tp.l2 = (float)dv; break;
         case O_INIT:
-            if (strcmp(optarg, "glorot") == 0) mp.init = FM_INIT_GLOROT_UNIFORM;
-            else if (strcmp(optarg, "he") == 0) mp.init = FM_INIT_HE_UNIFORM;
+            if (strcmp(optarg, "glorot") == 0) o->mp.init = FM_INIT_GLOROT_UNIFORM;
+            else if (strcmp(optarg, "he") == 0) o->mp.init = FM_INIT_HE_UNIFORM;
             else return cli_error(cmd, "--init must be glorot or he, got \"%s\"", optarg);
             break;
         case O_SCALE:
-            if (strcmp(optarg, "unit") == 0) mp.scaling.kind = FM_SCALE_UNIT;
-            else if (strcmp(optarg, "standard") == 0) mp.scaling.kind = FM_SCALE_STANDARD;
+            if (strcmp(optarg, "unit") == 0) o->mp.scaling.kind = FM_SCALE_UNIT;
+            else if (strcmp(optarg, "standard") == 0) o->mp.scaling.kind = FM_SCALE_STANDARD;
             else return cli_error(cmd, "--scale must be unit or standard, got \"%s\"", optarg);
             break;
-        case O_VAL: if (!cli_int(cmd, "--val", optarg, 0, 10000000, &lv)) return 1; tp.val = (uint32_t)lv; break;
+        case O_VAL: if (!cli_int(cmd, "--val", optarg, 0, 10000000, &lv)) return 1; o->tp.val = (uint32_t)lv; break;
         case O_SEED:
             if (!cli_int(cmd, "--seed", optarg, 0, 2147483647L, &lv)) return 1;
-            tp.seed = (uint64_t)lv;
+            o->tp.seed = (uint64_t)lv;
             break;
-        case O_THREADS: if (!cli_int(cmd, "--threads", optarg, 0, 1024, &lv)) return 1; tp.threads = (int)lv; break;
-        case O_DATA: data = optarg; break;
-        case O_CLASSES: classes = optarg; break;
-        case O_OUT: out = optarg; break;
+        case O_THREADS: if (!cli_int(cmd, "--threads", optarg, 0, 1024, &lv)) return 1; o->tp.threads = (int)lv; break;
+        case O_DATA: o->data = optarg; break;
+        case O_CLASSES: o->classes = optarg; break;
+        case O_OUT: o->out = optarg; break;
         case O_NAME:
             if (!*optarg || strchr(optarg, '/') || strcmp(optarg, ".") == 0 || strcmp(optarg, "..") == 0) {
                 return cli_error(cmd, "--name must be a plain folder name (no '/'), got \"%s\"", optarg);
             }
-            name = optarg;
+            o->name = optarg;
             break;
-        case O_NOTEST: no_test = 1; break;
-        case O_QUIET: quiet = 1; break;
-        case O_JSON: json = 1; quiet = 1; break;
+        case O_NOTEST: o->no_test = 1; break;
+        case O_QUIET: o->quiet = 1; break;
+        case O_JSON: o->json = 1; o->quiet = 1; break;
+        case O_NOREPORT: o->no_report = 1; break;
         default: return cli_bad_option(cmd, argv, c);
         }
     }
-    if (out && name) return cli_error(cmd, "give --out or --name, not both");
+    if (o->out && o->name) return cli_error(cmd, "give --out or --name, not both");
     if (optind < argc) return cli_error(cmd, "unexpected argument \"%s\" (see fmnist train --help)", argv[optind]);
-    if (tp.nesterov && tp.momentum == 0.0f) return cli_error(cmd, "--nesterov needs --momentum above 0");
-    if (tp.nesterov && tp.optimizer != FM_OPT_SGD) return cli_error(cmd, "--nesterov applies to --optimizer sgd only");
+    if (o->tp.nesterov && o->tp.momentum == 0.0f) return cli_error(cmd, "--nesterov needs --momentum above 0");
+    if (o->tp.nesterov && o->tp.optimizer != FM_OPT_SGD) return cli_error(cmd, "--nesterov applies to --optimizer sgd only");
     fm_error err = {0};
-    if (fm_classes_parse(classes, &mp.classes, &err)) return cli_error(cmd, "--classes: %s", err.msg);
-    mp.seed = tp.seed;
+    if (fm_classes_parse(o->classes, &o->mp.classes, &err)) return cli_error(cmd, "--classes: %s", err.msg);
+    o->mp.seed = o->tp.seed;
 
     /* Check the model spec before spending seconds loading data. */
     fm_model *model = NULL;
-    if (fm_model_create(spec, 28, 28, &mp, &model, &err)) return cli_error(cmd, "--model: %s", err.msg);
+    if (fm_model_create(o->spec, 28, 28, &o->mp, &model, &err)) return cli_error(cmd, "--model: %s", err.msg);
     fm_model_free(model);
-    model = NULL;
+    return 0;
+}
 
+int train_run(const char *cmd, const train_options *o, const fm_dataset *given_train,
+              const fm_dataset *given_test, const char *given_dir) {
+    fm_train_params tp = o->tp;
+    fm_model_params mp = o->mp;
+    const char *spec = o->spec;
+    int quiet = o->quiet, no_test = o->no_test;
+    fm_error err = {0};
+    fm_model *model = NULL;
     char dir[FM_PATH_MAX];
-    fm_dataset train = {0}, test = {0};
-    if (!cli_load_split(cmd, data, FM_SPLIT_TRAIN, mp.classes.n, &train, dir, sizeof dir)) return 1;
+    fm_dataset loaded_train = {0}, loaded_test = {0};
+    const fm_dataset *train_set = given_train, *test_set = given_test;
+    if (given_train) {
+        snprintf(dir, sizeof dir, "%s", given_dir);
+    } else {
+        if (!cli_load_split(cmd, o->data, FM_SPLIT_TRAIN, mp.classes.n, &loaded_train, dir, sizeof dir)) return 1;
+        train_set = &loaded_train;
+    }
+    fm_dataset train = *train_set; /* a view; only the loaded copy is freed */
     if (tp.val >= train.n) {
-        uint32_t n = train.n; /* fm_dataset_free zeroes it */
-        fm_dataset_free(&train);
-        return cli_error(cmd, "--val %u leaves no training images (the training set has %u)", tp.val, n);
+        fm_dataset_free(&loaded_train);
+        return cli_error(cmd, "--val %u leaves no training images (the training set has %u)", tp.val, train.n);
     }
     int rc = 1;
     /* A test set that cannot be used should stop the run before the training, not after it. */
-    if (!no_test) {
-        if (!cli_load_split(cmd, dir, FM_SPLIT_TEST, mp.classes.n, &test, NULL, 0)) goto cleanup;
-        if (test.h != train.h || test.w != train.w) {
-            cli_error(cmd, "the test set in %s has %ux%u images but the training set %ux%u", dir,
-                      test.h, test.w, train.h, train.w);
-            goto cleanup;
-        }
+    if (!no_test && !given_test) {
+        if (!cli_load_split(cmd, dir, FM_SPLIT_TEST, mp.classes.n, &loaded_test, NULL, 0)) goto cleanup;
+        test_set = &loaded_test;
+    }
+    if (!no_test && (test_set->h != train.h || test_set->w != train.w)) {
+        cli_error(cmd, "the test set in %s has %ux%u images but the training set %ux%u", dir,
+                  test_set->h, test_set->w, train.h, train.w);
+        goto cleanup;
     }
     char outdir[FM_PATH_MAX], path[FM_PATH_MAX + 32];
-    if (out) {
-        snprintf(outdir, sizeof outdir, "%s", out);
-    } else if (name) {
-        snprintf(outdir, sizeof outdir, "runs/%s", name);
+    if (o->out) {
+        snprintf(outdir, sizeof outdir, "%s", o->out);
+    } else if (o->name) {
+        snprintf(outdir, sizeof outdir, "runs/%s", o->name);
     } else {
         time_t now = time(NULL);
         struct tm tmv;
@@ -304,8 +328,10 @@ int cmd_train(int argc, char **argv) {
     snprintf(path, sizeof path, "%s/history.json", outdir);
     if (!wrc) wrc = write_json(cmd, path, hj);
     cJSON_Delete(hj);
-    fm_history_free(&hist);
-    if (wrc) goto cleanup;
+    if (wrc) {
+        fm_history_free(&hist);
+        goto cleanup;
+    }
 
     cJSON *run = cJSON_CreateObject();
     cJSON_AddStringToObject(run, "model", spec);
@@ -327,8 +353,9 @@ int cmd_train(int argc, char **argv) {
     cJSON_AddNumberToObject(run, "train_seconds", train_seconds);
     if (!no_test) {
         fm_eval_result ev;
-        if (fm_evaluate(model, &test, 1000, tp.threads, &ev, &err)) {
+        if (fm_evaluate(model, test_set, 1000, tp.threads, &ev, &err)) {
             cJSON_Delete(run);
+            fm_history_free(&hist);
             cli_fail(cmd, &err);
             goto cleanup;
         }
@@ -340,21 +367,34 @@ int cmd_train(int argc, char **argv) {
     }
     snprintf(path, sizeof path, "%s/run.json", outdir);
     wrc = write_json(cmd, path, run);
-    if (!wrc && json) {
+    if (!wrc && !o->no_report) {
+        wrc = cli_report(cmd, outdir, model, no_test ? NULL : test_set, &hist, run, tp.threads);
+    }
+    if (!wrc && o->json) {
         char *text = cJSON_PrintUnformatted(run);
         if (text) printf("%s\n", text);
         free(text);
     }
     cJSON_Delete(run);
+    fm_history_free(&hist);
     if (wrc) goto cleanup;
     if (!quiet) {
         printf("Saved %s/model.safetensors (history.csv, history.json, run.json) in %.1fs\n", outdir, train_seconds);
+        if (!o->no_report) printf("Report: %s/report.html (pictures: curves.png%s)\n", outdir,
+                                  no_test ? "" : ", confusion.png, predictions.png, mistakes.png");
         printf("Next: fmnist evaluate %s/model.safetensors; fmnist predict %s/model.safetensors --index 0\n", outdir, outdir);
     }
     rc = 0;
 cleanup:
     fm_model_free(model);
-    fm_dataset_free(&train);
-    fm_dataset_free(&test);
+    fm_dataset_free(&loaded_train);
+    fm_dataset_free(&loaded_test);
     return rc;
+}
+
+int cmd_train(int argc, char **argv) {
+    train_options o;
+    int rc = train_parse("train", argc, argv, &o);
+    if (rc) return rc < 0 ? 0 : rc;
+    return train_run("train", &o, NULL, NULL, NULL);
 }

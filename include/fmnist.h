@@ -1,6 +1,6 @@
 /* fmnist.h — the public API of libfmnist: load IDX image sets, build a sequential
- * classifier from a spec, train it, evaluate it, predict, save and load it, and draw pictures
- * of the data, the predictions and the training.
+ * classifier from a spec, train it, evaluate it, predict, save and load it, and draw what it
+ * did (pictures and a run's report page).
  *
  * A tour, in the order a program uses it:
  *
@@ -21,6 +21,10 @@
  *   fm_eval_result ev;
  *   fm_evaluate(model, &test, 1000, 0, &ev, &err);
  *   fm_model_save(model, "model.safetensors", &err);
+ *
+ *   fm_report_params rp = fm_report_default_params();       // the run's pictures and its page
+ *   rp.history = &hist, rp.test = &test;
+ *   fm_report_write("runs/x", model, &rp, NULL, &err);     // curves.png ... report.html
  *   fm_model_free(model);
  *
  * Conventions: every function that can fail returns an fm_status and fills the caller's
@@ -325,6 +329,34 @@ fm_status fm_draw_confusion(const char *path, const uint32_t *counts, const fm_c
  * drawn (fonts, their configuration). Those caches are theirs, not fmnist's state; a program that
  * wants a clean leak check calls this once before it exits, with no picture being drawn. */
 void fm_release_caches(void);
+
+/* ---------------------------------------------------------------- reports */
+
+typedef struct {
+    const char *name, *value;
+} fm_setting;
+
+typedef struct {
+    const char *title;          /* page heading, e.g. the run folder */
+    const fm_setting *settings; /* shown as a table, in order; may be NULL */
+    int n_settings;
+    const fm_history *history;  /* the training curves; NULL or empty draws none */
+    const fm_dataset *test;     /* NULL: no confusion matrix, predictions or mistakes */
+    int threads;                /* for the predictions; <= 0: all cores */
+    uint32_t grid_count;        /* test images in predictions.png [24] */
+    uint32_t mistakes_count;    /* most confident mistakes in mistakes.png [24] */
+} fm_report_params;
+
+fm_report_params fm_report_default_params(void);
+
+/* A run's pictures and page, written into the existing folder dir: curves.png; with a test set
+ * confusion.png, confusion.csv, predictions.png, predictions.csv (every test image),
+ * predictions-grid.csv (the tiles of predictions.png), mistakes.png, mistakes-grid.csv; and last
+ * report.html, one self-contained page (pictures embedded as data: URIs) with the settings, the
+ * model summary, the final figures, per-class accuracy and the pictures. test_out (may be NULL)
+ * receives the test figures the page shows. */
+fm_status fm_report_write(const char *dir, fm_model *m, const fm_report_params *p,
+                          fm_eval_result *test_out, fm_error *err);
 
 #ifdef __cplusplus
 }

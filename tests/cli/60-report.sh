@@ -1,10 +1,18 @@
-# 60-report.sh — the pictures: `fmnist show`, its sizes and its errors. Sourced by tests/run.sh.
+# 60-report.sh — the pictures and pages: `fmnist show`; the report every `fmnist train` run writes,
+# its pictures checked against the CSV files they were drawn from, those against `predict --all`
+# and `evaluate --json`, and report.html opened in headless Chromium; and `fmnist report`. With
+# FMNIST_TEST_FAST=1 the run trains on a 3,000/1,000-image subset instead of the full set.
+# Sourced by tests/run.sh.
 
 # shellcheck disable=SC2016 # single quotes are meant: regexes and python programs
 RP=$T/report
 mkdir -p "$RP/small"
 "$FIXTURES" subset "$DATA" "$RP/small" 3000 1000 || fail "report setup" "fixtures subset failed"
-RP_DATA=$RP/small
+if [ -n "${FMNIST_TEST_FAST:-}" ]; then
+    RP_DATA=$RP/small RP_VAL=500 RP_N=1000
+else
+    RP_DATA=$DATA RP_VAL=5000 RP_N=10000
+fi
 
 # rp_png_size FILE: prints "W H" from the PNG's IHDR chunk (and fails on anything else).
 rp_png_size() {
@@ -21,6 +29,40 @@ rp_size_is() {
     got=$(rp_png_size "$2" 2>&1)
     if [ "$got" = "$3 $4" ]; then pass "$1"; else fail "$1" "$2 is $got, expected $3 $4"; fi
 }
+
+# A PNG reader for the checks below (8-bit RGB or RGBA, as cairo writes): rows of pixels.
+RP_PNG_PY='
+import struct, zlib
+def read_png(path):
+    data = open(path, "rb").read()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, idat = 8, b""
+    while pos < len(data):
+        n, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + n]
+        if kind == b"IHDR":
+            w, h, depth, color = struct.unpack(">IIBB", body[:10])
+            assert depth == 8 and color in (2, 6), (depth, color)
+            bpp = 3 if color == 2 else 4
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + n
+    raw, rows, prev = zlib.decompress(idat), [], bytearray(w * bpp)
+    for y in range(h):
+        f, line = raw[y * (w * bpp + 1)], bytearray(raw[y * (w * bpp + 1) + 1:(y + 1) * (w * bpp + 1)])
+        for i in range(len(line)):
+            a = line[i - bpp] if i >= bpp else 0
+            b, c = prev[i], prev[i - bpp] if i >= bpp else 0
+            if f == 1: line[i] = (line[i] + a) & 255
+            elif f == 2: line[i] = (line[i] + b) & 255
+            elif f == 3: line[i] = (line[i] + (a + b) // 2) & 255
+            elif f == 4:
+                p = a + b - c; pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        rows.append([tuple(line[x * bpp:x * bpp + 3]) for x in range(w)])
+        prev = line
+    return rows
+'
 
 # ============================================================ fmnist show
 RS=$RP/show
@@ -71,4 +113,172 @@ expect_fail "show: --scale 17" '^fmnist show: --scale must be an integer in 1\.\
 expect_fail "show: unknown option" '^fmnist show: unknown option --frobnicate' "${RS_SHOW[@]}" --frobnicate --out "$RS/x.png"
 expect_fail "show: extra argument" '^fmnist show: unexpected argument "extra"' "${RS_SHOW[@]}" extra --out "$RS/x.png"
 check "show: failures leave no file behind" test ! -e "$RS/x.png" -a ! -e "$RS/x.jpg" -a -z "$(find "$RS" -name '*.tmp')"
+
+# ============================================================ the run report
+RR=$RP/run
+if expect_ok "report: train 1 epoch with its report" \
+    "$FMNIST" train --data "$RP_DATA" --epochs 1 --val $RP_VAL --out "$RR"; then
+    check "report: train names report.html" grep -q "^Report: $RR/report.html" <<<"$OUT_TEXT"
+fi
+for f in report.html curves.png confusion.png confusion.csv predictions.png predictions.csv \
+    predictions-grid.csv mistakes.png mistakes-grid.csv; do
+    check "report: wrote $f" test -s "$RR/$f"
+done
+rp_size_is "report: curves.png is 1100x460" "$RR/curves.png" 1100 460
+check "report: confusion.png, predictions.png and mistakes.png have sensible sizes" python3 -c '
+import struct, sys
+def size(p):
+    h = open(p, "rb").read(24); return struct.unpack(">II", h[16:24])
+cw, ch = size(sys.argv[1] + "/confusion.png")
+assert 600 <= cw <= 1000 and 600 <= ch <= 1000, (cw, ch)
+for name in ("predictions.png", "mistakes.png"):
+    w, h = size(sys.argv[1] + "/" + name)
+    assert 1000 <= w <= 1500 and 500 <= h <= 900, (name, w, h)' "$RR"
+
+RR_EVAL=
+if expect_ok "report: evaluate --json" "$FMNIST" evaluate "$RR/model.safetensors" --data "$RP_DATA" --json; then
+    RR_EVAL=$OUT_TEXT
+fi
+check "report: confusion matrix sums to the test set and its diagonal is evaluate's accuracy" python3 -c '
+import csv, json, sys
+ev = json.loads(sys.argv[1]); rows = list(csv.reader(open(sys.argv[2] + "/confusion.csv")))
+names, body = rows[0][1:-2], rows[1:]
+assert len(names) == 10 and len(body) == 10 and [r[0] for r in body] == names
+counts = [[int(v) for v in r[1:11]] for r in body]
+total = sum(map(sum, counts)); right = sum(counts[k][k] for k in range(10))
+assert total == ev["n"] == int(sys.argv[3]), (total, ev["n"])
+assert abs(right / total - ev["accuracy"]) < 1e-12, (right / total, ev["accuracy"])
+for k, pc in enumerate(ev["per_class"]):
+    assert sum(counts[k]) == pc["n"] and abs(counts[k][k] / pc["n"] - pc["accuracy"]) < 1e-12, (k, pc)
+    assert int(body[k][11]) == pc["n"]
+print("  ", right, "of", total)' "$RR_EVAL" "$RR" "$RP_N"
+
+if expect_ok "report: predict --all --csv" "$FMNIST" predict "$RR/model.safetensors" --data "$RP_DATA" --all --csv "$RP/predict-all.csv"; then
+    check "report: predictions.csv is byte for byte what predict --all writes" cmp -s "$RR/predictions.csv" "$RP/predict-all.csv"
+fi
+# The tiles of predictions.png: the CSV written from the same numbers as the picture, compared
+# with predictions.csv, and the picture's frame colours read back from its pixels.
+check "report: predictions.png tiles match predictions.csv, captions and frame colours" python3 -c "$RP_PNG_PY"'
+import csv, sys
+pred = list(csv.DictReader(open(sys.argv[1] + "/predictions.csv")))
+tiles = list(csv.DictReader(open(sys.argv[1] + "/predictions-grid.csv")))
+img = read_png(sys.argv[1] + "/predictions.png")
+assert len(tiles) == 24, len(tiles)
+blue, red = (31, 119, 180), (214, 39, 40)
+wrong = 0
+for k, t in enumerate(tiles):
+    p = pred[int(t["index"])]
+    assert int(t["index"]) == k, t
+    for f in ("label", "predicted", "label_name", "predicted_name", "confidence"):
+        assert t[f] == p[f], (k, f, t[f], p[f])
+    assert t["caption_1"] == "%s %.1f%%" % (p["predicted_name"], 100 * float(p["confidence"])), t
+    assert t["caption_2"] == "true: " + p["label_name"], t
+    correct = p["label"] == p["predicted"]
+    assert t["correct"] == str(int(correct)), t
+    x, y, w, h = (int(t[f]) for f in "xywh")
+    for px in (img[y][x + w // 2], img[y + h - 1][x + w // 2], img[y + h // 2][x]):
+        assert max(abs(a - b) for a, b in zip(px, blue if correct else red)) <= 1, (k, px, correct)
+    wrong += not correct
+print("  ", wrong, "wrong of 24 (red frames)")' "$RR"
+check "report: mistakes.png shows the most confident wrong predictions, in order" python3 -c "$RP_PNG_PY"'
+import csv, sys
+pred = list(csv.DictReader(open(sys.argv[1] + "/predictions.csv")))
+tiles = list(csv.DictReader(open(sys.argv[1] + "/mistakes-grid.csv")))
+img = read_png(sys.argv[1] + "/mistakes.png")
+wrong = sorted((r for r in pred if r["label"] != r["predicted"]), key=lambda r: (-float(r["confidence"]), int(r["index"])))
+assert [t["index"] for t in tiles] == [r["index"] for r in wrong[:24]], "not the top 24"
+for t in tiles:
+    x, y, w = int(t["x"]), int(t["y"]), int(t["w"])
+    assert t["correct"] == "0" and max(abs(a - b) for a, b in zip(img[y][x + w // 2], (214, 39, 40))) <= 1, t' "$RR"
+
+# Chromium opens report.html from disk with the network off, and the page's own script marks
+# every picture loaded or broken; the figures on the page must be evaluate's.
+RP_CHROMIUM=(chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run
+    --disable-background-networking --disable-component-update --disable-sync --virtual-time-budget=5000)
+rp_dom() { # rp_dom HTML-FILE OUT-FILE: the DOM after the page's load event
+    timeout 60 "${RP_CHROMIUM[@]}" --user-data-dir="$(mktemp -d "$T/chromium-XXXXXX")" --dump-dom "file://$1" >"$2" 2>/dev/null
+}
+RP_DOM_PY='
+from html.parser import HTMLParser
+class Dom(HTMLParser):
+    def __init__(self):
+        super().__init__(); self.images, self.ids, self.rows, self.body, self.open, self.text = [], {}, [], {}, None, {}
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "img": self.images.append(a)
+        if tag == "body": self.body = a
+        if tag == "tr" and "data-class" in a: self.rows.append(a)
+        if "id" in a: self.ids[a["id"]] = a; self.open = a["id"]; self.text[a["id"]] = ""
+    def handle_data(self, data):
+        if self.open: self.text[self.open] += data
+    def handle_endtag(self, tag): self.open = None
+def dom(path):
+    d = Dom(); d.feed(open(path).read()); return d
+'
+if ! command -v chromium >/dev/null; then
+    fail "report: headless Chromium" "chromium is not installed (scripts/setup.sh installs it)"
+else
+    rp_dom "$RR/report.html" "$RP/report.dom"
+    check "report: Chromium renders report.html with every picture loaded" python3 -c "$RP_DOM_PY"'
+import struct, sys
+d = dom(sys.argv[1])
+assert d.body.get("data-images") == "4" and d.body.get("data-broken-images") == "0", d.body
+for img, name in zip(d.images, ("curves", "confusion", "predictions", "mistakes")):
+    w, h = struct.unpack(">II", open("%s/%s.png" % (sys.argv[2], name), "rb").read(24)[16:24])
+    assert img["data-state"] == "loaded" and img["src"].startswith("data:image/png;base64,"), name
+    assert (int(img["data-natural-width"]), int(img["data-natural-height"])) == (w, h), (name, w, h)' "$RP/report.dom" "$RR"
+    check "report: the page's figures are evaluate --json's" python3 -c "$RP_DOM_PY"'
+import json, sys
+# evaluate --json prints 15 significant digits when they read back within an ulp, so the page and
+# it agree to 1e-12; the text shown is compared exactly.
+d = dom(sys.argv[1]); ev = json.loads(sys.argv[2])
+assert abs(float(d.ids["test-accuracy"]["data-value"]) - ev["accuracy"]) < 1e-12, (d.ids["test-accuracy"], ev["accuracy"])
+assert d.text["test-accuracy"] == "%.2f%%" % (100 * ev["accuracy"]), d.text["test-accuracy"]
+assert abs(float(d.ids["test-loss"]["data-value"]) - ev["loss"]) < 1e-12 and d.text["test-loss"] == "%.4f" % ev["loss"]
+assert int(d.ids["test-n"]["data-value"]) == ev["n"]
+assert len(d.rows) == 10
+for row, pc in zip(d.rows, ev["per_class"]):
+    assert row["data-class"] == pc["class"] and int(row["data-n"]) == pc["n"], (row, pc)
+    assert abs(float(row["data-accuracy"]) - pc["accuracy"]) < 1e-12, (row, pc)
+assert "layers.0 (Dense)" in d.text["model-summary"]' "$RP/report.dom" "$RR_EVAL"
+    # The check can fail: a page with one corrupted picture is reported broken.
+    sed '0,/data:image\/png;base64,iVBOR/s//data:image\/png;base64,AAAAA/' "$RR/report.html" >"$RP/broken.html"
+    rp_dom "$RP/broken.html" "$RP/broken.dom"
+    check "report: a corrupted picture is caught as broken" python3 -c "$RP_DOM_PY"'
+import sys
+d = dom(sys.argv[1]); assert d.body.get("data-broken-images") == "1", d.body
+assert [i["data-state"] for i in d.images] == ["broken", "loaded", "loaded", "loaded"]' "$RP/broken.dom"
+fi
+
+# --no-report; a --val 0 --no-test run gets curves without validation and a page without test figures.
+expect_ok "report: train --no-report" "$FMNIST" train --data "$RP/small" --epochs 1 --val 500 --no-test --no-report --quiet --out "$RP/norep" &&
+    check "report: --no-report writes no pictures or page" bash -c '! ls "$1"/*.png "$1"/report.html 2>/dev/null' _ "$RP/norep"
+expect_ok "report: train --val 0 --no-test, 2 epochs" "$FMNIST" train --data "$RP/small" --epochs 2 --val 0 --no-test --quiet --out "$RP/noval" &&
+    check "report: --val 0 --no-test gives curves.png and report.html only" bash -c '
+        cd "$1" && test -s curves.png && test -s report.html && ! ls confusion.* predictions.* mistakes.* 2>/dev/null &&
+        grep -q "trained with --no-test" report.html && ! grep -q best-val-accuracy report.html' _ "$RP/noval"
+
+# fmnist report redraws the same pictures from the saved run.
+mkdir -p "$RP/first"
+cp "$RR"/*.png "$RR"/*.csv "$RR/report.html" "$RP/first/"
+rm -f "$RR"/*.png "$RR/report.html" "$RR"/confusion.csv "$RR"/predictions*.csv "$RR"/mistakes-grid.csv
+if expect_ok "report: fmnist report RUN_DIR" "$FMNIST" report "$RR" --data "$RP_DATA"; then
+    check "report: says what it wrote" grep -q "^Wrote $RR/report.html" <<<"$OUT_TEXT"
+    for f in curves.png confusion.png predictions.png mistakes.png confusion.csv predictions.csv report.html; do
+        check "report: fmnist report redraws $f identically" cmp -s "$RR/$f" "$RP/first/$f"
+    done
+fi
+expect_ok "report: fmnist report on a --no-test run" "$FMNIST" report "$RP/noval" --quiet &&
+    check "report: --quiet prints nothing" test -z "$OUT_TEXT"
+mkdir -p "$RP/notrun" "$RP/badhist"
+cp "$RR/model.safetensors" "$RR/run.json" "$RP/badhist/"
+echo '{"loss": [0.5], "accuracy": "high"}' >"$RP/badhist/history.json"
+expect_fail "report: no RUN_DIR" '^fmnist report: expected one RUN_DIR' "$FMNIST" report
+expect_fail "report: missing folder" '^fmnist report: .*/nowhere: no such run folder$' "$FMNIST" report "$RP/nowhere"
+expect_fail "report: a file, not a folder" '^fmnist report: .*/predict-all\.csv: not a folder' "$FMNIST" report "$RP/predict-all.csv"
+expect_fail "report: a folder without run.json" '^fmnist report: .*/notrun: no run\.json: not a finished run folder' "$FMNIST" report "$RP/notrun"
+expect_fail "report: a malformed history.json" '^fmnist report: .*/badhist/history\.json: "accuracy" is missing or not a list$' \
+    "$FMNIST" report "$RP/badhist" --data "$RP_DATA"
+expect_fail "report: --threads -1" '^fmnist report: --threads must be an integer' "$FMNIST" report "$RR" --threads -1
+expect_fail "report: unknown option" '^fmnist report: unknown option --frobnicate' "$FMNIST" report "$RR" --frobnicate
 

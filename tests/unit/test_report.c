@@ -1,10 +1,17 @@
 /* test_report.c — the pictures and reports: confusion counts, worst mistakes, CSV and HTML text,
- * base64, picture sizes and colours read back from the PNGs, failures on unwritable paths. */
+ * base64, picture sizes and colours read back from the PNGs, failures on unwritable paths, and
+ * the run report written end to end on a small synthetic problem. */
 #include "harness.h"
 #include "report/report.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+
+static int file_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
 
 /* Count of needle in a whole file. */
 static int count_in_file(const char *path, const char *needle) {
@@ -278,4 +285,69 @@ void test_confusion_picture_and_csv(test_ctx *t) {
     fm_classes_parse("no,yes", &two, &err);
     const uint32_t zero[4] = {0, 0, 0, 0};
     CHECK(t, fm_draw_confusion(png, zero, &two, NULL, &err) == FM_OK, "an empty 2x2 matrix: %s", err.msg);
+}
+
+void test_report_write_run(test_ctx *t) {
+    fm_dataset train = make_bands(600, 4), test = make_bands(150, 5);
+    fm_model_params mp = fm_model_default_params();
+    fm_error err = {0};
+    fm_classes_parse("left,middle,right", &mp.classes, &err);
+    fm_model *m = NULL;
+    CHECK(t, fm_model_create("dense:16:relu,dense:3", 8, 8, &mp, &m, &err) == FM_OK, "%s", err.msg);
+    if (!m) return;
+    fm_train_params tp = fm_train_default_params();
+    tp.epochs = 2, tp.val = 100, tp.threads = 1;
+    fm_history hist;
+    CHECK(t, fm_fit(m, &train, &tp, &hist, &err) == FM_OK, "%s", err.msg);
+
+    char dir[512], path[600];
+    test_path(dir, sizeof dir, "run");
+    test_mkdir(dir);
+    const fm_setting settings[2] = {{"model", "dense:16:relu,dense:3"}, {"note", "<b>escaped</b>"}};
+    fm_report_params rp = fm_report_default_params();
+    rp.title = "unit run";
+    rp.settings = settings, rp.n_settings = 2;
+    rp.history = &hist;
+    rp.test = &test;
+    rp.threads = 1;
+    rp.grid_count = 10, rp.mistakes_count = 5;
+    fm_eval_result shown, direct;
+    CHECK(t, fm_report_write(dir, m, &rp, &shown, &err) == FM_OK, "%s", err.msg);
+    CHECK(t, fm_evaluate(m, &test, 1000, 1, &direct, &err) == FM_OK, "%s", err.msg);
+    CHECK(t, shown.accuracy == direct.accuracy && shown.n == 150, "page %g vs evaluate %g", shown.accuracy, direct.accuracy);
+    static const char *const files[] = {"curves.png", "confusion.png", "confusion.csv", "predictions.png",
+                                        "predictions.csv", "predictions-grid.csv", "report.html"};
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        CHECK(t, file_exists(path), "%s missing", files[i]);
+    }
+    snprintf(path, sizeof path, "%s/predictions.csv", dir);
+    CHECK(t, count_in_file(path, "\n") == 151, "a row per test image");
+    snprintf(path, sizeof path, "%s/predictions-grid.csv", dir);
+    CHECK(t, count_in_file(path, "\n") == 11, "10 tiles");
+    snprintf(path, sizeof path, "%s/report.html", dir);
+    int mistakes = shown.accuracy < 1.0;
+    CHECK(t, count_in_file(path, "src=\"data:image/png;base64,") == 3 + mistakes, "embedded pictures");
+    CHECK(t, count_in_file(path, "id=\"test-accuracy\"") == 1, "the test accuracy on the page");
+    CHECK(t, count_in_file(path, "&lt;b&gt;escaped&lt;/b&gt;") == 1, "settings are escaped");
+    CHECK(t, count_in_file(path, "<b>escaped") == 0, "no raw markup from settings");
+    CHECK(t, count_in_file(path, "://") == 0, "the page links nothing on the network");
+
+    /* Without a test set or history: just the page (and no stale references). */
+    char bare[512];
+    test_path(bare, sizeof bare, "bare");
+    test_mkdir(bare);
+    fm_report_params none = fm_report_default_params();
+    CHECK(t, fm_report_write(bare, m, &none, NULL, &err) == FM_OK, "%s", err.msg);
+    snprintf(path, sizeof path, "%s/report.html", bare);
+    CHECK(t, count_in_file(path, "<img") == 0 && count_in_file(path, "--no-test") == 1, "a page without pictures");
+    snprintf(path, sizeof path, "%s/curves.png", bare);
+    CHECK(t, !file_exists(path), "no curves without a history");
+
+    test_path(path, sizeof path, "missing-folder");
+    CHECK_FAILS(t, fm_report_write(path, m, &rp, NULL, &err), FM_ERR_IO, err, "missing-folder/curves.png: cannot create", NULL);
+    fm_history_free(&hist);
+    fm_model_free(m);
+    fm_dataset_free(&train);
+    fm_dataset_free(&test);
 }
