@@ -34,9 +34,9 @@ LIB_SRC := src/util.c src/model.c src/train.c src/kernels/gemm.c src/layers/dens
            src/layers/activation.c src/layers/softmax_xent.c src/optim/sgd.c src/optim/adam.c \
            src/data/idx.c src/data/dataset.c src/io/safetensors.c \
            src/report/draw.c src/report/html.c src/report/predictions.c src/report/grid.c \
-           src/report/chart.c src/report/confusion.c src/report/run_report.c
+           src/report/chart.c src/report/confusion.c src/report/run_report.c src/report/experiment.c
 CLI_SRC := cli/main.c cli/common.c cli/train.c cli/evaluate.c cli/predict.c cli/summary.c \
-           cli/show.c cli/report.c
+           cli/show.c cli/report.c cli/experiment.c
 TEST_SRC := $(wildcard tests/unit/test_*.c)
 
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)

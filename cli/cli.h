@@ -13,8 +13,9 @@ int cmd_predict(int argc, char **argv);
 int cmd_summary(int argc, char **argv);
 int cmd_show(int argc, char **argv);
 int cmd_report(int argc, char **argv);
+int cmd_experiment(int argc, char **argv);
 
-/* `fmnist train`'s flags, parsed. */
+/* `fmnist train`'s flags, parsed; `fmnist experiment` builds its configurations from them too. */
 typedef struct {
     fm_train_params tp;
     fm_model_params mp;

@@ -16,6 +16,7 @@ static void usage(FILE *f) {
             "  summary    layers and parameters  fmnist summary mlp300-100\n"
             "  show       a grid of images       fmnist show --class Sandal --out sandals.png\n"
             "  report     redraw a run's report  fmnist report runs/mlp\n"
+            "  experiment compare settings       fmnist experiment \"name=h64 model=mlp64\" \"name=h256 model=mlp256\"\n"
             "\n"
             "data: --data DIR, else $FMNIST_DATA, else ./data, else /usr/share/datasets/fashion-mnist\n"
             "(apt-get install dataset-fashion-mnist, or scripts/fetch-data.sh DIR).\n",
@@ -38,7 +39,8 @@ int main(int argc, char **argv) {
     }
     static const struct { const char *name; int (*fn)(int, char **); } cmds[] = {
         {"train", cmd_train},     {"evaluate", cmd_evaluate}, {"predict", cmd_predict},
-        {"summary", cmd_summary}, {"show", cmd_show},         {"report", cmd_report}};
+        {"summary", cmd_summary}, {"show", cmd_show},         {"report", cmd_report},
+        {"experiment", cmd_experiment}};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         if (strcmp(cmd, cmds[i].name) == 0) {
             int rc = cmds[i].fn(argc - 1, argv + 1);
@@ -47,6 +49,6 @@ int main(int argc, char **argv) {
         }
     }
     /* One line, like every other error; the full usage is a --help away. */
-    fprintf(stderr, "fmnist: unknown command \"%s\" (commands: train, evaluate, predict, summary, show, report; see fmnist --help)\n", cmd);
+    fprintf(stderr, "fmnist: unknown command \"%s\" (commands: train, evaluate, predict, summary, show, report, experiment; see fmnist --help)\n", cmd);
     return 2;
 }

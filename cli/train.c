@@ -1,6 +1,7 @@
 /* train.c — `fmnist train`: parse flags, load data, build the model, fit with a progress bar or
  * plain per-epoch lines, then save the model, history and settings, report test figures and
- * write the run's pictures and report.html. */
+ * write the run's pictures and report.html. `fmnist experiment` runs its configurations through
+ * the same train_parse and train_run. */
 #define _POSIX_C_SOURCE 200809L
 #include "cli.h"
 

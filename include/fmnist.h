@@ -1,6 +1,6 @@
 /* fmnist.h — the public API of libfmnist: load IDX image sets, build a sequential
  * classifier from a spec, train it, evaluate it, predict, save and load it, and draw what it
- * did (pictures and a run's report page).
+ * did (pictures, a run's report page, an experiment's comparison).
  *
  * A tour, in the order a program uses it:
  *
@@ -357,6 +357,28 @@ fm_report_params fm_report_default_params(void);
  * receives the test figures the page shows. */
 fm_status fm_report_write(const char *dir, fm_model *m, const fm_report_params *p,
                           fm_eval_result *test_out, fm_error *err);
+
+/* One configuration of an experiment, as its comparison table shows it. */
+typedef struct {
+    const char *name;            /* the configuration's name */
+    const char *model;           /* preset or spec as given */
+    size_t params;
+    int epochs;
+    const char *optimizer;       /* e.g. "adam lr 0.001" */
+    double best_val_accuracy;    /* NaN without validation */
+    int best_val_epoch;          /* 1-based; 0 without validation */
+    double test_accuracy;        /* NaN when not measured */
+    double seconds;              /* training time */
+    const char *run;             /* its run folder, relative to the experiment folder */
+    const fm_history *history;
+} fm_experiment_row;
+
+/* The comparison of an experiment, written into the existing folder dir: results.csv,
+ * results.md (a Markdown table), val_accuracy.png (every run's validation accuracy per epoch;
+ * rows sharing a run folder are drawn once) and index.html (table, picture, links to each run's
+ * report.html). */
+fm_status fm_experiment_write(const char *dir, const char *title, const fm_experiment_row *rows,
+                              int n, fm_error *err);
 
 #ifdef __cplusplus
 }

@@ -1,8 +1,8 @@
 # 60-report.sh — the pictures and pages: `fmnist show`; the report every `fmnist train` run writes,
 # its pictures checked against the CSV files they were drawn from, those against `predict --all`
-# and `evaluate --json`, and report.html opened in headless Chromium; and `fmnist report`. With
-# FMNIST_TEST_FAST=1 the run trains on a 3,000/1,000-image subset instead of the full set.
-# Sourced by tests/run.sh.
+# and `evaluate --json`, and report.html opened in headless Chromium; `fmnist report`; and
+# `fmnist experiment`, interrupted and resumed. With FMNIST_TEST_FAST=1 the run trains on a
+# 3,000/1,000-image subset instead of the full set. Sourced by tests/run.sh.
 
 # shellcheck disable=SC2016 # single quotes are meant: regexes and python programs
 RP=$T/report
@@ -282,3 +282,78 @@ expect_fail "report: a malformed history.json" '^fmnist report: .*/badhist/histo
 expect_fail "report: --threads -1" '^fmnist report: --threads must be an integer' "$FMNIST" report "$RR" --threads -1
 expect_fail "report: unknown option" '^fmnist report: unknown option --frobnicate' "$FMNIST" report "$RR" --frobnicate
 
+# ============================================================ fmnist experiment
+RX=$RP/experiment
+if expect_ok "experiment: --list of the notebooks' tasks" "$FMNIST" experiment --data "$RP/small" --out "$RX/nb" --list; then
+    check "experiment: 10 configurations, 8 distinct runs" grep -q "^Experiment: 10 configurations (the notebooks' tasks), 8 distinct runs (0 done, 8 to train)" <<<"$OUT_TEXT"
+    check "experiment: the 10-epoch mlp is trained once for three tasks" \
+        test "$(grep -c 'shares the run of hidden-128' <<<"$OUT_TEXT")" -eq 2
+    check "experiment: the 300-100 network with SGD lr 0.01, 30 epochs" \
+        grep -qE '^  sgd-300-100 +mlp300-100 +266610 params, +30 epochs, sgd lr 0.01 ' <<<"$OUT_TEXT"
+    check "experiment: --list trains nothing" test ! -e "$RX/nb"
+fi
+expect_ok "experiment: --epochs-scale 0.1 --list" "$FMNIST" experiment --data "$RP/small" --out "$RX/nb" --list --epochs-scale 0.1 &&
+    check "experiment: scaled epochs merge more runs" grep -q "7 distinct runs" <<<"$OUT_TEXT"
+printf '# two configurations\nname=a epochs=1 val=500   # the first\n\nname=b model=mlp64 epochs=2 val=500\n' >"$RX-file.txt"
+expect_ok "experiment: --file" "$FMNIST" experiment --data "$RP/small" --out "$RX/f" --file "$RX-file.txt" --list &&
+    check "experiment: --file reads both configurations" grep -q "^Experiment: 2 configurations, 2 distinct runs" <<<"$OUT_TEXT"
+RX_LIST=("$FMNIST" experiment --data "$RP/small" --out "$RX/bad" --list)
+expect_fail "experiment: unknown key" '^fmnist experiment: configuration "name=a hidden=64": unknown key "hidden" \(keys: name, model' "${RX_LIST[@]}" "name=a hidden=64"
+expect_fail "experiment: key without a value" '^fmnist experiment: configuration "name=a epochs": epochs needs a value' "${RX_LIST[@]}" "name=a epochs"
+expect_fail "experiment: bad value" '^fmnist experiment: config a: --epochs must be an integer in 1\.\.100000, got "0"$' "${RX_LIST[@]}" "name=a epochs=0"
+expect_fail "experiment: bad model" '^fmnist experiment: config a: --model: .*unknown layer "conv:3"' "${RX_LIST[@]}" "name=a model=conv:3"
+expect_fail "experiment: two configurations with one name" '^fmnist experiment: two configurations are named "a"' "${RX_LIST[@]}" "name=a" "name=a epochs=2"
+expect_fail "experiment: a name with a slash" '^fmnist experiment: configuration "name=a/b": name "a/b" must be letters' "${RX_LIST[@]}" "name=a/b"
+expect_fail "experiment: val=0" '^fmnist experiment: config a: val=0 leaves no validation set' "${RX_LIST[@]}" "name=a val=0"
+expect_fail "experiment: --epochs-scale 0" '^fmnist experiment: --epochs-scale must be above 0' "${RX_LIST[@]}" --epochs-scale 0
+expect_fail "experiment: missing --file" '^fmnist experiment: --file .*/nofile: cannot open: No such file or directory$' "${RX_LIST[@]}" --file "$RX/nofile"
+: >"$RX-empty.txt"
+expect_fail "experiment: empty --file" '^fmnist experiment: --file .*-empty\.txt holds no configurations$' "${RX_LIST[@]}" --file "$RX-empty.txt"
+expect_fail "experiment: unknown option" '^fmnist experiment: unknown option --frobnicate' "${RX_LIST[@]}" --frobnicate
+
+# Interrupted and resumed: a finishes, b is killed while it trains, c shares a's run. The same
+# command then skips a and trains b again from the start. (SIGTERM: a background job of a
+# script ignores SIGINT.)
+RX_RUN=("$FMNIST" experiment --data "$RP/small" --out "$RX/run" --quiet
+    "name=a epochs=1 val=500" "name=b model=mlp64 epochs=25 val=500" "name=c model=dense:128:relu,dense:10 epochs=1 val=500")
+"${RX_RUN[@]}" >"$RX-first.log" 2>&1 &
+rx_pid=$!
+for _ in $(seq 1200); do
+    [ -e "$RX/run/a/experiment-config.txt" ] && [ -e "$RX/run/b" ] && break
+    kill -0 $rx_pid 2>/dev/null || break
+    sleep 0.05
+done
+kill -TERM $rx_pid 2>/dev/null
+wait $rx_pid
+rx_rc=$?
+check "experiment: interrupted while b trains (exit $rx_rc)" test $rx_rc -ne 0 -a -e "$RX/run/a/experiment-config.txt" -a ! -e "$RX/run/b/experiment-config.txt"
+rx_sum=$(cksum <"$RX/run/a/model.safetensors" 2>/dev/null)
+if expect_ok "experiment: resumed" "${RX_RUN[@]}"; then
+    check "experiment: the finished run is skipped" grep -q '^\[1/3\] a: done earlier, skipped' <<<"$OUT_TEXT"
+    check "experiment: the half-finished run trains again" grep -q '^\[2/3\] b: name=b model=mlp64 epochs=25 val=500' <<<"$OUT_TEXT"
+    check "experiment: identical settings share a run" grep -q '^\[3/3\] c: same settings as a, shares its run' <<<"$OUT_TEXT"
+    check "experiment: the skipped run's model is untouched" test "$rx_sum" = "$(cksum <"$RX/run/a/model.safetensors")"
+fi
+check "experiment: results.csv agrees with the runs" python3 -c '
+import csv, json, sys
+d = sys.argv[1]; rows = list(csv.DictReader(open(d + "/results.csv")))
+assert [r["name"] for r in rows] == ["a", "b", "c"] and [r["run"] for r in rows] == ["a", "b", "a"], rows
+for r in rows:
+    run = json.load(open("%s/%s/run.json" % (d, r["run"]))); hist = json.load(open("%s/%s/history.json" % (d, r["run"])))
+    assert float(r["test_accuracy"]) == run["test"]["accuracy"], (r, run["test"])
+    best = max(hist["val_accuracy"])
+    assert float(r["best_val_accuracy"]) == best and int(r["best_val_epoch"]) == hist["val_accuracy"].index(best) + 1, r
+    assert int(r["epochs"]) == len(hist["val_accuracy"]) and int(r["params"]) == run["params"], r
+assert rows[0]["test_accuracy"] == rows[2]["test_accuracy"]' "$RX/run"
+check "experiment: results.md is a table of the three" bash -c '[ "$(grep -c "^| [abc] |" "$1")" -eq 3 ]' _ "$RX/run/results.md"
+check "experiment: val_accuracy.png" test -s "$RX/run/val_accuracy.png"
+check "experiment: every run has its report" test -s "$RX/run/a/report.html" -a -s "$RX/run/b/report.html"
+if command -v chromium >/dev/null; then
+    rp_dom "$RX/run/index.html" "$RP/experiment.dom"
+    check "experiment: Chromium renders index.html with its picture loaded" python3 -c "$RP_DOM_PY"'
+import sys
+d = dom(sys.argv[1]); assert d.body.get("data-images") == "1" and d.body.get("data-broken-images") == "0", d.body' "$RP/experiment.dom"
+fi
+# A changed configuration under an old name is trained again, not mistaken for the old run.
+expect_ok "experiment: a changed configuration" "$FMNIST" experiment --data "$RP/small" --out "$RX/run" --quiet "name=a epochs=2 val=500" &&
+    check "experiment: a changed configuration is trained again" grep -q '^\[1/1\] a: name=a epochs=2 val=500' <<<"$OUT_TEXT"

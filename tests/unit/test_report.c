@@ -1,6 +1,6 @@
 /* test_report.c — the pictures and reports: confusion counts, worst mistakes, CSV and HTML text,
- * base64, picture sizes and colours read back from the PNGs, failures on unwritable paths, and
- * the run report written end to end on a small synthetic problem. */
+ * base64, picture sizes and colours read back from the PNGs, failures on unwritable paths, the
+ * run report and the experiment comparison written end to end on a small synthetic problem. */
 #include "harness.h"
 #include "report/report.h"
 
@@ -350,4 +350,34 @@ void test_report_write_run(test_ctx *t) {
     fm_model_free(m);
     fm_dataset_free(&train);
     fm_dataset_free(&test);
+}
+
+void test_experiment_write_files(test_ctx *t) {
+    fm_epoch_stats a[2] = {{1, 2, 0.6, 0.8, 0.5, 0.82, 1}, {2, 2, 0.5, 0.85, 0.45, 0.84, 1}};
+    fm_epoch_stats b[1] = {{1, 1, 0.7, 0.75, 0.6, 0.78, 1}};
+    fm_history ha = {2, a}, hb = {1, b};
+    const fm_experiment_row rows[3] = {
+        {"first", "mlp", 101770, 2, "adam lr 0.001", 0.84, 2, 0.83, 2.5, "first", &ha},
+        {"same|as first", "mlp", 101770, 2, "adam lr 0.001", 0.84, 2, 0.83, 2.5, "first", &ha},
+        {"other", "mlp64", 50890, 1, "sgd lr 0.01", 0.78, 1, 0.77, 1.0, "other", &hb},
+    };
+    char dir[512], path[600];
+    fm_error err = {0};
+    test_path(dir, sizeof dir, "experiment");
+    test_mkdir(dir);
+    CHECK(t, fm_experiment_write(dir, "Unit experiment", rows, 3, &err) == FM_OK, "%s", err.msg);
+    snprintf(path, sizeof path, "%s/results.csv", dir);
+    CHECK(t, count_in_file(path, "\n") == 4, "header and 3 rows");
+    CHECK(t, count_in_file(path, "\"other\",\"mlp64\",50890,1,\"sgd lr 0.01\",0.78,1,0.77,1.0,\"other\"\n") == 1, "row 3");
+    snprintf(path, sizeof path, "%s/results.md", dir);
+    CHECK(t, count_in_file(path, "| same\\|as first | `mlp` | 101,770 | 2 | adam lr 0.001 | 84.00% (epoch 2) | 83.00% |") == 1,
+          "Markdown row with an escaped bar");
+    snprintf(path, sizeof path, "%s/val_accuracy.png", dir);
+    int w, h;
+    png_size(path, &w, &h);
+    CHECK(t, w > 0 && h > 0, "val_accuracy.png");
+    snprintf(path, sizeof path, "%s/index.html", dir);
+    CHECK(t, count_in_file(path, "<tr data-name=") == 3 && count_in_file(path, "data:image/png;base64,") == 1,
+          "page rows and picture");
+    CHECK_FAILS(t, fm_experiment_write(dir, NULL, rows, 0, &err), FM_ERR_ARG, err, "no configurations", NULL);
 }
