@@ -23,9 +23,15 @@ ifeq ($(PORTABLE),0)
 ARCH    := -march=native
 endif
 
+
 # -fno-math-errno: nothing reads errno after sqrtf/expf, and setting it keeps loops scalar.
-CFLAGS  += -std=c11 -Wall -Wextra -Wshadow -Wno-unused-parameter -fno-math-errno $(OPT) $(ARCH) -pthread -Iinclude -Isrc
-LDLIBS  += -lcjson -lz -lm
+# cairo draws the pictures and writes the PNGs, its text through fontconfig and DejaVu Sans
+# (fontconfig is named too for fm_release_caches).
+CAIRO_CFLAGS := $(shell pkg-config --cflags cairo fontconfig)
+CAIRO_LIBS   := $(shell pkg-config --libs cairo fontconfig)
+
+CFLAGS  += -std=c11 -Wall -Wextra -Wshadow -Wno-unused-parameter -fno-math-errno $(OPT) $(ARCH) -pthread -Iinclude -Isrc $(CAIRO_CFLAGS)
+LDLIBS  += $(CAIRO_LIBS) -lcjson -lz -lm
 LDFLAGS += -pthread $(LDSAN)
 
 LIB_SRC := src/util.c src/pool.c src/model.c src/train.c src/kernels/gemm.c src/kernels/gemm_avx512.c \
@@ -35,7 +41,11 @@ LIB_SRC := src/util.c src/pool.c src/model.c src/train.c src/kernels/gemm.c src/
 # Convolutional networks: layers, optimizers and schedules, augmentation.
 LIB_SRC += src/layers/conv2d.c src/layers/pool.c src/layers/dropout.c src/layers/batchnorm.c \
            src/optim/schedule.c src/optim/weight_decay.c src/data/augment.c src/presets.c
-CLI_SRC := cli/main.c cli/common.c cli/train.c cli/evaluate.c cli/predict.c cli/summary.c
+# Pictures, run reports and experiments.
+LIB_SRC += src/report/draw.c src/report/html.c src/report/predictions.c src/report/grid.c \
+           src/report/chart.c src/report/confusion.c src/report/run_report.c src/report/experiment.c
+CLI_SRC := cli/main.c cli/common.c cli/train.c cli/evaluate.c cli/predict.c cli/summary.c \
+           cli/show.c cli/report.c cli/experiment.c
 TEST_SRC := $(wildcard tests/unit/test_*.c)
 
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
@@ -59,7 +69,7 @@ $(BUILD)/fmnist-bench: $(BUILD)/bench/bench.o $(BUILD)/libfmnist.a
 $(BUILD)/fixtures: $(BUILD)/tests/fixtures.o $(BUILD)/libfmnist.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/%.o: %.c include/fmnist.h src/internal.h src/kernels/gemm_simd.h cli/cli.h tests/unit/harness.h tests/unit/tests.def
+$(BUILD)/%.o: %.c include/fmnist.h src/internal.h src/kernels/gemm_simd.h src/report/report.h cli/cli.h tests/unit/harness.h tests/unit/tests.def
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 

@@ -11,6 +11,37 @@ int cmd_train(int argc, char **argv);
 int cmd_evaluate(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_summary(int argc, char **argv);
+int cmd_show(int argc, char **argv);
+int cmd_report(int argc, char **argv);
+int cmd_experiment(int argc, char **argv);
+
+/* `fmnist train`'s flags, parsed; `fmnist experiment` builds its configurations from them too. */
+typedef struct {
+    fm_train_params tp;
+    fm_model_params mp;
+    const char *spec, *data, *out, *name, *classes;
+    int no_test, no_report, quiet, json;
+    int tta; /* test-time flips, stored in the model */
+} train_options;
+
+/* Parses train's flags (argv[0] is the command name) after filling in the defaults, and checks
+ * the model spec. Returns 0 to go ahead, 1 after printing an error, -1 after printing --help. */
+int train_parse(const char *cmd, int argc, char **argv, train_options *o);
+/* Trains and writes the run folder: model, history, run.json, then the report unless
+ * o->no_report. The data sets may be given already loaded (with the folder they came from), or
+ * NULL to load them. Returns 0, or 1 after printing an error. */
+int train_run(const char *cmd, const train_options *o, const fm_dataset *train,
+              const fm_dataset *test, const char *data_dir);
+
+/* The run report (fm_report_write) for a run folder, its settings taken from run.json's
+ * top-level values. test may be NULL (a --no-test run). Returns 0, or 1 after an error. */
+struct cJSON;
+int cli_report(const char *cmd, const char *dir, fm_model *m, const fm_dataset *test,
+               const fm_history *hist, const struct cJSON *run, int threads);
+/* Reads a history.json that train wrote. Returns 0, or 1 after printing an error. */
+int cli_load_history(const char *cmd, const char *path, fm_history *out);
+/* Reads a JSON file (run.json); NULL after printing an error. Free with cJSON_Delete. */
+struct cJSON *cli_load_json(const char *cmd, const char *path);
 
 /* Prints "fmnist CMD: MESSAGE" to stderr and returns 1 (so `return cli_error(...)` exits 1). */
 int cli_error(const char *cmd, const char *fmt, ...)

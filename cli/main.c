@@ -14,6 +14,9 @@ static void usage(FILE *f) {
             "  evaluate   test-set figures       fmnist evaluate runs/mlp/model.safetensors --json\n"
             "  predict    class probabilities    fmnist predict runs/mlp/model.safetensors --index 0\n"
             "  summary    layers and parameters  fmnist summary mlp300-100\n"
+            "  show       a grid of images       fmnist show --class Sandal --out sandals.png\n"
+            "  report     redraw a run's report  fmnist report runs/mlp\n"
+            "  experiment compare settings       fmnist experiment \"name=h64 model=mlp64\" \"name=h256 model=mlp256\"\n"
             "\n"
             "data: --data DIR, else $FMNIST_DATA, else ./data, else /usr/share/datasets/fashion-mnist\n"
             "(apt-get install dataset-fashion-mnist, or scripts/fetch-data.sh DIR).\n",
@@ -35,11 +38,17 @@ int main(int argc, char **argv) {
         return 0;
     }
     static const struct { const char *name; int (*fn)(int, char **); } cmds[] = {
-        {"train", cmd_train}, {"evaluate", cmd_evaluate}, {"predict", cmd_predict}, {"summary", cmd_summary}};
+        {"train", cmd_train},     {"evaluate", cmd_evaluate}, {"predict", cmd_predict},
+        {"summary", cmd_summary}, {"show", cmd_show},         {"report", cmd_report},
+        {"experiment", cmd_experiment}};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
-        if (strcmp(cmd, cmds[i].name) == 0) return cmds[i].fn(argc - 1, argv + 1);
+        if (strcmp(cmd, cmds[i].name) == 0) {
+            int rc = cmds[i].fn(argc - 1, argv + 1);
+            fm_release_caches(); /* so that leak checkers see only fmnist's own memory */
+            return rc;
+        }
     }
     /* One line, like every other error; the full usage is a --help away. */
-    fprintf(stderr, "fmnist: unknown command \"%s\" (commands: train, evaluate, predict, summary; see fmnist --help)\n", cmd);
+    fprintf(stderr, "fmnist: unknown command \"%s\" (commands: train, evaluate, predict, summary, show, report, experiment; see fmnist --help)\n", cmd);
     return 2;
 }

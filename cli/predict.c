@@ -3,11 +3,9 @@
 #include "cli.h"
 
 #include <cjson/cJSON.h>
-#include <errno.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 static void help(void) {
     printf("usage: fmnist predict MODEL.safetensors [options]\n"
@@ -23,47 +21,6 @@ static void help(void) {
            "  --threads N    0 = all cores                    [0]\n"
            "  --tta, --no-tta  average each image with its mirror, or not [as the model file says]\n"
            "  --json         print one JSON object\n");
-}
-
-/* CSV fields: quoted, with quotes doubled, so names with commas or quotes stay one field. */
-static void csv_name(FILE *f, const char *s) {
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '"') fputc('"', f);
-        fputc(*s, f);
-    }
-    fputc('"', f);
-}
-
-static int write_csv(const char *cmd, const char *path, const fm_dataset *ds, const float *probs,
-                     const fm_classes *cl) {
-    char tmp[FM_PATH_MAX + 8];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) return cli_error(cmd, "--csv %s: cannot create: %s", path, strerror(errno));
-    fprintf(f, "index,label,predicted,label_name,predicted_name,confidence");
-    for (int k = 0; k < cl->n; k++) fprintf(f, ",p%d", k);
-    fputc('\n', f);
-    for (uint32_t i = 0; i < ds->n; i++) {
-        const float *p = probs + (size_t)i * cl->n;
-        int pred = 0;
-        for (int k = 1; k < cl->n; k++) pred = p[k] > p[pred] ? k : pred;
-        fprintf(f, "%u,%d,%d,", i, ds->labels[i], pred);
-        csv_name(f, cl->names[ds->labels[i]]);
-        fputc(',', f);
-        csv_name(f, cl->names[pred]);
-        fprintf(f, ",%.9g", (double)p[pred]);
-        for (int k = 0; k < cl->n; k++) fprintf(f, ",%.9g", (double)p[k]);
-        fputc('\n', f);
-    }
-    int ok = !ferror(f) && fflush(f) == 0;
-    if (fclose(f) != 0) ok = 0;
-    if (!ok || rename(tmp, path) != 0) {
-        int e = errno;
-        unlink(tmp);
-        return cli_error(cmd, "--csv %s: write failed: %s", path, strerror(e ? e : EIO));
-    }
-    return 0;
 }
 
 int cmd_predict(int argc, char **argv) {
@@ -116,7 +73,7 @@ int cmd_predict(int argc, char **argv) {
         if (!probs) rc = cli_error(cmd, "out of memory");
         else if (fm_predict(m, &ds, 0, ds.n, probs, threads, &err)) rc = cli_fail(cmd, &err);
         else {
-            rc = write_csv(cmd, csv, &ds, probs, cl);
+            rc = fm_predictions_write_csv(csv, &ds, probs, cl, &err) ? cli_error(cmd, "--csv %s", err.msg) : 0;
             if (!rc) {
                 uint32_t right = 0;
                 for (uint32_t i = 0; i < ds.n; i++) {

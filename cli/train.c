@@ -60,10 +60,13 @@ static void help(void) {
            "  --out DIR          run folder                      [runs/YYYYmmdd-HHMMSS]\n"
            "  --name NAME        shorthand for --out runs/NAME\n"
            "  --no-test          skip the final test-set evaluation\n"
+           "  --no-report        skip the pictures and report.html\n"
            "  --quiet            print only the final lines\n"
            "  --json             print the final figures as one JSON object\n"
            "\n"
-           "Writes DIR/model.safetensors, DIR/history.csv, DIR/history.json, DIR/run.json.\n"
+           "Writes DIR/model.safetensors, DIR/history.csv, DIR/history.json, DIR/run.json, and\n"
+           "the report: DIR/report.html (one self-contained page), curves.png, confusion.png,\n"
+           "predictions.png, mistakes.png and the CSV files they were drawn from.\n"
            "The same seed, machine and thread count give bit-identical results.\n");
 }
 
@@ -227,12 +230,11 @@ static int write_json(const char *cmd, const char *path, cJSON *o) {
     return rc;
 }
 
-int cmd_train(int argc, char **argv) {
-    const char *cmd = "train";
+int train_parse(const char *cmd, int argc, char **argv, train_options *o) {
     enum { O_MODEL = 256, O_EPOCHS, O_BATCH, O_OPT, O_LR, O_MOM, O_NEST, O_B1, O_B2, O_EPS, O_L2, O_INIT,
            O_SCALE, O_VAL, O_SEED, O_THREADS, O_DATA, O_CLASSES, O_OUT, O_NAME, O_NOTEST, O_QUIET, O_JSON,
            O_WD, O_SCHED, O_WARMUP, O_STEP_EPOCHS, O_STEP_GAMMA, O_SMOOTH, O_AUGMENT, O_TTA, O_MONITOR,
-           O_PATIENCE, O_RLR_PATIENCE, O_RLR_FACTOR, O_MIN_LR, O_NO_TTA };
+           O_PATIENCE, O_RLR_PATIENCE, O_RLR_FACTOR, O_MIN_LR, O_NO_TTA, O_NOREPORT };
     static const struct option opts[] = {
         {"help", no_argument, 0, 'h'},          {"model", required_argument, 0, O_MODEL},
         {"epochs", required_argument, 0, O_EPOCHS}, {"batch", required_argument, 0, O_BATCH},
@@ -255,11 +257,12 @@ int cmd_train(int argc, char **argv) {
         {"monitor", required_argument, 0, O_MONITOR},
         {"patience", required_argument, 0, O_PATIENCE}, {"reduce-lr-patience", required_argument, 0, O_RLR_PATIENCE},
         {"reduce-lr-factor", required_argument, 0, O_RLR_FACTOR}, {"min-lr", required_argument, 0, O_MIN_LR},
+        {"no-report", no_argument, 0, O_NOREPORT},
         {0, 0, 0, 0}};
     fm_train_params tp = fm_train_default_params();
     fm_model_params mp = fm_model_default_params();
     const char *spec = "mlp", *data = NULL, *out = NULL, *name = NULL, *classes = "fashion";
-    int no_test = 0, quiet = 0, json = 0, c, wd_given = 0, tta = 0;
+    int no_test = 0, no_report = 0, quiet = 0, json = 0, c, wd_given = 0, tta = 0;
     fm_error err = {0};
     long lv;
     double dv;
@@ -274,7 +277,7 @@ int cmd_train(int argc, char **argv) {
     optind = 0;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
-        case 'h': help(); return 0;
+        case 'h': help(); return -1;
         case O_MODEL: spec = optarg; break;
         case O_EPOCHS: if (!cli_int(cmd, "--epochs", optarg, 1, 100000, &lv)) return 1; tp.epochs = (int)lv; break;
         case O_BATCH: if (!cli_int(cmd, "--batch", optarg, 1, 65536, &lv)) return 1; tp.batch = (int)lv; break;
@@ -367,6 +370,7 @@ int cmd_train(int argc, char **argv) {
             tp.reduce_lr_factor = (float)dv;
             break;
         case O_MIN_LR: if (!cli_float(cmd, "--min-lr", optarg, 0, 10, &dv)) return 1; tp.min_lr = (float)dv; break;
+        case O_NOREPORT: no_report = 1; break;
         default: return cli_bad_option(cmd, argv, c);
         }
     }
@@ -392,25 +396,45 @@ int cmd_train(int argc, char **argv) {
     fm_model *model = NULL;
     if (fm_model_create(spec, 28, 28, &mp, &model, &err)) return cli_error(cmd, "--model: %s", err.msg);
     fm_model_free(model);
-    model = NULL;
+    memset(o, 0, sizeof *o);
+    o->tp = tp, o->mp = mp;
+    o->spec = spec, o->data = data, o->out = out, o->name = name, o->classes = classes;
+    o->no_test = no_test, o->no_report = no_report, o->quiet = quiet, o->json = json, o->tta = tta;
+    return 0;
+}
 
+int train_run(const char *cmd, const train_options *o, const fm_dataset *given_train,
+              const fm_dataset *given_test, const char *given_dir) {
+    fm_train_params tp = o->tp;
+    fm_model_params mp = o->mp;
+    const char *spec = o->spec, *out = o->out, *name = o->name;
+    const int no_test = o->no_test, quiet = o->quiet, json = o->json, tta = o->tta;
+    fm_error err = {0};
+    fm_model *model = NULL;
     char dir[FM_PATH_MAX];
-    fm_dataset train = {0}, test = {0};
-    if (!cli_load_split(cmd, data, FM_SPLIT_TRAIN, mp.classes.n, &train, dir, sizeof dir)) return 1;
+    fm_dataset loaded_train = {0}, loaded_test = {0};
+    const fm_dataset *test_set = given_test;
+    if (given_train) {
+        snprintf(dir, sizeof dir, "%s", given_dir);
+    } else if (!cli_load_split(cmd, o->data, FM_SPLIT_TRAIN, mp.classes.n, &loaded_train, dir, sizeof dir)) {
+        return 1;
+    }
+    const fm_dataset train = given_train ? *given_train : loaded_train; /* a view */
     if (tp.val >= train.n) {
-        uint32_t n = train.n; /* fm_dataset_free zeroes it */
-        fm_dataset_free(&train);
-        return cli_error(cmd, "--val %u leaves no training images (the training set has %u)", tp.val, n);
+        fm_dataset_free(&loaded_train);
+        return cli_error(cmd, "--val %u leaves no training images (the training set has %u)", tp.val, train.n);
     }
     int rc = 1;
+    fm_history hist = {0};
     /* A test set that cannot be used should stop the run before the training, not after it. */
-    if (!no_test) {
-        if (!cli_load_split(cmd, dir, FM_SPLIT_TEST, mp.classes.n, &test, NULL, 0)) goto cleanup;
-        if (test.h != train.h || test.w != train.w) {
-            cli_error(cmd, "the test set in %s has %ux%u images but the training set %ux%u", dir,
-                      test.h, test.w, train.h, train.w);
-            goto cleanup;
-        }
+    if (!no_test && !test_set) {
+        if (!cli_load_split(cmd, dir, FM_SPLIT_TEST, mp.classes.n, &loaded_test, NULL, 0)) goto cleanup;
+        test_set = &loaded_test;
+    }
+    if (!no_test && (test_set->h != train.h || test_set->w != train.w)) {
+        cli_error(cmd, "the test set in %s has %ux%u images but the training set %ux%u", dir,
+                  test_set->h, test_set->w, train.h, train.w);
+        goto cleanup;
     }
     char outdir[FM_PATH_MAX], path[FM_PATH_MAX + 32];
     if (out) {
@@ -454,14 +478,12 @@ int cmd_train(int argc, char **argv) {
                threads == 1 ? "" : "s", outdir);
         fflush(stdout);
     }
-    fm_history hist = {0};
     double t0 = fm_now_seconds();
     fm_status st = fm_fit(model, &train, &tp, &hist, &err);
     double train_seconds = fm_now_seconds() - t0;
     if (st) {
         if (pr.tty && !quiet) printf("\n");
         cli_fail(cmd, pr.save_failed ? &pr.save_err : &err);
-        fm_history_free(&hist);
         goto cleanup;
     }
     const char *monitor = tp.monitor == FM_MONITOR_VAL_LOSS ? "val_loss" : "val_accuracy";
@@ -478,7 +500,6 @@ int cmd_train(int argc, char **argv) {
     snprintf(path, sizeof path, "%s/model.safetensors", outdir);
     if (fm_model_save(model, path, &err)) {
         cli_fail(cmd, &err);
-        fm_history_free(&hist);
         goto cleanup;
     }
     char *csv = history_csv(&hist);
@@ -489,7 +510,6 @@ int cmd_train(int argc, char **argv) {
     snprintf(path, sizeof path, "%s/history.json", outdir);
     if (!wrc) wrc = write_json(cmd, path, hj);
     cJSON_Delete(hj);
-    fm_history_free(&hist);
     if (wrc) goto cleanup;
 
     cJSON *run = cJSON_CreateObject();
@@ -535,7 +555,7 @@ int cmd_train(int argc, char **argv) {
     cJSON_AddNumberToObject(run, "train_seconds", train_seconds);
     if (!no_test) {
         fm_eval_result ev;
-        if (fm_evaluate(model, &test, 1000, tp.threads, &ev, &err)) {
+        if (fm_evaluate(model, test_set, 1000, tp.threads, &ev, &err)) {
             cJSON_Delete(run);
             cli_fail(cmd, &err);
             goto cleanup;
@@ -548,6 +568,9 @@ int cmd_train(int argc, char **argv) {
     }
     snprintf(path, sizeof path, "%s/run.json", outdir);
     wrc = write_json(cmd, path, run);
+    if (!wrc && !o->no_report) {
+        wrc = cli_report(cmd, outdir, model, no_test ? NULL : test_set, &hist, run, tp.threads);
+    }
     if (!wrc && json) {
         char *text = cJSON_PrintUnformatted(run);
         if (text) printf("%s\n", text);
@@ -558,12 +581,22 @@ int cmd_train(int argc, char **argv) {
     if (!quiet) {
         printf("Saved %s/model.safetensors (%shistory.csv, history.json, run.json) in %.1fs\n", outdir,
                best_epoch ? "best.safetensors, " : "", train_seconds);
+        if (!o->no_report) printf("Report: %s/report.html (pictures: curves.png%s)\n", outdir,
+                                  no_test ? "" : ", confusion.png, predictions.png, mistakes.png");
         printf("Next: fmnist evaluate %s/model.safetensors; fmnist predict %s/model.safetensors --index 0\n", outdir, outdir);
     }
     rc = 0;
 cleanup:
+    fm_history_free(&hist);
     fm_model_free(model);
-    fm_dataset_free(&train);
-    fm_dataset_free(&test);
+    fm_dataset_free(&loaded_train);
+    fm_dataset_free(&loaded_test);
     return rc;
+}
+
+int cmd_train(int argc, char **argv) {
+    train_options o;
+    int rc = train_parse("train", argc, argv, &o);
+    if (rc) return rc < 0 ? 0 : rc;
+    return train_run("train", &o, NULL, NULL, NULL);
 }

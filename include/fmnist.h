@@ -1,5 +1,6 @@
 /* fmnist.h — the public API of libfmnist: load IDX image sets, build a sequential
- * classifier from a spec, train it, evaluate it, predict, save and load it.
+ * classifier from a spec, train it, evaluate it, predict, save and load it, and draw what it
+ * did (pictures, a run's report page, an experiment's comparison).
  *
  * A tour, in the order a program uses it:
  *
@@ -20,6 +21,10 @@
  *   fm_eval_result ev;
  *   fm_evaluate(model, &test, 1000, 0, &ev, &err);
  *   fm_model_save(model, "model.safetensors", &err);
+ *
+ *   fm_report_params rp = fm_report_default_params();       // the run's pictures and its page
+ *   rp.history = &hist, rp.test = &test;
+ *   fm_report_write("runs/x", model, &rp, NULL, &err);     // curves.png ... report.html
  *   fm_model_free(model);
  *
  * Conventions: every function that can fail returns an fm_status and fills the caller's
@@ -315,6 +320,142 @@ typedef struct {
 
 fm_status fm_evaluate(fm_model *m, const fm_dataset *ds, uint32_t batch, int threads,
                       fm_eval_result *out, fm_error *err);
+
+/* ---------------------------------------------------------------- predictions as data */
+
+/* The class a row of probabilities favours: the first index of its largest value, as fm_evaluate
+ * and `fmnist predict` count it. */
+int fm_predicted_class(const float *probs, int n_classes);
+
+/* The test-set confusion matrix: counts[t * C + p] is the number of images of true class t
+ * predicted as p (argmax of their row of probs [n, C]). counts holds C*C entries, overwritten. */
+fm_status fm_confusion_matrix(const float *probs, const uint8_t *labels, uint32_t n, int n_classes,
+                              uint32_t *counts, fm_error *err);
+
+/* The most confident wrong predictions: fills rows with up to max image indices whose predicted
+ * class is not their label, highest confidence first (ties: lower index first); returns how many. */
+uint32_t fm_worst_mistakes(const float *probs, const uint8_t *labels, uint32_t n, int n_classes,
+                           uint32_t *rows, uint32_t max);
+
+/* CSV files, written through a temporary name and a rename:
+ * predictions: index,label,predicted,label_name,predicted_name,confidence,p0..p{C-1}, one row per
+ *              image of ds (probs is [ds->n, C]); `fmnist predict --all --csv` writes this too.
+ * confusion:   true_class,<one column per predicted class>,total,accuracy, one row per class. */
+fm_status fm_predictions_write_csv(const char *path, const fm_dataset *ds, const float *probs,
+                                   const fm_classes *classes, fm_error *err);
+fm_status fm_confusion_write_csv(const char *path, const uint32_t *counts, const fm_classes *classes,
+                                 fm_error *err);
+
+/* ---------------------------------------------------------------- pictures
+ *
+ * PNG pictures drawn with cairo, text in DejaVu Sans found through fontconfig. Each function
+ * writes one file through a temporary name and a rename, and fails with the path and the reason
+ * (an unwritable folder, an image too large, nothing to draw). */
+
+typedef struct {
+    int columns;       /* tiles per row; 0: up to 8 */
+    int scale;         /* screen pixels per image pixel; 0: 4 for plain grids, 3 for predictions */
+    const char *title; /* a line above the grid; NULL for none */
+} fm_grid_params;
+
+fm_grid_params fm_grid_default_params(void);
+
+/* Images ds[rows[0..count)] in a grid, each captioned with its class name. */
+fm_status fm_draw_image_grid(const char *path, const fm_dataset *ds, const uint32_t *rows,
+                             uint32_t count, const fm_classes *classes, const fm_grid_params *p,
+                             fm_error *err);
+
+/* What one tile of a prediction grid shows, so that tests and tools can check the picture
+ * against the data it was drawn from. */
+typedef struct {
+    uint32_t index;        /* the image's row in the set */
+    int label, predicted;
+    float confidence;      /* probability of the predicted class */
+    int correct;
+    int x, y, w, h;        /* the tile's frame in the PNG, in pixels, drawn in the outcome colour */
+    char caption[2][96];   /* the two caption lines exactly as drawn */
+} fm_grid_tile;
+
+/* Images ds[rows[0..count)] with their predictions (probs is [ds->n, C], indexed by row): line 1
+ * names the predicted class and its probability, line 2 the true class; under them a bar of the
+ * C probabilities (predicted bar in the outcome colour, true class in blue). Correct tiles are
+ * framed and captioned in blue, wrong ones in red. tiles (count entries, or NULL) receives what
+ * each tile shows. */
+fm_status fm_draw_prediction_grid(const char *path, const fm_dataset *ds, const float *probs,
+                                  const uint32_t *rows, uint32_t count, const fm_classes *classes,
+                                  const fm_grid_params *p, fm_grid_tile *tiles, fm_error *err);
+/* The tiles as CSV: tile,index,label,predicted,label_name,predicted_name,confidence,correct,
+ * x,y,w,h,caption_1,caption_2. */
+fm_status fm_grid_tiles_write_csv(const char *path, const fm_grid_tile *tiles, uint32_t count,
+                                  const fm_classes *classes, fm_error *err);
+
+/* Training curves: accuracy (left) and loss (right) per epoch, training and, when the history
+ * has them, validation; ticks, axis labels and a legend. One epoch draws points. */
+fm_status fm_draw_curves(const char *path, const fm_history *h, const char *title, fm_error *err);
+
+/* Validation accuracy per epoch of several runs on one set of axes, with a legend of labels. */
+fm_status fm_draw_val_accuracy(const char *path, const char *title, const fm_history *histories,
+                               const char *const *labels, int n, fm_error *err);
+
+/* The C x C confusion matrix with class names, counts in every cell, cells shaded by their share
+ * of the true class, and each class's accuracy beside its row. */
+fm_status fm_draw_confusion(const char *path, const uint32_t *counts, const fm_classes *classes,
+                            const char *title, fm_error *err);
+
+/* Frees what cairo and fontconfig keep cached for the life of the process once a picture has been
+ * drawn (fonts, their configuration). Those caches are theirs, not fmnist's state; a program that
+ * wants a clean leak check calls this once before it exits, with no picture being drawn. */
+void fm_release_caches(void);
+
+/* ---------------------------------------------------------------- reports */
+
+typedef struct {
+    const char *name, *value;
+} fm_setting;
+
+typedef struct {
+    const char *title;          /* page heading, e.g. the run folder */
+    const fm_setting *settings; /* shown as a table, in order; may be NULL */
+    int n_settings;
+    const fm_history *history;  /* the training curves; NULL or empty draws none */
+    const fm_dataset *test;     /* NULL: no confusion matrix, predictions or mistakes */
+    int threads;                /* for the predictions; <= 0: all cores */
+    uint32_t grid_count;        /* test images in predictions.png [24] */
+    uint32_t mistakes_count;    /* most confident mistakes in mistakes.png [24] */
+} fm_report_params;
+
+fm_report_params fm_report_default_params(void);
+
+/* A run's pictures and page, written into the existing folder dir: curves.png; with a test set
+ * confusion.png, confusion.csv, predictions.png, predictions.csv (every test image),
+ * predictions-grid.csv (the tiles of predictions.png), mistakes.png, mistakes-grid.csv; and last
+ * report.html, one self-contained page (pictures embedded as data: URIs) with the settings, the
+ * model summary, the final figures, per-class accuracy and the pictures. test_out (may be NULL)
+ * receives the test figures the page shows. */
+fm_status fm_report_write(const char *dir, fm_model *m, const fm_report_params *p,
+                          fm_eval_result *test_out, fm_error *err);
+
+/* One configuration of an experiment, as its comparison table shows it. */
+typedef struct {
+    const char *name;            /* the configuration's name */
+    const char *model;           /* preset or spec as given */
+    size_t params;
+    int epochs;
+    const char *optimizer;       /* e.g. "adam lr 0.001" */
+    double best_val_accuracy;    /* NaN without validation */
+    int best_val_epoch;          /* 1-based; 0 without validation */
+    double test_accuracy;        /* NaN when not measured */
+    double seconds;              /* training time */
+    const char *run;             /* its run folder, relative to the experiment folder */
+    const fm_history *history;
+} fm_experiment_row;
+
+/* The comparison of an experiment, written into the existing folder dir: results.csv,
+ * results.md (a Markdown table), val_accuracy.png (every run's validation accuracy per epoch;
+ * rows sharing a run folder are drawn once) and index.html (table, picture, links to each run's
+ * report.html). */
+fm_status fm_experiment_write(const char *dir, const char *title, const fm_experiment_row *rows,
+                              int n, fm_error *err);
 
 #ifdef __cplusplus
 }

@@ -6,7 +6,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(build-essential zlib1g-dev libcjson-dev dataset-fashion-mnist python3)
+# cairo draws the pictures (its text in DejaVu Sans, found through fontconfig via pkg-config);
+# chromium opens the report pages in the tests.
+packages=(build-essential pkg-config zlib1g-dev libcjson-dev libcairo2-dev libfontconfig-dev
+          fonts-dejavu-core dataset-fashion-mnist python3 chromium)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
