@@ -11,6 +11,7 @@ int cmd_train(int argc, char **argv);
 int cmd_evaluate(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_summary(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 
 /* Prints "fmnist CMD: MESSAGE" to stderr and returns 1 (so `return cli_error(...)` exits 1). */
 int cli_error(const char *cmd, const char *fmt, ...)

@@ -14,6 +14,7 @@ static void usage(FILE *f) {
             "  evaluate   test-set figures       fmnist evaluate runs/mlp/model.safetensors --json\n"
             "  predict    class probabilities    fmnist predict runs/mlp/model.safetensors --index 0\n"
             "  summary    layers and parameters  fmnist summary mlp300-100\n"
+            "  export     ONNX for runtimes      fmnist export runs/mlp/model.safetensors --onnx mlp.onnx\n"
             "\n"
             "data: --data DIR, else $FMNIST_DATA, else ./data, else /usr/share/datasets/fashion-mnist\n"
             "(apt-get install dataset-fashion-mnist, or scripts/fetch-data.sh DIR).\n",
@@ -35,11 +36,12 @@ int main(int argc, char **argv) {
         return 0;
     }
     static const struct { const char *name; int (*fn)(int, char **); } cmds[] = {
-        {"train", cmd_train}, {"evaluate", cmd_evaluate}, {"predict", cmd_predict}, {"summary", cmd_summary}};
+        {"train", cmd_train}, {"evaluate", cmd_evaluate}, {"predict", cmd_predict}, {"summary", cmd_summary},
+        {"export", cmd_export}};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         if (strcmp(cmd, cmds[i].name) == 0) return cmds[i].fn(argc - 1, argv + 1);
     }
     /* One line, like every other error; the full usage is a --help away. */
-    fprintf(stderr, "fmnist: unknown command \"%s\" (commands: train, evaluate, predict, summary; see fmnist --help)\n", cmd);
+    fprintf(stderr, "fmnist: unknown command \"%s\" (commands: train, evaluate, predict, summary, export; see fmnist --help)\n", cmd);
     return 2;
 }

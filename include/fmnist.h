@@ -184,6 +184,19 @@ fm_status fm_predict_inputs(fm_model *m, const float *x, uint32_t count, float *
 fm_status fm_model_save(const fm_model *m, const char *path, fm_error *err);
 fm_status fm_model_load(const char *path, fm_model **out, fm_error *err);
 
+/* ---------------------------------------------------------------- interoperability */
+
+/* Writes the model as an ONNX file (opset 13, IR version 7) that any ONNX runtime runs:
+ *   input  "input"         float [N, 1, H, W]: pixel / 255 in [0, 1], the item light on black
+ *                          as in Fashion-MNIST (N is symbolic);
+ *   output "probabilities" float [N, classes]: the softmax of the logits.
+ * The graph applies the model's own scaling (Sub and Div nodes for standard scaling), so every
+ * model takes the same input; Flatten, one Gemm per dense layer with the weights as stored
+ * ([out, in], transB=1), the activations, then Softmax(axis=1). metadata_props describe the
+ * input and output and hold the class names (a JSON list), the spec and the scaling. Written
+ * through a temporary file and rename. */
+fm_status fm_model_export_onnx(const fm_model *m, const char *path, fm_error *err);
+
 /* ---------------------------------------------------------------- training */
 
 typedef enum { FM_OPT_ADAM = 0, FM_OPT_SGD = 1 } fm_optimizer;
