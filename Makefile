@@ -23,18 +23,19 @@ endif
 
 CFLAGS  += -std=c11 -Wall -Wextra -Wshadow -Wno-unused-parameter $(OPT) $(ARCH) -fopenmp -Iinclude -Isrc
 LDLIBS  += -lcjson -lz -lm
-# ONNX through protobuf-c code generated from Debian's onnx.proto (libonnx-dev, protobuf-c-compiler).
+# Interoperability: ONNX through protobuf-c code generated from Debian's onnx.proto (libonnx-dev,
+# protobuf-c-compiler), images through stb (libstb-dev).
 ONNX_PROTO_DIR ?= /usr/include
 CFLAGS  += -I$(BUILD)/gen
-LDLIBS  += -lprotobuf-c
+LDLIBS  += -lprotobuf-c -lstb
 LDFLAGS += -fopenmp $(LDSAN)
 
 LIB_SRC := src/util.c src/model.c src/train.c src/kernels/gemm.c src/layers/dense.c \
            src/layers/activation.c src/layers/softmax_xent.c src/optim/sgd.c src/optim/adam.c \
            src/data/idx.c src/data/dataset.c src/io/safetensors.c
-LIB_SRC += src/io/onnx.c
+LIB_SRC += src/io/onnx.c src/data/image.c
 CLI_SRC := cli/main.c cli/common.c cli/train.c cli/evaluate.c cli/predict.c cli/summary.c
-CLI_SRC += cli/export.c
+CLI_SRC += cli/export.c cli/predict_images.c
 TEST_SRC := $(wildcard tests/unit/test_*.c)
 
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/onnx/onnx.pb-c.o

@@ -13,6 +13,14 @@ int cmd_predict(int argc, char **argv);
 int cmd_summary(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 
+/* predict_images.c: `fmnist predict MODEL IMAGE|FOLDER...`, after predict.c has parsed the flags. */
+typedef struct {
+    const char *csv;        /* NULL or the CSV file to write */
+    const char *save_input; /* NULL, FILE.png (one picture) or a folder */
+    int json, show, threads;
+} cli_image_opts;
+int cli_predict_images(const char *cmd, fm_model *m, char **args, int n_args, const cli_image_opts *o);
+
 /* Prints "fmnist CMD: MESSAGE" to stderr and returns 1 (so `return cli_error(...)` exits 1). */
 int cli_error(const char *cmd, const char *fmt, ...)
 #if defined(__GNUC__)

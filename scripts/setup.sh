@@ -7,8 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(build-essential zlib1g-dev libcjson-dev dataset-fashion-mnist python3)
-# ONNX export: protobuf-c code generated from Debian's onnx.proto.
-packages+=(libprotobuf-c-dev protobuf-c-compiler libonnx-dev)
+# ONNX export (protobuf-c code generated from Debian's onnx.proto) and pictures (stb).
+packages+=(libprotobuf-c-dev protobuf-c-compiler libonnx-dev libstb-dev)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
