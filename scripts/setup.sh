@@ -7,8 +7,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(build-essential zlib1g-dev libcjson-dev dataset-fashion-mnist python3)
-# ONNX export (protobuf-c code generated from Debian's onnx.proto) and pictures (stb).
-packages+=(libprotobuf-c-dev protobuf-c-compiler libonnx-dev libstb-dev)
+# ONNX export (protobuf-c code generated from Debian's onnx.proto), pictures (stb), and the
+# interoperability tests: Debian's onnx checker, PyTorch and numpy.
+packages+=(libprotobuf-c-dev protobuf-c-compiler libonnx-dev libstb-dev python3-onnx python3-numpy python3-torch)
+# Node for onnxruntime-node, unless a node and npm are already there (e.g. from NodeSource).
+command -v node >/dev/null || packages+=(nodejs)
+command -v npm >/dev/null || packages+=(npm)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -20,6 +24,14 @@ if [ ${#missing[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     $sudo apt-get update -qq
     $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# onnxruntime-node for the ONNX runtime tests, pinned by tests/onnx/package-lock.json: fetched
+# from the npm registry once; --ignore-scripts because the package ships its binaries.
+if [ ! -d tests/onnx/node_modules/onnxruntime-node ]; then
+    echo "setup: npm ci in tests/onnx (onnxruntime-node)"
+    (cd tests/onnx && npm ci --ignore-scripts --no-audit --no-fund >/dev/null) ||
+        echo "setup: could not install onnxruntime-node (offline?); the ONNX runtime tests will fail" >&2
 fi
 
 jobs=$(nproc 2>/dev/null || echo 2)
