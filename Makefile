@@ -23,6 +23,11 @@ ifeq ($(PORTABLE),0)
 ARCH    := -march=native
 endif
 
+# Interoperability: ONNX through protobuf-c code generated from Debian's onnx.proto (libonnx-dev,
+# protobuf-c-compiler), images through stb (libstb-dev).
+ONNX_PROTO_DIR ?= /usr/include
+CFLAGS  += -I$(BUILD)/gen
+LDLIBS  += -lprotobuf-c -lstb
 
 # -fno-math-errno: nothing reads errno after sqrtf/expf, and setting it keeps loops scalar.
 # cairo draws the pictures and writes the PNGs, its text through fontconfig and DejaVu Sans
@@ -44,11 +49,13 @@ LIB_SRC += src/layers/conv2d.c src/layers/pool.c src/layers/dropout.c src/layers
 # Pictures, run reports and experiments.
 LIB_SRC += src/report/draw.c src/report/html.c src/report/predictions.c src/report/grid.c \
            src/report/chart.c src/report/confusion.c src/report/run_report.c src/report/experiment.c
+# Interoperability: ONNX export and photos.
+LIB_SRC += src/io/onnx.c src/data/image.c
 CLI_SRC := cli/main.c cli/common.c cli/train.c cli/evaluate.c cli/predict.c cli/summary.c \
-           cli/show.c cli/report.c cli/experiment.c
+           cli/show.c cli/report.c cli/experiment.c cli/export.c cli/predict_images.c
 TEST_SRC := $(wildcard tests/unit/test_*.c)
 
-LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/onnx/onnx.pb-c.o
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o) $(BUILD)/tests/unit/harness.o
 
@@ -72,6 +79,17 @@ $(BUILD)/fixtures: $(BUILD)/tests/fixtures.o $(BUILD)/libfmnist.a
 $(BUILD)/%.o: %.c include/fmnist.h src/internal.h src/kernels/gemm_simd.h src/report/report.h cli/cli.h tests/unit/harness.h tests/unit/tests.def
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
+
+# The ONNX message code, generated at build time and never committed: onnx.pb-c.{c,h} from the
+# onnx.proto that the installed ONNX ships, so the wire format comes from the spec, not from us.
+$(BUILD)/gen/onnx/onnx.pb-c.c $(BUILD)/gen/onnx/onnx.pb-c.h &: $(ONNX_PROTO_DIR)/onnx/onnx.proto
+	@mkdir -p $(BUILD)/gen
+	protoc-c --proto_path=$(ONNX_PROTO_DIR) --c_out=$(BUILD)/gen onnx/onnx.proto
+
+$(BUILD)/gen/onnx/onnx.pb-c.o: $(BUILD)/gen/onnx/onnx.pb-c.c $(BUILD)/gen/onnx/onnx.pb-c.h
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/src/io/onnx.o $(BUILD)/tests/unit/test_onnx.o: $(BUILD)/gen/onnx/onnx.pb-c.h
 
 # The whole suite: what the README's Quick start and CI run (after scripts/setup.sh).
 test: all

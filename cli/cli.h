@@ -42,6 +42,15 @@ int cli_report(const char *cmd, const char *dir, fm_model *m, const fm_dataset *
 int cli_load_history(const char *cmd, const char *path, fm_history *out);
 /* Reads a JSON file (run.json); NULL after printing an error. Free with cJSON_Delete. */
 struct cJSON *cli_load_json(const char *cmd, const char *path);
+int cmd_export(int argc, char **argv);
+
+/* predict_images.c: `fmnist predict MODEL IMAGE|FOLDER...`, after predict.c has parsed the flags. */
+typedef struct {
+    const char *csv;        /* NULL or the CSV file to write */
+    const char *save_input; /* NULL, FILE.png (one picture) or a folder */
+    int json, show, threads;
+} cli_image_opts;
+int cli_predict_images(const char *cmd, fm_model *m, char **args, int n_args, const cli_image_opts *o);
 
 /* Prints "fmnist CMD: MESSAGE" to stderr and returns 1 (so `return cli_error(...)` exits 1). */
 int cli_error(const char *cmd, const char *fmt, ...)

@@ -17,6 +17,7 @@ static void usage(FILE *f) {
             "  show       a grid of images       fmnist show --class Sandal --out sandals.png\n"
             "  report     redraw a run's report  fmnist report runs/mlp\n"
             "  experiment compare settings       fmnist experiment \"name=h64 model=mlp64\" \"name=h256 model=mlp256\"\n"
+            "  export     ONNX for runtimes      fmnist export runs/mlp/model.safetensors --onnx mlp.onnx\n"
             "\n"
             "data: --data DIR, else $FMNIST_DATA, else ./data, else /usr/share/datasets/fashion-mnist\n"
             "(apt-get install dataset-fashion-mnist, or scripts/fetch-data.sh DIR).\n",
@@ -40,7 +41,7 @@ int main(int argc, char **argv) {
     static const struct { const char *name; int (*fn)(int, char **); } cmds[] = {
         {"train", cmd_train},     {"evaluate", cmd_evaluate}, {"predict", cmd_predict},
         {"summary", cmd_summary}, {"show", cmd_show},         {"report", cmd_report},
-        {"experiment", cmd_experiment}};
+        {"experiment", cmd_experiment}, {"export", cmd_export}};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         if (strcmp(cmd, cmds[i].name) == 0) {
             int rc = cmds[i].fn(argc - 1, argv + 1);
@@ -49,6 +50,6 @@ int main(int argc, char **argv) {
         }
     }
     /* One line, like every other error; the full usage is a --help away. */
-    fprintf(stderr, "fmnist: unknown command \"%s\" (commands: train, evaluate, predict, summary, show, report, experiment; see fmnist --help)\n", cmd);
+    fprintf(stderr, "fmnist: unknown command \"%s\" (commands: train, evaluate, predict, summary, show, report, experiment, export; see fmnist --help)\n", cmd);
     return 2;
 }

@@ -1,5 +1,5 @@
 /* predict.c — `fmnist predict MODEL`: the class probabilities of one test image, or of every image
- * into a CSV file. */
+ * into a CSV file; with image files or folders after MODEL, hands over to predict_images.c. */
 #include "cli.h"
 
 #include <cjson/cJSON.h>
@@ -9,9 +9,13 @@
 
 static void help(void) {
     printf("usage: fmnist predict MODEL.safetensors [options]\n"
+           "       fmnist predict MODEL.safetensors IMAGE|FOLDER... [--json] [--csv F] [--save-input P]\n"
            "\n"
            "Prints the class probabilities of one image with its predicted and true labels,\n"
            "or writes every prediction of the split to a CSV file.\n"
+           "Given pictures (PNG, JPEG, BMP, PGM/PPM; a folder means every picture in it), prints\n"
+           "the top three classes of each: the item is found, cropped, centred, shrunk to 28x28\n"
+           "and made light on black like the training images.\n"
            "\n"
            "  --index N      which image                      [0]\n"
            "  --show         draw the image in the terminal\n"
@@ -20,19 +24,23 @@ static void help(void) {
            "  --data DIR     folder with the IDX files\n"
            "  --threads N    0 = all cores                    [0]\n"
            "  --tta, --no-tta  average each image with its mirror, or not [as the model file says]\n"
-           "  --json         print one JSON object\n");
+           "  --json         print one JSON object\n"
+           "  --csv F        (pictures) write file,predicted,names,confidence,p0.. to F\n"
+           "  --save-input P (pictures) save the 28x28 image the model saw: P.png for one\n"
+           "                 picture, else P is a folder\n"
+           "example: fmnist predict runs/mlp/model.safetensors shoe.jpg photos/\n");
 }
 
 int cmd_predict(int argc, char **argv) {
     const char *cmd = "predict";
-    enum { O_INDEX = 256, O_ALL, O_CSV, O_SPLIT, O_DATA, O_THREADS, O_JSON, O_SHOW, O_TTA, O_NO_TTA };
+    enum { O_INDEX = 256, O_ALL, O_CSV, O_SPLIT, O_DATA, O_THREADS, O_JSON, O_SHOW, O_TTA, O_NO_TTA, O_SAVE_INPUT };
     static const struct option opts[] = {
         {"help", no_argument, 0, 'h'}, {"index", required_argument, 0, O_INDEX}, {"all", no_argument, 0, O_ALL},
         {"csv", required_argument, 0, O_CSV}, {"split", required_argument, 0, O_SPLIT},
         {"data", required_argument, 0, O_DATA}, {"threads", required_argument, 0, O_THREADS},
         {"json", no_argument, 0, O_JSON}, {"show", no_argument, 0, O_SHOW}, {"tta", no_argument, 0, O_TTA},
-        {"no-tta", no_argument, 0, O_NO_TTA}, {0, 0, 0, 0}};
-    const char *data = NULL, *csv = NULL;
+        {"no-tta", no_argument, 0, O_NO_TTA}, {"save-input", required_argument, 0, O_SAVE_INPUT}, {0, 0, 0, 0}};
+    const char *data = NULL, *csv = NULL, *save_input = NULL;
     fm_split split = FM_SPLIT_TEST;
     long index = 0, lv;
     int all = 0, threads = 0, json = 0, show = 0, c, tta = -1;
@@ -46,6 +54,7 @@ int cmd_predict(int argc, char **argv) {
         case O_CSV: csv = optarg; break;
         case O_SPLIT: if (!cli_parse_split(cmd, optarg, &split)) return 1; break;
         case O_DATA: data = optarg; break;
+        case O_SAVE_INPUT: save_input = optarg; break;
         case O_THREADS: if (!cli_int(cmd, "--threads", optarg, 0, 1024, &lv)) return 1; threads = (int)lv; break;
         case O_JSON: json = 1; break;
         case O_TTA: tta = 1; break;
@@ -54,7 +63,23 @@ int cmd_predict(int argc, char **argv) {
         default: return cli_bad_option(cmd, argv, c);
         }
     }
-    if (optind != argc - 1) return cli_error(cmd, "expected one MODEL file (see fmnist predict --help)");
+    if (optind >= argc) return cli_error(cmd, "expected one MODEL file (see fmnist predict --help)");
+    if (optind < argc - 1) {
+        /* Flags that pick images from the IDX set make no sense with picture files. */
+        if (index != 0 || all || split != FM_SPLIT_TEST || data) {
+            return cli_error(cmd, "--index, --all, --split and --data choose test-set images; they "
+                                  "do not go with image files");
+        }
+        fm_error err = {0};
+        fm_model *m = NULL;
+        if (fm_model_load(argv[optind], &m, &err)) return cli_fail(cmd, &err);
+        if (tta >= 0) fm_model_set_tta(m, tta);
+        cli_image_opts io = {csv, save_input, json, show, threads};
+        int rc = cli_predict_images(cmd, m, argv + optind + 1, argc - optind - 1, &io);
+        fm_model_free(m);
+        return rc;
+    }
+    if (save_input) return cli_error(cmd, "--save-input goes with image files (fmnist predict MODEL IMAGE --save-input F.png)");
     if (all && !csv) return cli_error(cmd, "--all needs --csv FILE");
     if (csv && !all) return cli_error(cmd, "--csv needs --all");
     fm_error err = {0};

@@ -221,6 +221,69 @@ fm_status fm_predict_inputs(fm_model *m, const float *x, uint32_t count, float *
 fm_status fm_model_save(const fm_model *m, const char *path, fm_error *err);
 fm_status fm_model_load(const char *path, fm_model **out, fm_error *err);
 
+/* ---------------------------------------------------------------- interoperability */
+
+/* Writes the model as an ONNX file (opset 13, IR version 7) that any ONNX runtime runs:
+ *   input  "input"         float [N, 1, H, W]: pixel / 255 in [0, 1], the item light on black
+ *                          as in Fashion-MNIST (N is symbolic);
+ *   output "probabilities" float [N, classes]: the softmax of the logits.
+ * The graph applies the model's own scaling (Sub and Div nodes for standard scaling), so every
+ * model takes the same input; Flatten, one Gemm per dense layer with the weights as stored
+ * ([out, in], transB=1), the activations, then Softmax(axis=1). metadata_props describe the
+ * input and output and hold the class names (a JSON list), the spec and the scaling. Written
+ * through a temporary file and rename. */
+fm_status fm_model_export_onnx(const fm_model *m, const char *path, fm_error *err);
+
+/* Photos and other pictures as model inputs. Decoding is stb_image's: PNG, JPEG, BMP, PGM/PPM,
+ * GIF (first frame), TGA, PSD, HDR. Images with more than max_pixels pixels are refused from
+ * their header, before anything is decoded. */
+#define FM_IMAGE_MAX_PIXELS (64u << 20) /* 64 megapixels, 8192 x 8192 */
+
+typedef enum { FM_INVERT_AUTO = 0, FM_INVERT_ALWAYS, FM_INVERT_NEVER } fm_invert;
+
+typedef struct {
+    uint64_t max_pixels; /* [FM_IMAGE_MAX_PIXELS] */
+    fm_invert invert;    /* AUTO: invert when the border is light, so the item ends up light on black */
+} fm_image_params;
+
+fm_image_params fm_image_default_params(void);
+
+/* What the preprocessing found, for reports and --json. */
+typedef struct {
+    uint32_t width, height;           /* of the picture */
+    int channels;                     /* in the file: 1 grey, 2 grey+alpha, 3 RGB, 4 RGBA */
+    int inverted;                     /* the background was light and the image was inverted */
+    float background;                 /* background level after inversion, 0..255 */
+    uint32_t box_x, box_y, box_w, box_h; /* the item's bounding box in the picture */
+} fm_image_info;
+
+/* Decodes an image file to 8-bit grey [h, w] (colour by luma, transparent parts over white); the
+ * caller frees *grey with free(). Errors name the file: missing, not an image, truncated or
+ * corrupt, 0 pixels, over max_pixels. */
+fm_status fm_image_load_grey(const char *path, const fm_image_params *p, uint8_t **grey,
+                             uint32_t *h, uint32_t *w, int *channels, fm_error *err);
+
+/* Turns a grey picture into what the model was trained on, out [out_h, out_w] uint8: inverts a
+ * light background (item light on black), finds the item's bounding box (robust to noise),
+ * crops it, pads it to the output's aspect ratio (centred), shrinks it with an area filter and
+ * stretches the contrast so that the background is 0 and the brightest part 255. Fails on a
+ * picture where nothing stands out from the background. info may be NULL. */
+fm_status fm_image_to_input(const uint8_t *grey, uint32_t h, uint32_t w, const fm_image_params *p,
+                            uint8_t *out, uint32_t out_h, uint32_t out_w, fm_image_info *info,
+                            fm_error *err);
+
+/* fm_image_load_grey then fm_image_to_input, errors prefixed with the file name. */
+fm_status fm_image_load_input(const char *path, const fm_image_params *p, uint8_t *out,
+                              uint32_t out_h, uint32_t out_w, fm_image_info *info, fm_error *err);
+
+/* Writes an 8-bit grey image [h, w] as PNG, through a temporary file and rename. */
+fm_status fm_image_write_png(const char *path, const uint8_t *pixels, uint32_t h, uint32_t w,
+                             fm_error *err);
+
+/* Whether a file name has an image extension fmnist picks from folders (.png .jpg .jpeg .bmp
+ * .pgm .ppm .pnm .gif .tga, any case). */
+int fm_image_name_supported(const char *name);
+
 /* ---------------------------------------------------------------- training */
 
 typedef enum { FM_OPT_ADAM = 0, FM_OPT_SGD = 1, FM_OPT_ADAMW = 2 } fm_optimizer;

@@ -1,10 +1,15 @@
 /* fixtures.c — writes the small and the malformed files the command-line tests feed to fmnist:
- * subsets of the real data, and IDX and model files broken in one specific way each. */
+ * subsets of the real data, IDX and model files broken in one specific way each, and test images
+ * turned into photos. */
 #include "fmnist.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <stb/stb_image_resize.h>
+#include <stb/stb_image_write.h>
 
 static int fail(const fm_error *err) {
     fprintf(stderr, "fixtures: %s\n", err->msg);
@@ -56,6 +61,74 @@ static int images(const char *path, uint32_t n, uint32_t h, uint32_t w) {
     return rc;
 }
 
+/* photos DATA_DIR OUT_DIR N SEED: the first N test images as photos, OUT_DIR/photo-IIII.png (grey)
+ * and .jpg (colour, quality 90): each item enlarged to 200..299 pixels, made dark on a light,
+ * slightly tinted and unevenly lit background, placed off-centre on a canvas 60..259 pixels
+ * larger, with grain (roughly Gaussian, sigma 6 levels). The same seed gives the same files. */
+static int photos(const char *data, const char *out, uint32_t n, uint64_t seed) {
+    fm_error err = {0};
+    fm_dataset ds;
+    if (fm_dataset_load(data, FM_SPLIT_TEST, 10, &ds, &err)) return fail(&err);
+    if (n > ds.n) n = ds.n;
+    fm_rng rng;
+    fm_rng_seed(&rng, seed);
+    int rc = 0;
+    for (uint32_t i = 0; i < n && rc == 0; i++) {
+        int S = 200 + (int)fm_rng_below(&rng, 100);
+        int W = S + 60 + (int)fm_rng_below(&rng, 200), H = S + 60 + (int)fm_rng_below(&rng, 200);
+        int ox = (int)fm_rng_below(&rng, (uint32_t)(W - S + 1)), oy = (int)fm_rng_below(&rng, (uint32_t)(H - S + 1));
+        float paper = 200.0f + (float)fm_rng_below(&rng, 46), ink = 10.0f + (float)fm_rng_below(&rng, 40);
+        float tint[3] = {1.0f, 0.97f + 0.03f * fm_rng_uniform(&rng), 0.92f + 0.08f * fm_rng_uniform(&rng)};
+        float light = 12.0f * fm_rng_uniform(&rng); /* brighter on the left by up to this */
+        unsigned char *big = malloc((size_t)S * S), *rgb = malloc((size_t)W * H * 3), *grey = malloc((size_t)W * H);
+        if (!big || !rgb || !grey) {
+            free(big), free(rgb), free(grey);
+            rc = 1;
+            break;
+        }
+        stbir_resize_uint8(ds.images + (size_t)i * 784, 28, 28, 0, big, S, S, 0, 1);
+        for (int y = 0; y < H; y++) {
+            for (int x = 0; x < W; x++) {
+                float v = paper + light * (1.0f - (float)x / (float)W);
+                if (x >= ox && x < ox + S && y >= oy && y < oy + S) {
+                    float item = big[(size_t)(y - oy) * S + (x - ox)] / 255.0f;
+                    v += (ink - paper) * item;
+                }
+                /* One grain value per pixel, shared by the channels as in a real sensor's luma. */
+                float grain = 0.0f;
+                for (int k = 0; k < 4; k++) grain += fm_rng_uniform(&rng);
+                grain = (grain - 2.0f) * 6.0f * 1.7320508f;
+                for (int c = 0; c < 3; c++) {
+                    float p = v * tint[c] + grain;
+                    rgb[((size_t)y * W + x) * 3 + c] = (unsigned char)(p < 0 ? 0 : p > 255 ? 255 : lrintf(p));
+                }
+                float g = v + grain;
+                grey[(size_t)y * W + x] = (unsigned char)(g < 0 ? 0 : g > 255 ? 255 : lrintf(g));
+            }
+        }
+        char path[4096];
+        snprintf(path, sizeof path, "%s/photo-%04u.png", out, i);
+        if (!stbi_write_png(path, W, H, 1, grey, W)) rc = 1;
+        snprintf(path, sizeof path, "%s/photo-%04u.jpg", out, i);
+        if (!rc && !stbi_write_jpg(path, W, H, 3, rgb, 90)) rc = 1;
+        if (rc) fprintf(stderr, "fixtures: cannot write %s\n", path);
+        free(big), free(rgb), free(grey);
+    }
+    fm_dataset_free(&ds);
+    return rc;
+}
+
+/* png DATA_DIR INDEX FILE: test image INDEX as it is, a 28x28 grey PNG. */
+static int test_png(const char *data, uint32_t index, const char *path) {
+    fm_error err = {0};
+    fm_dataset ds;
+    if (fm_dataset_load(data, FM_SPLIT_TEST, 10, &ds, &err)) return fail(&err);
+    int rc = index < ds.n ? fm_image_write_png(path, ds.images + (size_t)index * ds.h * ds.w, ds.h, ds.w, &err) != FM_OK : 1;
+    if (rc) fprintf(stderr, "fixtures: %s\n", index < ds.n ? err.msg : "index out of range");
+    fm_dataset_free(&ds);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     if (argc == 6 && strcmp(argv[1], "subset") == 0) {
         return subset(argv[2], argv[3], (uint32_t)atol(argv[4]), (uint32_t)atol(argv[5]));
@@ -64,6 +137,11 @@ int main(int argc, char **argv) {
     if (argc == 6 && strcmp(argv[1], "images") == 0) {
         return images(argv[2], (uint32_t)atol(argv[3]), (uint32_t)atol(argv[4]), (uint32_t)atol(argv[5]));
     }
-    fprintf(stderr, "usage: fixtures subset SRC DST NTRAIN NTEST | labels FILE N VALUE | images FILE N H W\n");
+    if (argc == 6 && strcmp(argv[1], "photos") == 0) {
+        return photos(argv[2], argv[3], (uint32_t)atol(argv[4]), (uint64_t)atoll(argv[5]));
+    }
+    if (argc == 5 && strcmp(argv[1], "png") == 0) return test_png(argv[2], (uint32_t)atol(argv[3]), argv[4]);
+    fprintf(stderr, "usage: fixtures subset SRC DST NTRAIN NTEST | labels FILE N VALUE | images FILE N H W\n"
+                    "       | photos DATA OUT N SEED | png DATA INDEX FILE\n");
     return 2;
 }

@@ -1,0 +1,241 @@
+# 70-interop.sh — models used elsewhere and pictures from elsewhere: every MLP preset (plus a
+# standard-scaling and a tanh/sigmoid model) exported to ONNX, checked by Debian's onnx checker and
+# run in onnxruntime-node, and loaded into PyTorch, all agreeing with `fmnist predict --all` on the
+# whole test set; `fmnist predict MODEL IMAGE...` on test images turned into photos, with its
+# outputs and its bad input. Sourced by tests/run.sh (uses $FMNIST, $FIXTURES, $DATA, $T).
+# With FMNIST_TEST_FAST=1 (sanitizer builds): fewer models, a data subset, 40 photos.
+
+IO=$T/interop
+mkdir -p "$IO"
+IO_PY=/usr/bin/python3 # Debian's python, which has python3-onnx, python3-torch and numpy
+IO_NODE_DIR=$PWD/tests/onnx
+
+if [ -n "${FMNIST_TEST_FAST:-}" ]; then
+    mkdir -p "$IO/data" && "$FIXTURES" subset "$DATA" "$IO/data" 3000 1000 || fail "interop subset" "fixtures failed"
+    IO_DATA=$IO/data
+    IO_VAL=500
+    IO_MODELS=("mlp|mlp|unit" "mlp2|mlp2|unit")
+    IO_PHOTOS=40
+else
+    IO_DATA=$DATA
+    IO_VAL=5000
+    IO_MODELS=("mlp|mlp|unit" "mlp64|mlp64|unit" "mlp256|mlp256|unit" "mlp2|mlp2|unit" "mlp300-100|mlp300-100|unit")
+    IO_PHOTOS=300
+fi
+IO_MODELS+=("standard|mlp|standard" "tanh-sigmoid|flatten,dense:64:tanh,dense:32:sigmoid,sigmoid,dense:10|unit")
+
+# --- the runtimes: Debian's python3-onnx and python3-torch, onnxruntime-node from npm (installed
+# by scripts/setup.sh; installed here if missing, which needs the npm registry once).
+io_have_py=1
+for io_mod in onnx torch numpy; do
+    if ! "$IO_PY" -c "import $io_mod" 2>/dev/null; then
+        fail "interop: $IO_PY can import $io_mod" "apt-get install python3-onnx python3-torch python3-numpy (or run scripts/setup.sh)"
+        io_have_py=0
+    fi
+done
+io_have_node=1
+if [ ! -d "$IO_NODE_DIR/node_modules/onnxruntime-node" ] && command -v npm >/dev/null; then
+    (cd "$IO_NODE_DIR" && npm ci --ignore-scripts --no-audit --no-fund >/dev/null 2>&1)
+fi
+if ! command -v node >/dev/null || ! (cd "$IO_NODE_DIR" && node -e 'require("onnxruntime-node")' 2>/dev/null); then
+    fail "interop: onnxruntime-node loads" "run scripts/setup.sh (npm ci --ignore-scripts in tests/onnx)"
+    io_have_node=0
+fi
+
+# ============================================================ ONNX and PyTorch, per model
+IO_WORST_ORT=0
+IO_WORST_TORCH=0
+for io_c in "${IO_MODELS[@]}"; do
+    IFS='|' read -r io_name io_spec io_scale <<<"$io_c"
+    io_dir=$IO/$io_name
+    expect_ok "interop $io_name: train 1 epoch" "$FMNIST" train --data "$IO_DATA" --model "$io_spec" --scale "$io_scale" \
+        --epochs 1 --val $IO_VAL --out "$io_dir" --quiet --no-test || continue
+    expect_ok "interop $io_name: predict --all" "$FMNIST" predict "$io_dir/model.safetensors" --data "$IO_DATA" \
+        --all --csv "$io_dir/pred.csv" || continue
+    expect_ok "interop $io_name: export --onnx" "$FMNIST" export "$io_dir/model.safetensors" --onnx "$io_dir/model.onnx" || continue
+    check "interop $io_name: export says what the input is" grep -q 'pixel/255' <<<"$OUT_TEXT"
+    if [ $io_have_py -eq 1 ]; then
+        check "interop $io_name: onnx.checker full_check, opset 13, IR 7, metadata" "$IO_PY" -c "
+import json, onnx, sys
+m = onnx.load(sys.argv[1])
+onnx.checker.check_model(m, full_check=True)
+assert m.ir_version == 7 and [(o.domain, o.version) for o in m.opset_import] == [('', 13)], m.opset_import
+meta = {p.key: p.value for p in m.metadata_props}
+assert json.loads(meta['classes'])[9] == 'Ankle boot' and meta['scaling'] == sys.argv[2], meta
+assert 'pixel/255' in meta['input']
+ops = [n.op_type for n in m.graph.node]
+assert ops[-1] == 'Softmax' and ('Sub' in ops) == (sys.argv[2] == 'standard'), ops
+assert [d.dim_param or d.dim_value for d in m.graph.input[0].type.tensor_type.shape.dim] == ['N', 1, 28, 28]
+" "$io_dir/model.onnx" "$io_scale"
+        if io_out=$("$IO_PY" examples/load_in_pytorch.py "$io_dir/model.safetensors" --data "$IO_DATA" \
+            --compare "$io_dir/pred.csv" 2>&1); then
+            pass "interop $io_name: PyTorch (load_state_dict strict) gives the same classes, probabilities within 1e-5"
+        else
+            fail "interop $io_name: PyTorch agrees" "$io_out"
+        fi
+        io_diff=$(sed -n 's/.*"max_abs_diff": \([0-9.e+-]*\).*/\1/p' <<<"$io_out")
+        echo "     PyTorch: ${io_diff:-?} max |p - p'| over $(sed -n 's/.*"n": \([0-9]*\).*/\1/p' <<<"$io_out") images"
+        float_ge "${io_diff:-0}" "$IO_WORST_TORCH" && IO_WORST_TORCH=${io_diff:-0}
+    fi
+    if [ $io_have_node -eq 1 ]; then
+        if io_out=$(node "$IO_NODE_DIR/compare.js" "$io_dir/model.onnx" "$IO_DATA" "$io_dir/pred.csv" 1e-5 2>&1); then
+            pass "interop $io_name: onnxruntime-node gives the same classes, probabilities within 1e-5"
+        else
+            fail "interop $io_name: onnxruntime-node agrees" "$io_out"
+        fi
+        io_diff=$(sed -n 's/.*"max_abs_diff":\([0-9.e+-]*\).*/\1/p' <<<"$io_out")
+        echo "     onnxruntime: ${io_diff:-?} max |p - p'| over $(sed -n 's/.*"n":\([0-9]*\).*/\1/p' <<<"$io_out") images"
+        float_ge "${io_diff:-0}" "$IO_WORST_ORT" && IO_WORST_ORT=${io_diff:-0}
+    fi
+done
+echo "     worst over all models: onnxruntime $IO_WORST_ORT, PyTorch $IO_WORST_TORCH"
+
+# ============================================================ export: bad input
+IO_MODEL=$IO/mlp/model.safetensors
+expect_fail "export: no --onnx" '^fmnist export: say which format: --onnx FILE\.onnx' "$FMNIST" export "$IO_MODEL"
+expect_fail "export: no MODEL" '^fmnist export: expected one MODEL file' "$FMNIST" export --onnx "$IO/x.onnx"
+expect_fail "export: missing model" '^fmnist export: .*/nothing\.safetensors: cannot open' \
+    "$FMNIST" export "$IO/nothing.safetensors" --onnx "$IO/x.onnx"
+expect_fail "export: an image is not a model" '^fmnist export: .*not a safetensors file' \
+    "$FMNIST" export "$DATA/t10k-labels-idx1-ubyte.gz" --onnx "$IO/x.onnx"
+expect_fail "export: into a missing folder" '^fmnist export: .*/nodir/x\.onnx: cannot create: No such file or directory' \
+    "$FMNIST" export "$IO_MODEL" --onnx "$IO/nodir/x.onnx"
+mkdir -p "$IO/onnxdir"
+expect_fail "export: onto a folder" '^fmnist export: .*/onnxdir: cannot replace: Is a directory' \
+    "$FMNIST" export "$IO_MODEL" --onnx "$IO/onnxdir"
+expect_fail "export: unknown option" '^fmnist export: unknown option --tflite' "$FMNIST" export "$IO_MODEL" --tflite x
+bi_no_tmp "export: no half-written ONNX left" "$IO"
+expect_ok "help: fmnist export --help" "$FMNIST" export --help
+
+# ============================================================ photos
+# Test images turned into photos (enlarged, dark on a light tinted background, off-centre, grain,
+# PNG and JPEG) must be classified like the originals.
+mkdir -p "$IO/photos"
+expect_ok "photos: $IO_PHOTOS test images made into PNG and JPEG photos" \
+    "$FIXTURES" photos "$DATA" "$IO/photos" $IO_PHOTOS 7
+IO_PRED=$IO/mlp/pred.csv
+for io_ext in png jpg; do
+    expect_ok "photos: predict the $io_ext photos (--csv)" \
+        "$FMNIST" predict "$IO_MODEL" "$IO/photos/"*.$io_ext --csv "$IO/photos-$io_ext.csv" || continue
+    check "photos ($io_ext): at least 95% classified like the originals" python3 -c "
+import csv, sys
+orig = list(csv.DictReader(open(sys.argv[1])))
+rows = list(csv.DictReader(open(sys.argv[2])))
+assert len(rows) == int(sys.argv[3]), len(rows)
+same = sum(r['predicted'] == orig[int(r['file'].rsplit('-', 1)[1].split('.')[0])]['predicted'] for r in rows)
+print('     %d of %d photos (%.1f%%) classified like their originals' % (same, len(rows), 100.0 * same / len(rows)))
+assert same >= 0.95 * len(rows)" "$IO_PRED" "$IO/photos-$io_ext.csv" $IO_PHOTOS
+done
+# --index i and --all agree (the comparison above reads --all): spot-check one image.
+expect_ok "photos: predict --index 3 --json" "$FMNIST" predict "$IO_MODEL" --data "$IO_DATA" --index 3 --json &&
+    check "photos: --index agrees with the --all CSV" python3 -c "
+import csv, json, sys
+row = list(csv.DictReader(open(sys.argv[1])))[3]
+assert json.loads(sys.argv[2])['predicted'] == int(row['predicted'])" "$IO_PRED" "$OUT_TEXT"
+
+# A folder: every picture in it, sorted by name, one JSON document.
+if expect_ok "photos: predict a folder --json" "$FMNIST" predict "$IO_MODEL" "$IO/photos" --json; then
+    printf '%s' "$OUT_TEXT" >"$IO/folder.json" # too long for an argument
+    check "photos: the folder's pictures, sorted, with top 3, box and probabilities" python3 -c "
+import json, sys
+d = json.load(open(sys.argv[1])); n = int(sys.argv[2])
+files = [e['file'] for e in d['images']]
+assert d['n'] == 2 * n and d['failed'] == 0 and len(files) == 2 * n, (d['n'], d['failed'])
+assert files == sorted(files) and files[0].endswith('/photo-0000.jpg'), files[:3]
+e = d['images'][0]
+p = [t['probability'] for t in e['top']]
+assert len(p) == 3 and p == sorted(p, reverse=True) and e['top'][0]['class'] == e['predicted']
+assert abs(sum(e['probabilities']) - 1) < 1e-5 and e['inverted'] is True and len(e['box']) == 4
+assert e['box'][2] >= 150 and e['box'][3] >= 50, e['box']" "$IO/folder.json" $IO_PHOTOS
+fi
+
+# Text output: one line per picture with the top three classes.
+expect_ok "photos: predict two pictures (text)" "$FMNIST" predict "$IO_MODEL" "$IO/photos/photo-0000.png" "$IO/photos/photo-0001.jpg" &&
+    check "photos: text is FILE: CLASS P%, CLASS P%, CLASS P%" bash -c '
+[ "$(grep -cE "^.*/photo-000[01]\.(png|jpg): [^,]+ [0-9.]+%, [^,]+ [0-9.]+%, [^,]+ [0-9.]+%$" <<<"$1")" -eq 2 ]' _ "$OUT_TEXT"
+
+# --save-input: the 28x28 picture the model saw; a file for one picture, a folder for several.
+io_png_size() { python3 -c "
+import struct, sys
+b = open(sys.argv[1], 'rb').read(24)
+assert b[:8] == b'\x89PNG\r\n\x1a\n', 'not a PNG'
+print('%dx%d' % struct.unpack('>II', b[16:24]))" "$1"; }
+expect_ok "save-input: one picture to FILE.png" "$FMNIST" predict "$IO_MODEL" "$IO/photos/photo-0000.jpg" --save-input "$IO/seen.png" &&
+    check "save-input: FILE.png is a 28x28 PNG" test "$(io_png_size "$IO/seen.png")" = 28x28
+expect_ok "save-input: the picture the model saw classifies the same" "$FMNIST" predict "$IO_MODEL" "$IO/seen.png" --json &&
+    check "save-input: same class from the saved input" python3 -c "
+import csv, json, sys
+d = json.loads(sys.argv[1])['images'][0]
+rows = {r['file'].rsplit('/', 1)[1]: r for r in csv.DictReader(open(sys.argv[2]))}
+assert d['predicted'] == int(rows['photo-0000.jpg']['predicted']), d" "$OUT_TEXT" "$IO/photos-jpg.csv"
+expect_ok "save-input: many pictures to a folder" "$FMNIST" predict "$IO_MODEL" "$IO/photos/photo-000"[0-4].* --save-input "$IO/seen/inputs" &&
+    check "save-input: one 28x28 PNG per picture, same stems kept apart" bash -c '
+LC_ALL=C ls "$1" | tr "\n" " " | grep -qx "photo-0000-2.png photo-0000.png photo-0001-2.png photo-0001.png photo-0002-2.png photo-0002.png photo-0003-2.png photo-0003.png photo-0004-2.png photo-0004.png "' _ "$IO/seen/inputs"
+expect_fail "save-input: FILE.png with several pictures" '^fmnist predict: --save-input .*/x\.png names one PNG file but there are 2 pictures' \
+    "$FMNIST" predict "$IO_MODEL" "$IO/photos/photo-0000.png" "$IO/photos/photo-0000.jpg" --save-input "$IO/x.png"
+expect_fail "save-input: with test-set images" '^fmnist predict: --save-input goes with image files' \
+    "$FMNIST" predict "$IO_MODEL" --data "$IO_DATA" --index 0 --save-input "$IO/x.png"
+expect_fail "predict: --index with image files" '^fmnist predict: --index, --all, --split and --data choose test-set images' \
+    "$FMNIST" predict "$IO_MODEL" "$IO/photos/photo-0000.png" --index 3
+
+# ============================================================ pictures: bad input
+IB=$IO/bad
+mkdir -p "$IB" "$IB/empty-folder"
+head -c 30000 "$IO/photos/photo-0000.png" >"$IB/truncated.png"
+head -c 2000 /dev/urandom >"$IB/random.jpg"
+{ head -c 200 "$IO/photos/photo-0001.png"; head -c 20000 /dev/urandom; } >"$IB/corrupt.png"
+echo "not a picture at all" >"$IB/text.bmp"
+: >"$IB/empty.png"
+printf 'P5\n0 0\n255\n' >"$IB/zero.pgm"
+printf 'P5\n200000 100000\n255\n' >"$IB/enormous.pgm"
+printf 'P5\n40 30\n255\n' >"$IB/blank.pgm" && head -c 1200 /dev/zero | tr '\0' '\200' >>"$IB/blank.pgm"
+io_bad_cases=(
+    "truncated PNG|truncated.png|truncated\\.png: cannot decode the image \\(truncated or corrupt\\?\\)"
+    "random bytes|random.jpg|random\\.jpg: not an image fmnist can read"
+    "corrupt PNG data|corrupt.png|corrupt\\.png: cannot decode the image"
+    "text file|text.bmp|text\\.bmp: not an image fmnist can read"
+    "empty file|empty.png|empty\\.png: empty file \\(0 bytes\\), not an image"
+    "zero-sized image|zero.pgm|zero\\.pgm: the image is 0x0 pixels \\(empty\\)"
+    "enormous image (header only)|enormous.pgm|enormous\\.pgm: 200000x100000 is 20000000000 pixels, over the limit of [0-9]+"
+    "blank picture|blank.pgm|blank\\.pgm: nothing stands out from the background"
+    "missing file|missing.png|missing\\.png: cannot open: No such file or directory"
+    "empty folder|empty-folder|empty-folder: no pictures in this folder"
+)
+for io_c in "${io_bad_cases[@]}"; do
+    IFS='|' read -r io_what io_file io_regex <<<"$io_c"
+    expect_fail "pictures ($io_what)" "^fmnist predict: .*$io_regex" "$FMNIST" predict "$IO_MODEL" "$IB/$io_file"
+done
+# All of them at once, with two good photos among them: one error line per bad file, the good
+# ones still classified, exit 1.
+io_out=$("$FMNIST" predict "$IO_MODEL" "$IO/photos/photo-0000.png" "$IB/truncated.png" "$IB/random.jpg" \
+    "$IB/corrupt.png" "$IB/text.bmp" "$IB/empty.png" "$IB/zero.pgm" "$IB/enormous.pgm" "$IB/blank.pgm" \
+    "$IB/missing.png" "$IO/photos/photo-0001.jpg" --csv "$IO/mixed.csv" 2>"$IO/mixed.err")
+io_rc=$?
+check "pictures (mixed): exit 1" test $io_rc -eq 1
+check "pictures (mixed): one error line per bad file" test "$(grep -c '^fmnist predict: ' "$IO/mixed.err")" -eq 9
+check "pictures (mixed): the good files still classified" test "$(grep -cE '^.*/photo-000[01]\.(png|jpg): ' <<<"$io_out")" -eq 2
+check "pictures (mixed): the CSV has every file, errors in their own column" python3 -c "
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+assert len(rows) == 11 and sum(1 for r in rows if r['error']) == 9, [r['error'] for r in rows]
+assert rows[0]['predicted_name'] and not rows[0]['error'] and rows[10]['p9']" "$IO/mixed.csv"
+
+# Unwritable outputs: the message names the picture and the path, the rest carries on.
+echo "a regular file" >"$IB/afile"
+io_out=$("$FMNIST" predict "$IO_MODEL" "$IO/photos/photo-0000.png" "$IO/photos/photo-0001.png" \
+    --save-input "$IB/afile/inputs" 2>"$IO/save.err")
+io_rc=$?
+check "save-input (under a regular file): exit 1, both pictures still classified" \
+    bash -c '[ "$1" -eq 1 ] && [ "$(grep -c "^.*/photo-000[01]\.png: " <<<"$2")" -eq 2 ]' _ $io_rc "$io_out"
+check "save-input (under a regular file): one error line per picture naming it and the path" bash -c '
+[ "$(grep -c "^fmnist predict: .*/photo-000[01]\.png: --save-input .*/afile/inputs/photo-000[01]\.png: cannot create: Not a directory$" "$1")" -eq 2 ] &&
+[ "$(wc -l <"$1")" -eq 2 ]' _ "$IO/save.err"
+expect_fail "save-input: FILE.png in a missing folder" \
+    '^fmnist predict: .*/photo-0000\.png: --save-input .*/nodir/seen\.png: cannot create: No such file or directory' \
+    "$FMNIST" predict "$IO_MODEL" "$IO/photos/photo-0000.png" --save-input "$IB/nodir/seen.png"
+io_out=$("$FMNIST" predict "$IO_MODEL" "$IO/photos/photo-0000.png" --csv "$IB/nodir/p.csv" 2>"$IO/csv.err")
+io_rc=$?
+check "csv (missing folder): exit 1, one error line, the picture still classified" bash -c '
+[ "$1" -eq 1 ] && [ "$(wc -l <"$2")" -eq 1 ] && grep -q "^fmnist predict: --csv .*/nodir/p\.csv: cannot create: No such file or directory" "$2" &&
+grep -q "photo-0000\.png: " <<<"$3"' _ $io_rc "$IO/csv.err" "$io_out"
+bi_no_tmp "pictures: no half-written file left" "$IO"

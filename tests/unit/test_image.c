@@ -1,0 +1,275 @@
+/* test_image.c — pictures as inputs: the preprocessing on pictures whose right answer is known
+ * (exact shapes, inversion, noise, specks, alpha), decoding of every format, and bad files. */
+#include "harness.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <stb/stb_image_write.h>
+
+/* A w x h picture of background level bg with a rectangle [x0, x0+rw) x [y0, y0+rh) of level fg. */
+static uint8_t *picture(uint32_t w, uint32_t h, int bg, uint32_t x0, uint32_t y0, uint32_t rw,
+                        uint32_t rh, int fg) {
+    uint8_t *p = malloc((size_t)w * h);
+    for (uint32_t y = 0; y < h; y++) {
+        for (uint32_t x = 0; x < w; x++) {
+            int inside = x >= x0 && x < x0 + rw && y >= y0 && y < y0 + rh;
+            p[(size_t)y * w + x] = (uint8_t)(inside ? fg : bg);
+        }
+    }
+    return p;
+}
+
+/* Rows and columns of out holding non-zero pixels: the item's box in the 28x28 result. */
+static void out_box(const uint8_t *out, int *r0, int *r1, int *c0, int *c1) {
+    *r0 = *c0 = 28, *r1 = *c1 = -1;
+    for (int y = 0; y < 28; y++) {
+        for (int x = 0; x < 28; x++) {
+            if (!out[y * 28 + x]) continue;
+            *r0 = y < *r0 ? y : *r0, *r1 = y > *r1 ? y : *r1;
+            *c0 = x < *c0 ? x : *c0, *c1 = x > *c1 ? x : *c1;
+        }
+    }
+}
+
+void test_image_crop_pad_shrink(test_ctx *t) {
+    /* A dark 112x56 bar on a light 300x200 picture, off-centre: after inversion a bright bar, the
+     * longer side fills 28 pixels and the shorter one 14, centred (rows 7..20), all else black. */
+    uint8_t *p = picture(300, 200, 220, 150, 30, 112, 56, 30);
+    uint8_t out[28 * 28];
+    fm_image_info info;
+    fm_error err = {0};
+    CHECK(t, fm_image_to_input(p, 200, 300, NULL, out, 28, 28, &info, &err) == FM_OK, "%s", err.msg);
+    CHECK(t, info.inverted == 1 && info.background == 35.0f, "inverted %d, background %g", info.inverted, (double)info.background);
+    CHECK(t, info.box_x == 150 && info.box_y == 30 && info.box_w == 112 && info.box_h == 56, "box %u,%u %ux%u",
+          info.box_x, info.box_y, info.box_w, info.box_h);
+    int wrong = 0;
+    for (int y = 0; y < 28; y++) {
+        for (int x = 0; x < 28; x++) wrong += out[y * 28 + x] != (y >= 7 && y < 21 ? 255 : 0);
+    }
+    CHECK(t, wrong == 0, "%d pixels differ from the expected bar", wrong);
+
+    /* The same bar light on dark is not inverted and gives the same input. */
+    uint8_t out2[28 * 28];
+    for (size_t i = 0; i < 300 * 200; i++) p[i] = (uint8_t)(255 - p[i]);
+    CHECK(t, fm_image_to_input(p, 200, 300, NULL, out2, 28, 28, &info, &err) == FM_OK, "%s", err.msg);
+    CHECK(t, info.inverted == 0 && memcmp(out, out2, sizeof out) == 0, "light-on-dark differs");
+    /* Forcing the inversion makes the background the item: nothing stands out from a bright
+     * border, so it is refused rather than guessed. */
+    fm_image_params ip = fm_image_default_params();
+    ip.invert = FM_INVERT_NEVER;
+    for (size_t i = 0; i < 300 * 200; i++) p[i] = (uint8_t)(255 - p[i]);
+    CHECK(t, fm_image_to_input(p, 200, 300, &ip, out2, 28, 28, &info, &err) != FM_OK,
+          "a dark item on a light background with inversion off should find nothing");
+    free(p);
+}
+
+void test_image_area_filter_values(test_ctx *t) {
+    /* A 56x28 item on a black border, its left half 200 and its right half 100: shrunk by two
+     * (rows 7..20), stretched so that 200 becomes 255 and 100 becomes (100-1)*255/(200-1) = 127
+     * (the background, 0, plus one level of margin maps to 0). Away from the edges, which the
+     * sharpening touches, the values are exact. */
+    uint8_t *p = picture(60, 32, 0, 2, 2, 56, 28, 0);
+    for (int y = 2; y < 30; y++) {
+        for (int x = 2; x < 58; x++) p[y * 60 + x] = (uint8_t)(x < 30 ? 200 : 100);
+    }
+    uint8_t out[28 * 28];
+    fm_error err = {0};
+    CHECK(t, fm_image_to_input(p, 32, 60, NULL, out, 28, 28, NULL, &err) == FM_OK, "%s", err.msg);
+    int r0, r1, c0, c1, wrong = 0;
+    out_box(out, &r0, &r1, &c0, &c1);
+    CHECK(t, r0 == 7 && r1 == 20 && c0 == 0 && c1 == 27, "box rows %d..%d cols %d..%d", r0, r1, c0, c1);
+    for (int y = 8; y <= 19; y++) {
+        for (int x = 0; x < 28; x++) {
+            if (x == 13 || x == 14) continue;
+            wrong += out[y * 28 + x] != (x < 14 ? 255 : 127);
+        }
+    }
+    CHECK(t, wrong == 0, "%d pixels differ (e.g. %d, %d)", wrong, out[10 * 28 + 5], out[10 * 28 + 20]);
+    free(p);
+
+    /* A Fashion-MNIST-like 28x28 image: the item spans all rows and 12 columns starting at 8
+     * (ceil((28-12)/2)), values 0 or 255: the preprocessing must give it back as it is. */
+    uint8_t *q = picture(28, 28, 0, 8, 0, 12, 28, 255);
+    for (int y = 0; y < 28; y += 3) q[y * 28 + 10] = 0; /* some texture inside */
+    CHECK(t, fm_image_to_input(q, 28, 28, NULL, out, 28, 28, NULL, &err) == FM_OK, "%s", err.msg);
+    CHECK(t, memcmp(q, out, sizeof out) == 0, "a 28x28 training-like image is changed");
+    free(q);
+}
+
+void test_image_noise_and_specks(test_ctx *t) {
+    /* Grain (sigma about 10), a gentle light gradient and a few dark specks far from the item:
+     * the box still fits the item within two pixels. */
+    uint32_t w = 420, h = 360;
+    uint8_t *p = picture(w, h, 210, 40, 150, 180, 120, 40);
+    fm_rng rng;
+    fm_rng_seed(&rng, 3);
+    for (uint32_t y = 0; y < h; y++) {
+        for (uint32_t x = 0; x < w; x++) {
+            float g = 0;
+            for (int k = 0; k < 4; k++) g += fm_rng_uniform(&rng);
+            float v = p[y * w + x] + (g - 2.0f) * 17.0f + 10.0f * (float)x / (float)w;
+            p[y * w + x] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+        }
+    }
+    static const uint32_t specks[][2] = {{400, 20}, {10, 10}, {300, 340}, {380, 200}};
+    for (size_t i = 0; i < 4; i++) p[specks[i][1] * w + specks[i][0]] = 0;
+    fm_image_info info;
+    fm_error err = {0};
+    uint8_t out[28 * 28];
+    CHECK(t, fm_image_to_input(p, h, w, NULL, out, 28, 28, &info, &err) == FM_OK, "%s", err.msg);
+    CHECK(t, abs((int)info.box_x - 40) <= 2 && abs((int)info.box_y - 150) <= 2 &&
+                 abs((int)info.box_w - 180) <= 4 && abs((int)info.box_h - 120) <= 4,
+          "box %u,%u %ux%u, expected 40,150 180x120", info.box_x, info.box_y, info.box_w, info.box_h);
+    /* Background black, the item near 255: rows 5..23 (18.67 rows centred, ceil on top). */
+    int r0, r1, c0, c1;
+    out_box(out, &r0, &r1, &c0, &c1);
+    CHECK(t, r0 >= 4 && r0 <= 5 && r1 >= 22 && r1 <= 23 && c0 <= 1 && c1 >= 26, "box rows %d..%d cols %d..%d",
+          r0, r1, c0, c1);
+    CHECK(t, out[0] == 0 && out[27 * 28 + 27] == 0 && out[14 * 28 + 14] >= 200, "corner %d, centre %d", out[0],
+          out[14 * 28 + 14]);
+    free(p);
+}
+
+void test_image_blank_is_refused(test_ctx *t) {
+    uint8_t *p = picture(50, 40, 128, 0, 0, 0, 0, 0);
+    uint8_t out[28 * 28];
+    fm_error err = {0};
+    CHECK_FAILS(t, fm_image_to_input(p, 40, 50, NULL, out, 28, 28, NULL, &err), FM_ERR_FORMAT, err,
+                "nothing stands out", NULL);
+    p[20 * 50 + 25] = 0; /* one dark pixel is a speck, not an item */
+    CHECK_FAILS(t, fm_image_to_input(p, 40, 50, NULL, out, 28, 28, NULL, &err), FM_ERR_FORMAT, err,
+                "nothing stands out", NULL);
+    CHECK_FAILS(t, fm_image_to_input(p, 0, 50, NULL, out, 28, 28, NULL, &err), FM_ERR_ARG, err, "empty", NULL);
+    free(p);
+}
+
+/* ---------------------------------------------------------------- files */
+
+static int write_file(const char *path, const void *data, size_t len) { return test_write_file(path, data, len); }
+
+void test_image_formats(test_ctx *t) {
+    uint8_t *p = picture(64, 48, 230, 20, 10, 30, 25, 20);
+    char path[512];
+    fm_error err = {0};
+    uint8_t *g = NULL;
+    uint32_t h = 0, w = 0;
+    int ch = 0;
+
+    /* PNG written by the library and read back: identical. */
+    test_path(path, sizeof path, "grey.png");
+    CHECK(t, fm_image_write_png(path, p, 48, 64, &err) == FM_OK, "%s", err.msg);
+    CHECK(t, fm_image_load_grey(path, NULL, &g, &h, &w, &ch, &err) == FM_OK, "%s", err.msg);
+    CHECK(t, g && h == 48 && w == 64 && ch == 1 && memcmp(g, p, 64 * 48) == 0, "PNG round trip");
+    free(g), g = NULL;
+
+    /* Binary PGM by hand. */
+    char header[32];
+    int n = snprintf(header, sizeof header, "P5\n64 48\n255\n");
+    unsigned char *pgm = malloc((size_t)n + 64 * 48);
+    memcpy(pgm, header, (size_t)n), memcpy(pgm + n, p, 64 * 48);
+    test_path(path, sizeof path, "grey.pgm");
+    CHECK(t, write_file(path, pgm, (size_t)n + 64 * 48), "write pgm");
+    CHECK(t, fm_image_load_grey(path, NULL, &g, &h, &w, &ch, &err) == FM_OK, "%s", err.msg);
+    CHECK(t, g && h == 48 && w == 64 && memcmp(g, p, 64 * 48) == 0, "PGM");
+    free(g), g = NULL, free(pgm);
+
+    /* Colour BMP and JPEG: grey by luma (pure colours give known levels), JPEG within its loss. */
+    uint8_t *rgb = malloc(64 * 48 * 3);
+    for (size_t i = 0; i < 64 * 48; i++) rgb[3 * i] = rgb[3 * i + 1] = rgb[3 * i + 2] = p[i];
+    test_path(path, sizeof path, "colour.bmp");
+    CHECK(t, stbi_write_bmp(path, 64, 48, 3, rgb), "write bmp");
+    CHECK(t, fm_image_load_grey(path, NULL, &g, &h, &w, &ch, &err) == FM_OK, "%s", err.msg);
+    int worst = 0;
+    for (size_t i = 0; g && i < 64 * 48; i++) worst = abs(g[i] - p[i]) > worst ? abs(g[i] - p[i]) : worst;
+    CHECK(t, g && ch == 3 && worst <= 1, "BMP differs by %d", worst);
+    free(g), g = NULL;
+    test_path(path, sizeof path, "colour.jpg");
+    CHECK(t, stbi_write_jpg(path, 64, 48, 3, rgb, 95), "write jpg");
+    uint8_t out_png[28 * 28], out_jpg[28 * 28];
+    fm_image_info info;
+    CHECK(t, fm_image_load_input(path, NULL, out_jpg, 28, 28, &info, &err) == FM_OK, "%s", err.msg);
+    test_path(path, sizeof path, "grey.png");
+    CHECK(t, fm_image_load_input(path, NULL, out_png, 28, 28, NULL, &err) == FM_OK, "%s", err.msg);
+    worst = 0;
+    for (size_t i = 0; i < 28 * 28; i++) worst = abs(out_png[i] - out_jpg[i]) > worst ? abs(out_png[i] - out_jpg[i]) : worst;
+    CHECK(t, info.width == 64 && info.height == 48 && info.inverted && worst <= 40, "JPEG input differs by %d", worst);
+
+    /* Transparent parts count as white: a dark item on a fully transparent black background. */
+    uint8_t *rgba = calloc(64 * 48, 4);
+    for (size_t i = 0; i < 64 * 48; i++) {
+        if (p[i] < 128) rgba[4 * i] = rgba[4 * i + 1] = rgba[4 * i + 2] = 20, rgba[4 * i + 3] = 255;
+    }
+    test_path(path, sizeof path, "alpha.png");
+    CHECK(t, stbi_write_png(path, 64, 48, 4, rgba, 64 * 4), "write rgba");
+    CHECK(t, fm_image_load_grey(path, NULL, &g, &h, &w, &ch, &err) == FM_OK, "%s", err.msg);
+    CHECK(t, g && ch == 4 && g[0] == 255 && g[12 * 64 + 25] == 20, "alpha: corner %d, item %d", g ? g[0] : -1,
+          g ? g[12 * 64 + 25] : -1);
+    free(g), free(rgba), free(rgb), free(p);
+
+    CHECK(t, fm_image_name_supported("a.PNG") && fm_image_name_supported("b.jpeg") &&
+                 fm_image_name_supported("c.pgm") && !fm_image_name_supported("d.txt") &&
+                 !fm_image_name_supported(".png") && !fm_image_name_supported("png"),
+          "extensions");
+}
+
+void test_image_bad_files(test_ctx *t) {
+    char path[512], dir[512];
+    fm_error err = {0};
+    uint8_t *g = NULL;
+    uint32_t h, w;
+    uint8_t out[28 * 28];
+
+    test_path(path, sizeof path, "missing.png");
+    CHECK_FAILS(t, fm_image_load_grey(path, NULL, &g, &h, &w, NULL, &err), FM_ERR_IO, err, "missing.png: cannot open", NULL);
+    test_path(dir, sizeof dir, "a-folder.png");
+    test_mkdir(dir);
+    CHECK_FAILS(t, fm_image_load_grey(dir, NULL, &g, &h, &w, NULL, &err), FM_ERR_IO, err, "a-folder.png: is a folder", NULL);
+    test_path(path, sizeof path, "empty.jpg");
+    CHECK(t, write_file(path, "", 0), "setup");
+    CHECK_FAILS(t, fm_image_load_grey(path, NULL, &g, &h, &w, NULL, &err), FM_ERR_FORMAT, err, "empty.jpg: empty file", NULL);
+    test_path(path, sizeof path, "text.png");
+    CHECK(t, write_file(path, "just some words\n", 16), "setup");
+    CHECK_FAILS(t, fm_image_load_grey(path, NULL, &g, &h, &w, NULL, &err), FM_ERR_FORMAT, err, "text.png: not an image", NULL);
+    test_path(path, sizeof path, "zero.pgm");
+    CHECK(t, write_file(path, "P5\n0 0\n255\n", 11), "setup");
+    CHECK_FAILS(t, fm_image_load_grey(path, NULL, &g, &h, &w, NULL, &err), FM_ERR_FORMAT, err, "zero.pgm: ", NULL);
+
+    /* Enormous: refused from the header, before decoding (the file holds no pixels at all). */
+    test_path(path, sizeof path, "huge.pgm");
+    CHECK(t, write_file(path, "P5\n100000 90000\n255\n", 20), "setup");
+    CHECK_FAILS(t, fm_image_load_grey(path, NULL, &g, &h, &w, NULL, &err), FM_ERR_NOMEM, err,
+                "100000x90000 is 9000000000 pixels, over the limit", NULL);
+    /* A real picture over a lowered limit. */
+    uint8_t *p = picture(100, 80, 200, 10, 10, 50, 40, 20);
+    test_path(path, sizeof path, "ok.png");
+    CHECK(t, fm_image_write_png(path, p, 80, 100, &err) == FM_OK, "%s", err.msg);
+    fm_image_params ip = fm_image_default_params();
+    ip.max_pixels = 7999;
+    CHECK_FAILS(t, fm_image_load_input(path, &ip, out, 28, 28, NULL, &err), FM_ERR_NOMEM, err, "ok.png: 100x80", "7999");
+
+    /* Truncated: a PNG cut after its header, and one cut mid-data. */
+    size_t len = 0;
+    unsigned char *bytes = test_read_file(path, &len);
+    char cut[512];
+    test_path(cut, sizeof cut, "cut-header.png");
+    CHECK(t, bytes && write_file(cut, bytes, 40), "setup");
+    CHECK_FAILS(t, fm_image_load_grey(cut, NULL, &g, &h, &w, NULL, &err), FM_ERR_FORMAT, err, "cut-header.png: ", NULL);
+    test_path(cut, sizeof cut, "cut-data.png");
+    CHECK(t, bytes && write_file(cut, bytes, len - 30), "setup");
+    CHECK_FAILS(t, fm_image_load_grey(cut, NULL, &g, &h, &w, NULL, &err), FM_ERR_FORMAT, err, "cut-data.png: cannot decode", NULL);
+    /* Corrupt: the compressed data overwritten. */
+    test_path(cut, sizeof cut, "corrupt.png");
+    for (size_t i = 60; bytes && i < len - 20; i++) bytes[i] = (unsigned char)(i * 37);
+    CHECK(t, bytes && write_file(cut, bytes, len), "setup");
+    CHECK_FAILS(t, fm_image_load_grey(cut, NULL, &g, &h, &w, NULL, &err), FM_ERR_FORMAT, err, "corrupt.png: ", NULL);
+    free(bytes);
+
+    /* An unwritable output: a missing folder, and nothing left behind. */
+    char out_path[600];
+    snprintf(out_path, sizeof out_path, "%s/missing-folder/x.png", test_tmpdir());
+    CHECK_FAILS(t, fm_image_write_png(out_path, p, 80, 100, &err), FM_ERR_IO, err, "missing-folder/x.png: cannot create", NULL);
+    CHECK_FAILS(t, fm_image_write_png(path, p, 0, 100, &err), FM_ERR_ARG, err, "0", NULL);
+    free(p);
+}
