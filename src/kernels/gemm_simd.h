@@ -82,9 +82,9 @@ static inline float FN(epilogue_scalar)(float s, float c, int j, int i, int accu
 /* ---------------------------------------------------------------- broadcast kernel (NN, TN)
  * C[i..i+mr, j..j+cols), cols <= nv*V: each step over k broadcasts op(A)[i+r, k] and multiplies
  * it into nv vectors of B's row k (the last one partial when cols is not a multiple of V), so B
- * is read along its rows and A one element at a time. With nonzero_k (a single row), only the
- * listed steps run, those where A is non-zero: inputs (background pixels) and ReLU outputs often
- * are. Skipping changes no bit: an accumulator that starts at +0 never becomes -0, and adding a
+ * is read along its rows and A one element at a time. With nonzero_k, only the listed steps
+ * run, those where the tile's elements of A are not all zero: inputs (background pixels) and ReLU
+ * outputs often are. Skipping changes no bit: an accumulator that starts at +0 never becomes -0, and adding a
  * zero product to anything else leaves it as it is. mr and nv are constants at every call, so
  * the loops over them unroll and the accumulators live in registers. */
 
@@ -260,6 +260,28 @@ int FN(fm_gemm_block)(int ta, int tb, int i0, int i1, int j0, int j1, int K, con
             int cols = j1 - j < BNR * V ? j1 - j : BNR * V;
             FN(bcast_rows)(1, ta, i0, j, cols, K, nonzero_k, n, A, lda, B, ldb, accumulate, C, ldc,
                            ep);
+        }
+        return 1;
+    }
+    /* With A transposed and a short K (a weight gradient: K is the batch, a tile's rows are
+     * neighbouring pixels, A[k, i..i+BMR) contiguous), listing the images where a tile's pixels
+     * are not all zero is cheap and skips about a third of the steps on Fashion-MNIST. */
+    if (ta && K <= 256) {
+        int nonzero_k[256];
+        for (int i = i0; i < i1; i += BMR) {
+            int rows = i1 - i < BMR ? i1 - i : BMR, n = 0;
+            for (int k = 0; k < K; k++) {
+                const float *ak = A + (size_t)k * (size_t)lda + i;
+                int nonzero = 0;
+                for (int r = 0; r < rows; r++) nonzero |= ak[r] != 0.0f;
+                nonzero_k[n] = k; /* kept when non-zero */
+                n += nonzero;
+            }
+            for (int j = j0; j < j1; j += BNR * V) {
+                int cols = j1 - j < BNR * V ? j1 - j : BNR * V;
+                FN(bcast_rows)(rows, ta, i, j, cols, K, nonzero_k, n, A, lda, B, ldb, accumulate,
+                               C, ldc, ep);
+            }
         }
         return 1;
     }
