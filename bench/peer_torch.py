@@ -74,9 +74,9 @@ def bench_train(o, preset):
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-7)
     loss_fn = nn.CrossEntropyLoss()
     n, batch = len(x), 32
-    seconds = []
+    seconds, cpu = [], []
     for epoch in range(o.epochs + 1):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         order = torch.randperm(n)
         total, right = 0.0, 0
         for start in range(0, n, batch):
@@ -90,10 +90,12 @@ def bench_train(o, preset):
             total += loss.item() * len(idx)
             right += (logits.argmax(1) == yb).sum().item()
         seconds.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
     s = statistics.median(seconds[1:])  # epoch 1 warms up
     gflop = train_flops_per_image(preset) * n / 1e9
     print(json.dumps({"impl": "pytorch", "mode": "train", "preset": preset, "threads": torch.get_num_threads(),
                       "images": n, "epochs_timed": o.epochs, "epoch_s": round(s, 4),
+                      "epoch_cpu_s": round(statistics.median(cpu[1:]), 4),
                       "images_per_s": round(n / s), "gflop_per_epoch": round(gflop, 3),
                       "gflops": round(gflop / s, 2), "last_loss": round(total / n, 4),
                       "last_accuracy": round(right / n, 4), "peak_rss_mib": round(peak_rss_mib(), 1),
@@ -116,25 +118,30 @@ def bench_infer(o, preset):
         opt.step()
     model.eval()
     n = len(xt)
-    one, batch = [], []
+    one, batch, one_cpu, batch_cpu = [], [], [], []
     with torch.inference_mode():
         for r in range(o.reps + 1):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             for i in range(n):
                 probs = torch.softmax(model(xt[i : i + 1]), 1)
-            t1 = time.perf_counter()
+            t1, c1 = time.perf_counter(), time.process_time()
             preds = []
             for i in range(0, n, 1000):
                 preds.append(torch.softmax(model(xt[i : i + 1000]), 1))
-            t2 = time.perf_counter()
-            if r > 0:
+            t2, c2 = time.perf_counter(), time.process_time()
+            if r > 0:  # pass 0 warms up
                 one.append(t1 - t0)
                 batch.append(t2 - t1)
+                one_cpu.append(c1 - c0)
+                batch_cpu.append(c2 - c1)
         acc = (torch.cat(preds).argmax(1) == yt).float().mean().item()
     s1, sb = statistics.median(one), statistics.median(batch)
     print(json.dumps({"impl": "pytorch", "mode": "infer", "preset": preset, "threads": torch.get_num_threads(),
                       "images": n, "batch1_images_per_s": round(n / s1), "batch1_us": round(1e6 * s1 / n, 2),
-                      "batch1000_images_per_s": round(n / sb), "accuracy": round(acc, 4),
+                      "batch1000_images_per_s": round(n / sb),
+                      "batch1_cpu_images_per_s": round(n / statistics.median(one_cpu)),
+                      "batch1000_cpu_images_per_s": round(n / statistics.median(batch_cpu)),
+                      "accuracy": round(acc, 4),
                       "peak_rss_mib": round(peak_rss_mib(), 1)}))
 
 

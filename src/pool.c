@@ -17,8 +17,10 @@
 #define CPU_RELAX() ((void)0)
 #endif
 
-/* How long an idle worker spins before it sleeps, and a waiting caller before it yields. */
-#define SPIN_SECONDS 200e-6
+/* How long an idle worker spins before it sleeps, and a waiting caller before it yields: longer
+ * than the gaps between the jobs of a training step (~20 us of serial work), short enough not
+ * to take much from other processes on a busy machine. */
+#define SPIN_SECONDS 50e-6
 
 /* state packs the job's generation (high 32 bits) and its next unclaimed task (low 32 bits), so
  * that one compare-and-swap both claims a task and checks that the job is still the current one.

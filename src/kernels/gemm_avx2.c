@@ -14,6 +14,9 @@ static inline __m256i first_lanes(int n) {
 #define VSET1(x) _mm256_set1_ps(x)
 #define VLOAD(p) _mm256_loadu_ps(p)
 #define VLOADN(p, n) _mm256_maskload_ps((p), first_lanes(n))
+#define VMASK __m256i
+#define VMASK_FIRST(n) first_lanes(n)
+#define VLOADM(p, m) _mm256_maskload_ps((p), (m))
 #define VSTORE(p, v) _mm256_storeu_ps((p), (v))
 #define VSTOREN(p, v, n) _mm256_maskstore_ps((p), first_lanes(n), (v))
 #define VADD(a, b) _mm256_add_ps((a), (b))

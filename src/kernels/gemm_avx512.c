@@ -11,6 +11,9 @@
 #define VSET1(x) _mm512_set1_ps(x)
 #define VLOAD(p) _mm512_loadu_ps(p)
 #define VLOADN(p, n) _mm512_maskz_loadu_ps((__mmask16)((1u << (n)) - 1u), (p))
+#define VMASK __mmask16
+#define VMASK_FIRST(n) ((__mmask16)((1u << (n)) - 1u))
+#define VLOADM(p, m) _mm512_maskz_loadu_ps((m), (p))
 #define VSTORE(p, v) _mm512_storeu_ps((p), (v))
 #define VSTOREN(p, v, n) _mm512_mask_storeu_ps((p), (__mmask16)((1u << (n)) - 1u), (v))
 #define VADD(a, b) _mm512_add_ps((a), (b))
