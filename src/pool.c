@@ -1,6 +1,7 @@
 /* pool.c — the library's threads: a small pool that runs numbered tasks on its workers and the
  * calling thread together. Tasks are claimed one at a time, so a worker the OS has not scheduled
- * yet (a busy machine) delays nothing: the caller runs the tasks it did not claim. Workers spin
+ * yet (a busy machine) delays nothing: the caller runs the tasks it did not claim; and when a
+ * worker that did claim one gets descheduled, the caller runs alone for a while. Workers spin
  * briefly between jobs, because a training step hands them several jobs a few microseconds apart,
  * then sleep. */
 #define _POSIX_C_SOURCE 200809L
@@ -41,6 +42,7 @@ struct fm_pool {
     _Atomic int stop;
     pthread_mutex_t lock;
     pthread_cond_t wake;
+    double solo_until; /* the caller runs jobs alone until then (see fm_pool_run) */
 };
 
 static uint32_t gen_of(uint64_t s) { return (uint32_t)(s >> 32); }
@@ -136,9 +138,16 @@ void fm_pool_free(fm_pool *p) {
 
 int fm_pool_threads(const fm_pool *p) { return p ? p->threads : 1; }
 
+/* A job whose caller waited this much longer for a worker than it worked itself means the
+ * worker was descheduled holding a task (a busy machine); the caller then runs the next jobs
+ * alone for SOLO_SECONDS before trying again. Results are the same either way. */
+#define STALL_SECONDS 100e-6
+#define SOLO_SECONDS 20e-3
+
 void fm_pool_run(fm_pool *p, int n_tasks, fm_task_fn fn, void *ctx) {
     if (n_tasks <= 0) return;
-    if (!p || p->threads == 1 || n_tasks == 1) {
+    double start = p ? fm_now_seconds() : 0.0;
+    if (!p || p->threads == 1 || n_tasks == 1 || start < p->solo_until) {
         for (int t = 0; t < n_tasks; t++) fn(ctx, t);
         return;
     }
@@ -158,9 +167,18 @@ void fm_pool_run(fm_pool *p, int n_tasks, fm_task_fn fn, void *ctx) {
     work_on(p, gen);
     /* Wait for the tasks that workers claimed and are still running. */
     double t0 = fm_now_seconds();
+    int waited_long = 0;
     for (int spins = 0; atomic_load_explicit(&p->done, memory_order_acquire) < n_tasks; spins++) {
-        if ((spins & 255) == 255 && fm_now_seconds() - t0 > SPIN_SECONDS) sched_yield();
-        else CPU_RELAX();
+        if ((spins & 255) == 255 && fm_now_seconds() - t0 > SPIN_SECONDS) {
+            waited_long = 1;
+            sched_yield();
+        } else {
+            CPU_RELAX();
+        }
     }
     atomic_store(&p->state, ((uint64_t)gen << 32) | CLOSED);
+    if (waited_long) {
+        double end = fm_now_seconds();
+        if (end - t0 > STALL_SECONDS && end - t0 > t0 - start) p->solo_until = end + SOLO_SECONDS;
+    }
 }

@@ -306,6 +306,7 @@ fm_status fm_fit(fm_model *m, const fm_dataset *ds, const fm_train_params *p, fm
     if (s) return s;
     int C = m->classes.n;
     int threads = fm_threads_resolve(p->threads);
+    fm_model_pool(m, threads); /* the threads start here, not in the first batch */
     float lr = p->lr > 0.0f ? p->lr : (p->optimizer == FM_OPT_SGD ? 1e-2f : 1e-3f);
 
     run_buffers rb = {0};
