@@ -45,9 +45,10 @@ static void help(void) {
            "                     (stored in the model, used by evaluate and predict)\n"
            "  --monitor NAME     val_accuracy or val_loss: what the callbacks watch [val_accuracy]\n"
            "  --patience N       early stopping: stop after N epochs without improvement and\n"
-           "                     restore the best epoch's weights               [off]\n"
+           "                     restore the best epoch's weights; 0 turns it off (e.g. a\n"
+           "                     preset's, to train with --val 0)                [off]\n"
            "  --reduce-lr-patience N  multiply the rate by --reduce-lr-factor [0.1] after N\n"
-           "                     epochs without improvement, not below --min-lr [0]  [off]\n"
+           "                     epochs without improvement, not below --min-lr [0]; 0: off [off]\n"
            "  --l2 X             add X * sum(w^2) over dense and conv kernels to the loss [0]\n"
            "  --init NAME        glorot (Keras's default) or he                 [glorot]\n"
            "  --scale NAME       unit (x/255) or standard (mean/std of the training part) [unit]\n"
@@ -359,9 +360,9 @@ int train_parse(const char *cmd, int argc, char **argv, train_options *o) {
             else if (strcmp(optarg, "val_loss") == 0) tp.monitor = FM_MONITOR_VAL_LOSS;
             else return cli_error(cmd, "--monitor must be val_accuracy or val_loss, got \"%s\"", optarg);
             break;
-        case O_PATIENCE: if (!cli_int(cmd, "--patience", optarg, 1, 100000, &lv)) return 1; tp.patience = (int)lv; break;
+        case O_PATIENCE: if (!cli_int(cmd, "--patience", optarg, 0, 100000, &lv)) return 1; tp.patience = (int)lv; break;
         case O_RLR_PATIENCE:
-            if (!cli_int(cmd, "--reduce-lr-patience", optarg, 1, 100000, &lv)) return 1;
+            if (!cli_int(cmd, "--reduce-lr-patience", optarg, 0, 100000, &lv)) return 1;
             tp.reduce_lr_patience = (int)lv;
             break;
         case O_RLR_FACTOR:

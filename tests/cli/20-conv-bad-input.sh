@@ -57,8 +57,8 @@ cb_flag_cases=(
     '--augment=|--augment: augmentation list is empty'
     '--tta=yes|--tta takes no value'
     '--monitor accuracy|--monitor must be val_accuracy or val_loss, got "accuracy"'
-    '--patience 0|--patience must be an integer in 1\.\.100000, got "0"'
-    '--reduce-lr-patience x|--reduce-lr-patience must be an integer in 1\.\.100000, got "x"'
+    '--patience -1|--patience must be an integer in 0\.\.100000, got "-1"'
+    '--reduce-lr-patience x|--reduce-lr-patience must be an integer in 0\.\.100000, got "x"'
     '--reduce-lr-factor 1|--reduce-lr-factor must be between 0 and 1, got "1"'
     '--min-lr -1|--min-lr must be a number in \[0, 10\], got "-1"'
     '--patience 2 --val 0|--patience and --reduce-lr-patience watch the validation split: give --val above 0'
@@ -68,6 +68,11 @@ for cb_c in "${cb_flag_cases[@]}"; do
     # shellcheck disable=SC2086 # the flags are meant to split into words
     expect_fail "conv flags: train $cb_flags" "^fmnist train: $cb_regex" "${CB_TRAIN[@]}" $cb_flags
 done
+
+# --patience 0 and --reduce-lr-patience 0 switch the callbacks off (a preset's too), so --val 0
+# is allowed again.
+expect_ok "conv flags: --patience 0 --reduce-lr-patience 0 with --val 0" "$FMNIST" train --data "$CB/small" \
+    --model dense:10 --patience 0 --reduce-lr-patience 0 --val 0 --epochs 1 --no-test --no-report --out "$CB/nopatience"
 
 # A schedule shows the rate on each epoch line and in the history; run.json records the settings.
 if expect_ok "conv: adamw + cosine + warm-up + label smoothing" "$FMNIST" train --data "$CB/small" --val 100 \
