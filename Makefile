@@ -42,7 +42,7 @@ LDFLAGS += -pthread $(LDSAN)
 LIB_SRC := src/util.c src/pool.c src/model.c src/train.c src/kernels/gemm.c src/kernels/gemm_avx512.c \
            src/kernels/gemm_avx2.c src/layers/dense.c \
            src/layers/activation.c src/layers/softmax_xent.c src/optim/sgd.c src/optim/adam.c \
-           src/data/idx.c src/data/dataset.c src/io/safetensors.c
+           src/data/idx.c src/data/dataset.c src/io/safetensors.c src/io/checkpoint.c
 # Convolutional networks: layers, optimizers and schedules, augmentation.
 LIB_SRC += src/layers/conv2d.c src/layers/pool.c src/layers/dropout.c src/layers/batchnorm.c \
            src/optim/schedule.c src/optim/weight_decay.c src/data/augment.c src/presets.c
@@ -52,7 +52,8 @@ LIB_SRC += src/report/draw.c src/report/html.c src/report/predictions.c src/repo
 # Interoperability: ONNX export and photos.
 LIB_SRC += src/io/onnx.c src/data/image.c
 CLI_SRC := cli/main.c cli/common.c cli/train.c cli/evaluate.c cli/predict.c cli/summary.c \
-           cli/show.c cli/report.c cli/experiment.c cli/export.c cli/predict_images.c
+           cli/show.c cli/report.c cli/experiment.c cli/export.c cli/predict_images.c \
+           cli/train_resume.c
 TEST_SRC := $(wildcard tests/unit/test_*.c)
 
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/onnx/onnx.pb-c.o

@@ -22,11 +22,21 @@ typedef struct {
     const char *spec, *data, *out, *name, *classes;
     int no_test, no_report, quiet, json;
     int tta; /* test-time flips, stored in the model */
+    /* --resume: the checkpoint to continue (owned; train_run resumes it), and storage for the
+     * settings read from its note. */
+    fm_checkpoint *ck;
+    char spec_buf[2048], data_buf[FM_PATH_MAX];
 } train_options;
 
 /* Parses train's flags (argv[0] is the command name) after filling in the defaults, and checks
  * the model spec. Returns 0 to go ahead, 1 after printing an error, -1 after printing --help. */
 int train_parse(const char *cmd, int argc, char **argv, train_options *o);
+/* `fmnist train --resume DIR [--epochs N] [--data DIR] [--quiet] [--json]` (train_resume.c):
+ * the options of the run DIR's checkpoint holds. Returns 0 or 1 after printing an error. */
+int train_resume_parse(const char *cmd, int argc, char **argv, train_options *o);
+/* The text train_run keeps in each checkpoint (JSON: model as given, data folder, init, no_test,
+ * no_report); NULL when out of memory. Free with free(). */
+char *train_checkpoint_note(const train_options *o, const char *data_dir);
 /* Trains and writes the run folder: model, history, run.json, then the report unless
  * o->no_report. The data sets may be given already loaded (with the folder they came from), or
  * NULL to load them. Returns 0, or 1 after printing an error. */

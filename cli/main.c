@@ -1,6 +1,7 @@
 /* main.c — the fmnist command: dispatches to one subcommand per file. */
 #include "cli.h"
 
+#include <signal.h>
 #include <string.h>
 
 static void usage(FILE *f) {
@@ -29,6 +30,9 @@ int main(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
+    /* Past a file-size limit (ulimit -f) a write should fail with EFBIG and a message naming the
+     * file, not kill the program with SIGXFSZ. */
+    signal(SIGXFSZ, SIG_IGN);
     const char *cmd = argv[1];
     if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
         usage(stdout);

@@ -6,6 +6,7 @@
 #include <cjson/cJSON.h>
 #include <getopt.h>
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -64,7 +65,14 @@ static void help(void) {
            "  --no-report        skip the pictures and report.html\n"
            "  --quiet            print only the final lines\n"
            "  --json             print the final figures as one JSON object\n"
+           "  --resume DIR       continue the run in DIR from its checkpoint, with its settings;\n"
+           "                     only --epochs (to train further), --data, --quiet and --json\n"
+           "                     may be given with it\n"
            "\n"
+           "Each epoch ends with DIR/checkpoint.fmck (weights, optimizer, generator, history,\n"
+           "callbacks). Ctrl-C or SIGTERM stops after the current batch, saves the exact position\n"
+           "there and exits 130 or 143; a second Ctrl-C aborts at once. A resumed run ends with\n"
+           "the same weights, bit for bit, as one never interrupted.\n"
            "Writes DIR/model.safetensors, DIR/history.csv, DIR/history.json, DIR/run.json, and\n"
            "the report: DIR/report.html (one self-contained page), curves.png, confusion.png,\n"
            "predictions.png, mistakes.png and the CSV files they were drawn from.\n"
@@ -80,6 +88,19 @@ typedef struct {
     fm_error save_err;       /* why saving it failed, which stops the run */
     int save_failed;
 } progress;
+
+/* The one piece of global mutable state in fmnist: a signal handler can reach nothing else. The
+ * first SIGINT or SIGTERM stores its number here, which fm_fit reads after every batch through
+ * fm_train_params.stop; the handler is installed with SA_RESETHAND, so a second signal takes the
+ * default action and ends the program at once. */
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop_signal(int sig) {
+    stop_signal = sig;
+    static const char msg[] = "\nStopping after this batch to save a checkpoint (again to abort now)\n";
+    ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1); /* async-signal-safe */
+    (void)w;
+}
 
 static const char *optimizer_name(fm_optimizer o) {
     return o == FM_OPT_ADAMW ? "adamw" : o == FM_OPT_SGD ? "sgd" : "adam";
@@ -427,6 +448,7 @@ int train_run(const char *cmd, const train_options *o, const fm_dataset *given_t
     }
     int rc = 1;
     fm_history hist = {0};
+    char *note = NULL;
     /* A test set that cannot be used should stop the run before the training, not after it. */
     if (!no_test && !test_set) {
         if (!cli_load_split(cmd, dir, FM_SPLIT_TEST, mp.classes.n, &loaded_test, NULL, 0)) goto cleanup;
@@ -451,11 +473,28 @@ int train_run(const char *cmd, const train_options *o, const fm_dataset *given_t
         snprintf(outdir, sizeof outdir, "runs/%s", stamp);
     }
     if (cli_mkdirs(cmd, outdir)) goto cleanup;
-    if (fm_model_create(spec, train.h, train.w, &mp, &model, &err)) {
+    if (o->ck) {
+        if (fm_checkpoint_model(o->ck, &model, &err)) {
+            cli_error(cmd, "--resume: %s", err.msg);
+            goto cleanup;
+        }
+        tp.resume = o->ck;
+    } else if (fm_model_create(spec, train.h, train.w, &mp, &model, &err)) {
         cli_error(cmd, "--model: %s", err.msg);
         goto cleanup;
+    } else {
+        fm_model_set_tta(model, tta);
     }
-    fm_model_set_tta(model, tta);
+    char ck_path[FM_PATH_MAX + 32];
+    snprintf(ck_path, sizeof ck_path, "%s/checkpoint.fmck", outdir);
+    note = train_checkpoint_note(o, dir);
+    if (!note) {
+        cli_error(cmd, "out of memory");
+        goto cleanup;
+    }
+    tp.checkpoint = ck_path;
+    tp.checkpoint_note = note;
+    tp.stop = &stop_signal;
     progress pr = {isatty(STDOUT_FILENO), quiet, 0, 0, 0, NULL, NULL, {0}, 0};
     tp.on_batch = on_batch;
     tp.on_epoch = on_epoch;
@@ -477,13 +516,36 @@ int train_run(const char *cmd, const train_options *o, const fm_dataset *given_t
                tp.optimizer == FM_OPT_SGD && tp.momentum > 0 ? (tp.nesterov ? " nesterov" : " momentum") : "",
                regularisation_text(&tp, tta, regtext, sizeof regtext), tp.batch, tp.epochs, (unsigned long long)tp.seed, threads,
                threads == 1 ? "" : "s", outdir);
+        if (o->ck) {
+            int done, bdone, nb;
+            fm_checkpoint_position(o->ck, &done, &bdone, &nb, NULL);
+            if (bdone) printf("Resuming %s at epoch %d, batch %d of %d\n", ck_path, done + 1, bdone + 1, nb);
+            else printf("Resuming %s after epoch %d\n", ck_path, done);
+        }
         fflush(stdout);
     }
+    /* Ctrl-C and SIGTERM stop at the next batch boundary with a checkpoint (see stop_signal). */
+    struct sigaction sa, old_int, old_term;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sa.sa_flags = SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    stop_signal = 0;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
     double t0 = fm_now_seconds();
     fm_status st = fm_fit(model, &train, &tp, &hist, &err);
     double train_seconds = fm_now_seconds() - t0;
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
     if (st) {
         if (pr.tty && !quiet) printf("\n");
+        if (st == FM_ERR_CANCELLED && stop_signal && !pr.save_failed) {
+            cli_error(cmd, "interrupted by %s: %s; resume with: fmnist train --resume %s",
+                      stop_signal == SIGINT ? "SIGINT" : "SIGTERM", err.msg, outdir);
+            rc = 128 + stop_signal;
+            goto cleanup;
+        }
         cli_fail(cmd, pr.save_failed ? &pr.save_err : &err);
         goto cleanup;
     }
@@ -588,6 +650,7 @@ int train_run(const char *cmd, const train_options *o, const fm_dataset *given_t
     }
     rc = 0;
 cleanup:
+    free(note);
     fm_history_free(&hist);
     fm_model_free(model);
     fm_dataset_free(&loaded_train);
@@ -597,7 +660,15 @@ cleanup:
 
 int cmd_train(int argc, char **argv) {
     train_options o;
-    int rc = train_parse("train", argc, argv, &o);
+    int resume = 0, help_asked = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0) break;
+        if (strcmp(argv[i], "--resume") == 0 || strncmp(argv[i], "--resume=", 9) == 0) resume = 1;
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) help_asked = 1;
+    }
+    int rc = resume && !help_asked ? train_resume_parse("train", argc, argv, &o) : train_parse("train", argc, argv, &o);
     if (rc) return rc < 0 ? 0 : rc;
-    return train_run("train", &o, NULL, NULL, NULL);
+    rc = train_run("train", &o, NULL, NULL, NULL);
+    fm_checkpoint_free(o.ck);
+    return rc;
 }

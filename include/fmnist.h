@@ -34,6 +34,7 @@
 #ifndef FMNIST_H
 #define FMNIST_H
 
+#include <signal.h> /* sig_atomic_t */
 #include <stddef.h>
 #include <stdint.h>
 
@@ -358,6 +359,21 @@ typedef struct {
     int reduce_lr_patience;
     float reduce_lr_factor;     /* [0.1] */
     float min_lr;               /* [0] */
+
+    /* Checkpoints, interruption and resuming (see fm_checkpoint below). checkpoint: a file fm_fit
+     * writes at the end of every epoch and when stopped, atomically (a temporary file in the same
+     * folder, fsync, rename, fsync of the folder), so a failed write leaves the previous one
+     * intact; NULL for none. checkpoint_note: text kept in it verbatim (the command line stores
+     * its own settings there). stop: read after every batch; once non-zero (a signal handler
+     * sets it) fm_fit writes a checkpoint of the exact position, mid-epoch included, and returns
+     * FM_ERR_CANCELLED. A NaN or infinite loss writes nothing, so the last checkpoint is the last
+     * finite epoch's. resume: continue the run a checkpoint holds instead of starting one; every
+     * setting must equal the checkpoint's but epochs, which may grow. The same threads give the
+     * same bits as a run never interrupted. */
+    const char *checkpoint;
+    const char *checkpoint_note;
+    volatile sig_atomic_t *stop;
+    const struct fm_checkpoint *resume;
 } fm_train_params;
 
 fm_train_params fm_train_default_params(void);
@@ -372,6 +388,30 @@ fm_status fm_train_params_check(const fm_train_params *p, fm_error *err);
 /* Trains on ds, holding out its first p->val images for validation. hist may be NULL. */
 fm_status fm_fit(fm_model *m, const fm_dataset *ds, const fm_train_params *p, fm_history *hist,
                  fm_error *err);
+
+/* A training run's whole state, as fm_fit writes it to fm_train_params.checkpoint: the model
+ * (spec, weights, batch norm statistics, scaling, classes, test-time flips), the optimizer (Adam's
+ * moments and step count, SGD's velocity, the schedule's position and plateau factor), the
+ * generator that shuffles, augments and drops out, the shuffled order and the position in it,
+ * the history, the callbacks' state (best score, waits, the best weights when early stopping
+ * restores them), a checksum of the training data, and the settings. The file format is
+ * fmnist's own, versioned and checksummed (README, "Checkpoints"). */
+typedef struct fm_checkpoint fm_checkpoint;
+
+/* Reads and validates a checkpoint: magic, version, length, CRC-32, then every field (ranges,
+ * counts against the model its spec builds, the shuffled order a permutation). Errors name the
+ * file and what is wrong with it. */
+fm_status fm_checkpoint_load(const char *path, fm_checkpoint **out, fm_error *err);
+void fm_checkpoint_free(fm_checkpoint *ck);
+/* The run's settings (callbacks and pointers NULL) and the note it was written with. */
+fm_train_params fm_checkpoint_train_params(const fm_checkpoint *ck);
+const char *fm_checkpoint_note(const fm_checkpoint *ck);
+/* Where the run stands: epochs finished, batches of the next epoch done (0 at an epoch
+ * boundary), batches per epoch, and whether early stopping ended it. */
+void fm_checkpoint_position(const fm_checkpoint *ck, int *epochs_done, int *batches_done,
+                            int *batches, int *stopped_early);
+/* A new model with the checkpoint's layers, weights, statistics, scaling, classes and flips. */
+fm_status fm_checkpoint_model(const fm_checkpoint *ck, fm_model **out, fm_error *err);
 
 typedef struct {
     double loss, accuracy;

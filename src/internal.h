@@ -385,4 +385,55 @@ fm_status fm_spec_parse(const char *spec, uint32_t in_h, uint32_t in_w, int n_cl
                         fm_error *err);
 void fm_model_init_weights(fm_model *m, fm_init init, uint64_t seed);
 
+/* ---------------------------------------------------------------- checkpoints */
+
+/* What a checkpoint holds (checkpoint.c writes and reads it, fm_fit fills and restores it). When
+ * fm_fit saves, the arrays point into the run's own buffers; when fm_checkpoint_load reads, they
+ * are the checkpoint's (owned). */
+struct fm_checkpoint {
+    fm_train_params p;          /* the settings; callbacks and pointers NULL */
+    char *note;                 /* the caller's text, never NULL */
+    /* The model. */
+    char spec[FM_SPEC_MAX];
+    uint32_t in_h, in_w;
+    fm_classes classes;
+    fm_scaling scaling;
+    int tta;
+    int n_layers;
+    size_t n_params, n_state;
+    float *params, *state;
+    int64_t batches_tracked[FM_MAX_LAYERS];
+    /* The optimizer: step count and moments (Adam m and v, SGD's velocity in m1), NULL when
+     * the optimizer has none. */
+    long step;
+    float *m1, *m2;
+    float lr_now, lr_scale;     /* the last step's rate; the plateau callback's factor */
+    /* The data and the position in it. */
+    uint32_t n_train;           /* training images (after the validation hold-out) */
+    uint32_t data_crc;          /* CRC-32 of the whole set's images then labels */
+    int32_t *order;             /* [n_train] the current epoch's shuffled order */
+    int epochs_done, batches_done, batches; /* batches_done of epoch epochs_done + 1 */
+    fm_rng rng;                 /* shuffling, augmentation and dropout: one stream */
+    double loss_sum, epoch_seconds; /* the unfinished epoch's running sums so far */
+    uint64_t seen, right_sum;
+    /* The callbacks. */
+    double best_score;
+    int best_epoch, plateau_wait, stopped_early;
+    float *best;                /* early stopping: [n_params + n_state], or NULL */
+    int64_t best_tracked[FM_MAX_LAYERS];
+    int n_history;
+    fm_epoch_stats *history;
+    int owned;                  /* the arrays and note belong to this struct */
+};
+
+/* Writes ck to path atomically; errors name the file, and the previous file is left intact. */
+fm_status fm_checkpoint_write(const char *path, const fm_checkpoint *ck, fm_error *err);
+/* Checks that ck continues a run of model m on n_train images whose checksum is data_crc with
+ * settings p (equal to the checkpoint's but epochs, which may grow). */
+fm_status fm_checkpoint_check_resume(const fm_checkpoint *ck, const fm_model *m,
+                                     const fm_train_params *p, uint32_t n_train,
+                                     uint32_t data_crc, fm_error *err);
+/* CRC-32 of a data set's images then labels: tells a checkpoint's data from other data. */
+uint32_t fm_dataset_crc(const fm_dataset *ds);
+
 #endif

@@ -277,6 +277,34 @@ static void sgd_task(void *ctx, int task) {
              o->p->momentum, o->p->nesterov);
 }
 
+/* The run's position and counters, as a checkpoint records them (the arrays are the run's). */
+typedef struct {
+    int epochs_done, batches_done, stopped_early;
+    long step;
+    fm_rng rng;
+    float lr_now, lr_scale;
+    double best_score;
+    int best_epoch, plateau_wait;
+    double loss_sum, epoch_seconds;
+    uint64_t seen, right_sum;
+} fit_position;
+
+/* Writes the checkpoint at path: ck holds the run's fixed parts (filled once), pos where it
+ * stands. */
+static fm_status checkpoint_save(const char *path, fm_checkpoint *ck, const fm_model *m,
+                                 const run_buffers *rb, const fit_position *pos, fm_error *err) {
+    memcpy(ck->batches_tracked, m->batches_tracked, sizeof ck->batches_tracked);
+    memcpy(ck->best_tracked, rb->best_tracked, sizeof ck->best_tracked);
+    ck->epochs_done = pos->epochs_done, ck->batches_done = pos->batches_done;
+    ck->stopped_early = pos->stopped_early;
+    ck->step = pos->step, ck->rng = pos->rng, ck->lr_now = pos->lr_now, ck->lr_scale = pos->lr_scale;
+    ck->best_score = pos->best_score, ck->best_epoch = pos->best_epoch, ck->plateau_wait = pos->plateau_wait;
+    ck->loss_sum = pos->loss_sum, ck->epoch_seconds = pos->epoch_seconds;
+    ck->seen = pos->seen, ck->right_sum = pos->right_sum;
+    ck->n_history = pos->epochs_done;
+    return fm_checkpoint_write(path, ck, err);
+}
+
 fm_status fm_fit(fm_model *m, const fm_dataset *ds, const fm_train_params *p, fm_history *hist,
                  fm_error *err) {
     if (hist) memset(hist, 0, sizeof *hist);
@@ -299,6 +327,9 @@ fm_status fm_fit(fm_model *m, const fm_dataset *ds, const fm_train_params *p, fm
     fm_dataset val = fm_dataset_slice(ds, 0, p->val);
     fm_dataset train = fm_dataset_slice(ds, p->val, ds->n - p->val);
     if (m->scaling.kind == FM_SCALE_STANDARD) m->scaling = fm_scaling_fit(&train, FM_SCALE_STANDARD);
+    const fm_checkpoint *from = p->resume;
+    const uint32_t data_crc = p->checkpoint || from ? fm_dataset_crc(ds) : 0;
+    if (from && (s = fm_checkpoint_check_resume(from, m, p, train.n, data_crc, err))) return s;
 
     const uint32_t eval_batch = fm_model_batch_limit(m, 1000);
     uint32_t batch = (uint32_t)p->batch;
@@ -321,10 +352,12 @@ fm_status fm_fit(fm_model *m, const fm_dataset *ds, const fm_train_params *p, fm
     rb.scratch = malloc((size_t)m->in_h * m->in_w * sizeof(float));
     if (p->patience) rb.best = malloc((P + m->n_state) * sizeof(float));
     fm_epoch_stats *epochs = calloc((size_t)p->epochs, sizeof *epochs);
+    fm_checkpoint *ck = p->checkpoint ? calloc(1, sizeof *ck) : NULL;
     if (!rb.grads || (need_m1 && !rb.m1) || (adam && !rb.m2) || !rb.order ||
-        !rb.labels || !rb.scratch || (p->patience && !rb.best) || !epochs) {
+        !rb.labels || !rb.scratch || (p->patience && !rb.best) || !epochs || (p->checkpoint && !ck)) {
         run_buffers_free(&rb);
         free(epochs);
+        free(ck);
         return fm_fail(err, FM_ERR_NOMEM, "out of memory for training buffers");
     }
     for (uint32_t i = 0; i < train.n; i++) rb.order[i] = (int32_t)i;
@@ -334,6 +367,19 @@ fm_status fm_fit(fm_model *m, const fm_dataset *ds, const fm_train_params *p, fm
     long step = 0;
     int batches = (int)((train.n + batch - 1) / batch);
     int done = 0;
+    if (ck) {
+        /* What every checkpoint of this run shares; the arrays are the run's own. */
+        ck->p = *p;
+        ck->p.on_batch = NULL, ck->p.on_epoch = NULL, ck->p.user = NULL, ck->p.checkpoint = NULL;
+        ck->p.checkpoint_note = NULL, ck->p.stop = NULL, ck->p.resume = NULL;
+        ck->note = (char *)(p->checkpoint_note ? p->checkpoint_note : "");
+        memcpy(ck->spec, m->spec, sizeof ck->spec);
+        ck->in_h = m->in_h, ck->in_w = m->in_w, ck->classes = m->classes, ck->scaling = m->scaling;
+        ck->tta = m->tta_flip, ck->n_layers = m->n_layers, ck->n_params = P, ck->n_state = m->n_state;
+        ck->params = m->params, ck->state = m->state, ck->m1 = rb.m1, ck->m2 = rb.m2;
+        ck->n_train = train.n, ck->data_crc = data_crc, ck->order = rb.order, ck->batches = batches;
+        ck->best = rb.best, ck->history = epochs;
+    }
     const long total_steps = (long)p->epochs * batches;
     const fm_schedule_params sched = {p->schedule, (long)llround((double)p->warmup * batches),
                                       (long)p->step_epochs * batches, p->step_gamma};
@@ -357,13 +403,40 @@ fm_status fm_fit(fm_model *m, const fm_dataset *ds, const fm_train_params *p, fm
     double best_score = 0.0;
     int best_epoch = 0, plateau_wait = 0, stopped_early = 0;
     float lr_scale = 1.0f;
-    for (int e = 1; e <= p->epochs && !s; e++) {
+    int first_epoch = 1, first_batch = 0;
+    if (from) {
+        /* Continue where the checkpoint stands: the model, optimizer, order, generator,
+         * history and callbacks as they were after its last batch. */
+        memcpy(m->params, from->params, P * sizeof(float));
+        if (m->n_state) memcpy(m->state, from->state, m->n_state * sizeof(float));
+        memcpy(m->batches_tracked, from->batches_tracked, sizeof m->batches_tracked);
+        if (rb.m1) memcpy(rb.m1, from->m1, P * sizeof(float));
+        if (rb.m2) memcpy(rb.m2, from->m2, P * sizeof(float));
+        if (rb.best) {
+            memcpy(rb.best, from->best, (P + m->n_state) * sizeof(float));
+            memcpy(rb.best_tracked, from->best_tracked, sizeof rb.best_tracked);
+        }
+        memcpy(rb.order, from->order, train.n * sizeof(int32_t));
+        if (from->n_history) memcpy(epochs, from->history, (size_t)from->n_history * sizeof *epochs);
+        step = from->step, rng = from->rng, lr_now = from->lr_now, lr_scale = from->lr_scale;
+        best_score = from->best_score, best_epoch = from->best_epoch, plateau_wait = from->plateau_wait;
+        done = from->epochs_done;
+        first_epoch = from->epochs_done + 1, first_batch = from->batches_done;
+    }
+    for (int e = first_epoch; e <= p->epochs && !s; e++) {
         double t0 = fm_now_seconds();
-        fm_rng_shuffle(&rng, rb.order, train.n);
         double loss_sum = 0.0;
         uint64_t seen = 0, right_sum = 0;
+        int bi0 = 0;
+        if (e == first_epoch && first_batch) {
+            /* Mid-epoch: this epoch's order is already shuffled and partly done. */
+            bi0 = first_batch, loss_sum = from->loss_sum, seen = from->seen, right_sum = from->right_sum;
+            t0 -= from->epoch_seconds;
+        } else {
+            fm_rng_shuffle(&rng, rb.order, train.n);
+        }
         m->training = 1, m->rng = &rng; /* dropout drops, batch norm uses batch statistics */
-        for (int bi = 0; bi < batches; bi++) {
+        for (int bi = bi0; bi < batches; bi++) {
             uint32_t start = (uint32_t)bi * batch;
             int B = (int)(train.n - start < batch ? train.n - start : batch);
             const int32_t *rows = rb.order + start;
@@ -416,6 +489,18 @@ fm_status fm_fit(fm_model *m, const fm_dataset *ds, const fm_train_params *p, fm
                 p->on_batch(e, bi + 1, batches, loss_sum / (double)seen,
                             (double)right_sum / (double)seen, p->user);
             }
+            /* A stop request mid-epoch: save the exact position (after an epoch's last batch the
+             * epoch is finished first, below). */
+            if (p->stop && *p->stop && bi + 1 < batches) {
+                fit_position pos = {e - 1, bi + 1, 0, step, rng, lr_now, lr_scale, best_score,
+                                    best_epoch, plateau_wait, loss_sum, fm_now_seconds() - t0,
+                                    seen, right_sum};
+                if (ck && (s = checkpoint_save(p->checkpoint, ck, m, &rb, &pos, err))) break;
+                s = fm_fail(err, FM_ERR_CANCELLED, "training stopped at epoch %d, batch %d of %d%s%s",
+                            e, bi + 1, batches, ck ? "; checkpoint saved to " : " (no checkpoint)",
+                            ck ? p->checkpoint : "");
+                break;
+            }
         }
         m->training = 0, m->rng = NULL;
         if (s) break;
@@ -452,6 +537,16 @@ fm_status fm_fit(fm_model *m, const fm_dataset *ds, const fm_train_params *p, fm
         if (p->on_epoch && p->on_epoch(st, p->user)) {
             s = fm_fail(err, FM_ERR_CANCELLED, "training stopped after epoch %d", e);
         }
+        if (!s && ck) {
+            fit_position pos = {e, 0, stop, step, rng, lr_now, lr_scale, best_score, best_epoch,
+                                plateau_wait, 0.0, 0.0, 0, 0};
+            s = checkpoint_save(p->checkpoint, ck, m, &rb, &pos, err);
+        }
+        if (!s && !stop && e < p->epochs && p->stop && *p->stop) {
+            s = fm_fail(err, FM_ERR_CANCELLED, "training stopped after epoch %d of %d%s%s", e,
+                        p->epochs, ck ? "; checkpoint saved to " : " (no checkpoint)",
+                        ck ? p->checkpoint : "");
+        }
         if (stop && !s) {
             stopped_early = 1;
             break;
@@ -463,6 +558,7 @@ fm_status fm_fit(fm_model *m, const fm_dataset *ds, const fm_train_params *p, fm
         restored = 1;
     }
     run_buffers_free(&rb);
+    free(ck);
     if (hist) {
         hist->n = done;
         hist->epochs = epochs;
