@@ -524,15 +524,19 @@ int train_run(const char *cmd, const train_options *o, const fm_dataset *given_t
         }
         fflush(stdout);
     }
-    /* Ctrl-C and SIGTERM stop at the next batch boundary with a checkpoint (see stop_signal). */
+    /* Ctrl-C and SIGTERM stop at the next batch boundary with a checkpoint (see stop_signal).
+     * A signal that arrived ignored stays ignored, as a shell wants for `fmnist train &` in a
+     * script (its background jobs ignore SIGINT) and nohup-style launchers want. */
     struct sigaction sa, old_int, old_term;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_stop_signal;
     sa.sa_flags = SA_RESETHAND;
     sigemptyset(&sa.sa_mask);
     stop_signal = 0;
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
+    sigaction(SIGINT, NULL, &old_int);
+    sigaction(SIGTERM, NULL, &old_term);
+    if (old_int.sa_handler != SIG_IGN) sigaction(SIGINT, &sa, NULL);
+    if (old_term.sa_handler != SIG_IGN) sigaction(SIGTERM, &sa, NULL);
     double t0 = fm_now_seconds();
     fm_status st = fm_fit(model, &train, &tp, &hist, &err);
     double train_seconds = fm_now_seconds() - t0;

@@ -28,7 +28,9 @@ ck_interrupt() {
     shift 3
     rm -rf "$dir"
     mkdir -p "$dir"
-    "$FMNIST" train "$@" --out "$dir" >/dev/null 2>"$dir.err" &
+    # A script's background job starts with SIGINT ignored (and fmnist leaves an ignored signal
+    # ignored): give it the default disposition back, as an interactive shell would.
+    env --default-signal=INT "$FMNIST" train "$@" --out "$dir" >/dev/null 2>"$dir.err" &
     local pid=$! i=0
     while [ ! -f "$dir/checkpoint.fmck" ] && kill -0 "$pid" 2>/dev/null && [ $i -lt 3000 ]; do
         sleep 0.02
