@@ -93,7 +93,7 @@ int train_resume_parse(const char *cmd, int argc, char **argv, train_options *o)
     if (epochs) {
         if (epochs < done + (batches_done > 0)) {
             fm_checkpoint_free(ck);
-            return cli_error(cmd, "--epochs %ld: run %s is already past epoch %d", epochs, dir, done);
+            return cli_error(cmd, "--epochs %ld: run %s has already trained %d epochs%s", epochs, dir, done, batches_done ? " and part of the next" : "");
         }
         o->tp.epochs = (int)epochs;
     }

@@ -295,7 +295,7 @@ static fm_status ck_validate(const fm_checkpoint *ck, const char *path, fm_error
         return bad(err, path, "callback state out of range");
     }
     if (ck->seen > ck->n_train || ck->right_sum > ck->seen) return bad(err, path, "running sums out of range");
-    if (!(ck->lr_scale > 0.0f && ck->lr_scale <= 1.0f)) return bad(err, path, "plateau factor out of range");
+    if (!(ck->lr_scale > 0.0f) || !isfinite(ck->lr_scale)) return bad(err, path, "plateau factor out of range");
     if ((ck->rng.s[0] | ck->rng.s[1] | ck->rng.s[2] | ck->rng.s[3]) == 0) {
         return bad(err, path, "random generator state is all zeros");
     }

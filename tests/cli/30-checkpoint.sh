@@ -88,6 +88,14 @@ expect_fail "resume: missing run folder" \
 expect_fail "resume: a finished run" \
     '^fmnist train: --resume: run .*/one has finished its 1 epochs; add --epochs N \(above 1\) to train further$' \
     "$FMNIST" train --resume "$CK/one"
+expect_fail "resume: --epochs below the epochs done" \
+    '^fmnist train: --epochs 2: run .*/mlp-2 has already trained 3 epochs$' \
+    "$FMNIST" train --resume "$CK/mlp-2" --epochs 2
+expect_ok "checkpoint: a run that early stopping ends" \
+    "$FMNIST" train "${CK_SMALL[@]}" --epochs 30 --patience 1 --lr 0.05 --out "$CK/early"
+expect_fail "resume: a run early stopping ended" \
+    '^fmnist train: --resume: run .*/early stopped early at epoch [0-9]+ \(no better validation figure for 1 epochs\): nothing to resume$' \
+    "$FMNIST" train --resume "$CK/early" --epochs 40
 expect_fail "resume: a setting other than --epochs" \
     '^fmnist train: --resume continues with the checkpoint.s settings: only --epochs, --data, --quiet and --json may go with it, not --lr$' \
     "$FMNIST" train --resume "$CK/one" --epochs 2 --lr 0.1
