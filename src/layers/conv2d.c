@@ -22,32 +22,48 @@ int fm_conv_shape_make(fm_conv_shape *s, int C, int H, int W, int OC, int K, int
     return 1;
 }
 
+/* One task's work space: the columns (C*KH*KW, OH*OW), then room for one sample's output
+ * gradient transposed (OH*OW, OC). */
 size_t fm_conv_col_size(const fm_conv_shape *s) {
-    return (size_t)s->C * s->KH * s->KW * s->OH * s->OW;
+    return ((size_t)s->C * s->KH * s->KW + (size_t)s->OC) * s->OH * s->OW;
+}
+
+/* The output columns [*ow0, *ow1) whose input column ow*stride - pad_l + kw falls inside the
+ * image (the rest see padding). */
+static void valid_cols(const fm_conv_shape *s, int kw, int *ow0, int *ow1) {
+    int lo = s->pad_l - kw, hi = s->W + s->pad_l - kw; /* ow*stride must be in [lo, hi) */
+    int a = lo > 0 ? (lo + s->stride - 1) / s->stride : 0;
+    int b = hi > 0 ? (hi + s->stride - 1) / s->stride : 0;
+    *ow0 = a < s->OW ? a : s->OW;
+    *ow1 = b < s->OW ? b : s->OW;
+    if (*ow1 < *ow0) *ow1 = *ow0;
 }
 
 /* One sample: inp is (C,H,W), col is (C*KH*KW, OH*OW). Row (c,kh,kw) of col holds, for every
  * output position, the input pixel that kernel tap sees there, 0 where it falls in the padding,
- * so that the convolution becomes weight (OC, C*KH*KW) · col. */
+ * so that the convolution becomes weight (OC, C*KH*KW) · col. The valid span of each row is
+ * found once per tap, so the inner loop is a plain (strided) copy. */
 static void im2col(float *col, const float *inp, const fm_conv_shape *s) {
-    const int P = s->OH * s->OW;
+    const int P = s->OH * s->OW, st = s->stride;
     for (int c = 0; c < s->C; c++) {
         const float *plane = inp + (size_t)c * s->H * s->W;
         for (int kh = 0; kh < s->KH; kh++) {
             for (int kw = 0; kw < s->KW; kw++) {
                 float *row = col + ((size_t)(c * s->KH + kh) * s->KW + kw) * P;
+                int ow0, ow1;
+                valid_cols(s, kw, &ow0, &ow1);
                 for (int oh = 0; oh < s->OH; oh++) {
                     float *dst = row + (size_t)oh * s->OW;
-                    int ih = oh * s->stride - s->pad_t + kh;
+                    int ih = oh * st - s->pad_t + kh;
                     if (ih < 0 || ih >= s->H) {
                         memset(dst, 0, sizeof(float) * (size_t)s->OW);
                         continue;
                     }
-                    const float *src = plane + (size_t)ih * s->W;
-                    for (int ow = 0; ow < s->OW; ow++) {
-                        int iw = ow * s->stride - s->pad_l + kw;
-                        dst[ow] = iw >= 0 && iw < s->W ? src[iw] : 0.0f;
-                    }
+                    const float *src = plane + (size_t)ih * s->W - s->pad_l + kw;
+                    for (int ow = 0; ow < ow0; ow++) dst[ow] = 0.0f;
+                    if (st == 1) memcpy(dst + ow0, src + ow0, sizeof(float) * (size_t)(ow1 - ow0));
+                    else for (int ow = ow0; ow < ow1; ow++) dst[ow] = src[ow * st];
+                    for (int ow = ow1; ow < s->OW; ow++) dst[ow] = 0.0f;
                 }
             }
         }
@@ -56,24 +72,41 @@ static void im2col(float *col, const float *inp, const fm_conv_shape *s) {
 
 /* The adjoint of im2col: adds every entry of col back onto the input pixel it was copied from
  * (padding taps are dropped). dinp (C,H,W) must be zeroed first; pixels that several taps saw
- * receive the sum. The loop order is fixed, so the sums are reproducible. */
+ * receive the sum. The loop order is fixed, so the sums are reproducible; the valid span of a
+ * row is found once per tap, so the inner loop is a plain (vectorised) add. */
 static void col2im_add(float *dinp, const float *col, const fm_conv_shape *s) {
-    const int P = s->OH * s->OW;
+    const int P = s->OH * s->OW, st = s->stride;
     for (int c = 0; c < s->C; c++) {
         float *plane = dinp + (size_t)c * s->H * s->W;
         for (int kh = 0; kh < s->KH; kh++) {
             for (int kw = 0; kw < s->KW; kw++) {
                 const float *row = col + ((size_t)(c * s->KH + kh) * s->KW + kw) * P;
+                int ow0, ow1;
+                valid_cols(s, kw, &ow0, &ow1);
                 for (int oh = 0; oh < s->OH; oh++) {
-                    int ih = oh * s->stride - s->pad_t + kh;
+                    int ih = oh * st - s->pad_t + kh;
                     if (ih < 0 || ih >= s->H) continue;
                     const float *src = row + (size_t)oh * s->OW;
-                    float *dst = plane + (size_t)ih * s->W;
-                    for (int ow = 0; ow < s->OW; ow++) {
-                        int iw = ow * s->stride - s->pad_l + kw;
-                        if (iw >= 0 && iw < s->W) dst[iw] += src[ow];
+                    float *dst = plane + (size_t)ih * s->W - s->pad_l + kw;
+                    if (st == 1) {
+                        for (int ow = ow0; ow < ow1; ow++) dst[ow] += src[ow];
+                    } else {
+                        for (int ow = ow0; ow < ow1; ow++) dst[ow * st] += src[ow];
                     }
                 }
+            }
+        }
+    }
+}
+
+/* dyT (P, OC) = dy (OC, P)^T, in 8x8 blocks so both sides touch few cache lines at a time. */
+static void transpose(float *dyT, const float *dy, int OC, int P) {
+    for (int p0 = 0; p0 < P; p0 += 8) {
+        int p1 = p0 + 8 < P ? p0 + 8 : P;
+        for (int o0 = 0; o0 < OC; o0 += 8) {
+            int o1 = o0 + 8 < OC ? o0 + 8 : OC;
+            for (int p = p0; p < p1; p++) {
+                for (int o = o0; o < o1; o++) dyT[(size_t)p * OC + o] = dy[(size_t)o * P + p];
             }
         }
     }
@@ -146,9 +179,15 @@ static void conv_backward_task(void *ctx, int t) {
             for (int p = 0; p < P; p++) sum += row[p];
             db[oc] = sum;
         }
+        /* dw^T (CKK, OC) = col (CKK, P) · dy^T (P, OC): the broadcast kernel's layout, twice
+         * as fast as dy · col^T by dot products, for the price of transposing dy */
+        float *dyT = my_col + (size_t)CKK * P;
         im2col(my_col, j->inp + (size_t)b * in_size, s);
-        fm_gemm_ex(fm_simd_best(), 0, 1, s->OC, CKK, P, dy, P, my_col, P, 0, dw, CKK, NULL, NULL);
+        transpose(dyT, dy, s->OC, P);
+        fm_gemm_ex(fm_simd_best(), 0, 0, CKK, s->OC, P, my_col, P, dyT, s->OC, 0, dw, s->OC, NULL,
+                   NULL);
         if (j->dinp) {
+            /* dcol (CKK, P) = weight^T · dy, in the buffer col no longer needs */
             fm_gemm_ex(fm_simd_best(), 1, 0, CKK, P, s->OC, j->weight, CKK, dy, P, 0, my_col, P, NULL, NULL);
             float *dx = j->dinp + (size_t)b * in_size;
             memset(dx, 0, sizeof(float) * in_size);
@@ -162,20 +201,26 @@ static void conv_reduce_task(void *ctx, int t) {
     const conv_job *j = ctx;
     const fm_conv_shape *s = j->s;
     const size_t nw = (size_t)s->OC * s->C * s->KH * s->KW, slot = nw + (size_t)s->OC;
+    const size_t OC = (size_t)s->OC;
     for (size_t i = slot * (size_t)t / (size_t)j->tasks; i < slot * (size_t)(t + 1) / (size_t)j->tasks; i++) {
         float sum = 0.0f;
         for (int b = 0; b < j->B; b++) sum += j->dwork[(size_t)b * slot + i];
-        if (i < nw) j->dweight[i] += sum;
+        if (i < nw) j->dweight[(i % OC) * (nw / OC) + i / OC] += sum; /* slots hold dw^T */
         else j->dbias[i - nw] += sum;
     }
 }
 
-/* dout is (B,OC,OH,OW). Each sample's weight gradient dout_b · col_b^T and bias gradient (the
- * sums of dout_b over positions) go to its own slot of dwork (fm_conv_dwork_size floats); they
- * are then added into dweight and dbias in sample order (+=; callers zero them once per step),
- * so the sums do not depend on which thread did which sample. dinp (B,C,H,W) is overwritten with
- * col2im(weight^T · dout_b). The column buffer is rebuilt from inp rather than kept from the
- * forward pass, and reused for the input gradient once the weight gradient no longer needs it. */
+/* dout is (B,OC,OH,OW). Each sample's weight gradient, transposed (col_b · dout_b^T), and bias
+ * gradient (the sums of dout_b over positions) go to its own slot of dwork (fm_conv_dwork_size
+ * floats); they are then added into dweight and dbias in sample order (+=; callers zero them
+ * once per step), so the sums do not depend on which thread did which sample. dinp (B,C,H,W) is
+ * overwritten with col2im(weight^T · dout_b). The column buffer is rebuilt from inp rather than
+ * kept from the forward pass, and reused for the input gradient once the weight gradient no
+ * longer needs it.
+ * Why per sample and not one product over the batch (K = B*OH*OW): on the cnn preset's second
+ * layer a sample's products (64x576x288 and the like) already run at the kernel's peak, about
+ * 110 GFLOP/s on one core, while the batch-wide ones measured 40-73 (their panels leave the
+ * cache); the sample-order reduction costs B*OC*CKK adds, under 1% of the products. */
 void conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                      const float *inp, const float *weight, float *col, int n_col, float *dwork,
                      int B, const fm_conv_shape *s, fm_pool *pool) {
