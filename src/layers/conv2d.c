@@ -111,7 +111,6 @@ static void transpose(float *dyT, const float *dy, int OC, int P) {
     }
 }
 
-/* The threads to use for B samples, at most one per column buffer. */
 /* How many tasks a layer splits its batch into: one per thread, each with its own column
  * buffer (col holds n_col of them), never more tasks than samples. */
 static int task_count(fm_pool *pool, int n_col, int B) {
@@ -158,8 +157,16 @@ void conv2d_forward(float *out, const float *inp, const float *weight, const flo
     fm_pool_run(pool, j.tasks, conv_forward_task, &j);
 }
 
+/* Samples are summed in fixed groups of GROUP consecutive ones, each group in its own slot of
+ * dwork: the boundaries depend on the batch alone, never on the thread count. One slot per
+ * sample (as before) made the final reduction read B slots, 75 MB per layer and step for
+ * cnn-best's widest layer at batch 128; groups cut that by GROUP. */
+#define GROUP 4
+
+static int group_count(int B) { return (B + GROUP - 1) / GROUP; }
+
 size_t fm_conv_dwork_size(const fm_conv_shape *s, int B) {
-    return (size_t)B * ((size_t)s->OC * s->C * s->KH * s->KW + (size_t)s->OC);
+    return (size_t)group_count(B) * ((size_t)s->OC * s->C * s->KH * s->KW + (size_t)s->OC);
 }
 
 static void conv_backward_task(void *ctx, int t) {
@@ -169,9 +176,13 @@ static void conv_backward_task(void *ctx, int t) {
     const size_t in_size = (size_t)s->C * s->H * s->W;
     const size_t nw = (size_t)s->OC * CKK, slot = nw + (size_t)s->OC;
     float *my_col = j->col + (size_t)t * fm_conv_col_size(s);
-    for (int b = j->B * t / j->tasks; b < j->B * (t + 1) / j->tasks; b++) {
+    const int n_groups = group_count(j->B);
+    const int b0 = n_groups * t / j->tasks * GROUP, b1e = n_groups * (t + 1) / j->tasks * GROUP;
+    const int b1 = b1e < j->B ? b1e : j->B;
+    for (int b = b0; b < b1; b++) {
         const float *dy = j->dout + (size_t)b * s->OC * P;
-        float *dw = j->dwork + (size_t)b * slot, *db = dw + nw;
+        const int first = b % GROUP == 0; /* the group's first sample overwrites its slot */
+        float *dw = j->dwork + (size_t)(b / GROUP) * slot, *db = dw + nw;
         /* dw^T (CKK, OC) = col (CKK, P) · dy^T (P, OC): the broadcast kernel's layout, twice
          * as fast as dy · col^T by dot products, for the price of transposing dy */
         float *dyT = my_col + (size_t)CKK * P;
@@ -179,13 +190,15 @@ static void conv_backward_task(void *ctx, int t) {
         transpose(dyT, dy, s->OC, P);
         /* the bias gradient from dyT's rows: one chain of adds per channel, as before, but the
          * channels side by side in vectors rather than one latency-bound chain after another */
-        for (int oc = 0; oc < s->OC; oc++) db[oc] = 0.0f;
+        if (first) {
+            for (int oc = 0; oc < s->OC; oc++) db[oc] = 0.0f;
+        }
         for (int p = 0; p < P; p++) {
             const float *row = dyT + (size_t)p * s->OC;
             for (int oc = 0; oc < s->OC; oc++) db[oc] += row[oc];
         }
-        fm_gemm_ex(fm_simd_best(), 0, 0, CKK, s->OC, P, my_col, P, dyT, s->OC, 0, dw, s->OC, NULL,
-                   NULL);
+        fm_gemm_ex(fm_simd_best(), 0, 0, CKK, s->OC, P, my_col, P, dyT, s->OC, !first, dw, s->OC,
+                   NULL, NULL);
         if (j->dinp) {
             /* dcol (CKK, P) = weight^T · dy, in the buffer col no longer needs */
             fm_gemm_ex(fm_simd_best(), 1, 0, CKK, P, s->OC, j->weight, CKK, dy, P, 0, my_col, P, NULL, NULL);
@@ -196,7 +209,7 @@ static void conv_backward_task(void *ctx, int t) {
     }
 }
 
-/* The sample-order reduction of the per-sample gradients, split over the weights. */
+/* The group-order reduction of the groups' gradients, split over the weights. */
 static void conv_reduce_task(void *ctx, int t) {
     const conv_job *j = ctx;
     const fm_conv_shape *s = j->s;
@@ -204,29 +217,30 @@ static void conv_reduce_task(void *ctx, int t) {
     const size_t OC = (size_t)s->OC;
     for (size_t i = slot * (size_t)t / (size_t)j->tasks; i < slot * (size_t)(t + 1) / (size_t)j->tasks; i++) {
         float sum = 0.0f;
-        for (int b = 0; b < j->B; b++) sum += j->dwork[(size_t)b * slot + i];
+        for (int g = 0; g < group_count(j->B); g++) sum += j->dwork[(size_t)g * slot + i];
         if (i < nw) j->dweight[(i % OC) * (nw / OC) + i / OC] += sum; /* slots hold dw^T */
         else j->dbias[i - nw] += sum;
     }
 }
 
 /* dout is (B,OC,OH,OW). Each sample's weight gradient, transposed (col_b · dout_b^T), and bias
- * gradient (the sums of dout_b over positions) go to its own slot of dwork (fm_conv_dwork_size
- * floats); they are then added into dweight and dbias in sample order (+=; callers zero them
- * once per step), so the sums do not depend on which thread did which sample. dinp (B,C,H,W) is
+ * gradient (the sums of dout_b over positions) are added, in sample order, into its group's slot
+ * of dwork (fm_conv_dwork_size floats); the slots are then added into dweight and dbias in group
+ * order (+=; callers zero them once per step), so the sums do not depend on which thread did
+ * which group. dinp (B,C,H,W) is
  * overwritten with col2im(weight^T · dout_b). The column buffer is rebuilt from inp rather than
  * kept from the forward pass, and reused for the input gradient once the weight gradient no
  * longer needs it.
  * Why per sample and not one product over the batch (K = B*OH*OW): on the cnn preset's second
  * layer a sample's products (64x576x288 and the like) already run at the kernel's peak, about
  * 110 GFLOP/s on one core, while the batch-wide ones measured 40-73 (their panels leave the
- * cache); the sample-order reduction costs B*OC*CKK adds, under 1% of the products. */
+ * cache); the reduction over groups costs B/GROUP*OC*CKK adds, well under 1% of the products. */
 void conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                      const float *inp, const float *weight, float *col, int n_col, float *dwork,
                      int B, const fm_conv_shape *s, fm_pool *pool) {
     conv_job j = {.col = col, .dinp = dinp, .dweight = dweight, .dbias = dbias, .dwork = dwork,
                   .inp = inp, .weight = weight, .dout = dout, .B = B, .s = s};
-    j.tasks = task_count(pool, n_col, B);
+    j.tasks = task_count(pool, n_col, group_count(B)); /* tasks take whole groups */
     fm_pool_run(pool, j.tasks, conv_backward_task, &j);
     j.tasks = pool ? fm_pool_threads(pool) : 1;
     fm_pool_run(pool, j.tasks, conv_reduce_task, &j);
