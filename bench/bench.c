@@ -53,17 +53,25 @@ static void die(const fm_error *err) {
     exit(1);
 }
 
-/* Matrix-multiply FLOPs of one training image (forward, dW, and dinp for every dense layer but
- * the first): what the kernels do. Bias, activations, softmax and the optimizer are left out,
+/* Matrix-multiply FLOPs of one training image (forward, dW, and dinp for every dense or conv
+ * layer but the first): what the kernels do, a convolution counting OC*C*KH*KW*OH*OW
+ * multiply-adds per pass. Bias, activations, pooling, softmax and the optimizer are left out,
  * so the GFLOP/s figures are conservative. */
 static double train_flops_per_image(const fm_model *m) {
     double f = 0.0;
     int first = 1;
     for (int l = 0; l < m->n_layers; l++) {
         const fm_layer *L = &m->layers[l];
-        if (L->kind != FM_LAYER_DENSE) continue;
-        double io = (double)L->in_size * L->out_size;
-        f += 2.0 * io * (first ? 2 : 3);
+        double macs;
+        if (L->kind == FM_LAYER_DENSE) {
+            macs = (double)L->in_size * L->out_size;
+        } else if (L->kind == FM_LAYER_CONV) {
+            const fm_conv_shape *c = &L->conv;
+            macs = (double)c->OC * c->C * c->KH * c->KW * c->OH * c->OW;
+        } else {
+            continue;
+        }
+        f += 2.0 * macs * (first ? 2 : 3);
         first = 0;
     }
     return f;
@@ -116,11 +124,11 @@ static void bench_train(const options *o, const char *preset) {
     double s_cpu = median(cpu + 1, log.n - 1) * per_full;
     double gflop = train_flops_per_image(m) * full / 1e9;
     printf("{\"impl\":\"fmnist\",\"mode\":\"train\",\"preset\":\"%s\",\"threads\":%d,"
-           "\"images\":%u,\"epochs_timed\":%d,\"epoch_s\":%.4f,\"epoch_cpu_s\":%.4f,"
+           "\"images\":%u,\"images_timed\":%u,\"epochs_timed\":%d,\"epoch_s\":%.4f,\"epoch_cpu_s\":%.4f,"
            "\"images_per_s\":%.0f,"
            "\"gflop_per_epoch\":%.3f,\"gflops\":%.2f,\"last_loss\":%.4f,\"last_accuracy\":%.4f,"
            "\"peak_rss_mib\":%.1f,\"kernels\":\"%s\"}\n",
-           preset, fm_threads_resolve(o->threads), train.n, log.n - 1, s, s_cpu, full / s, gflop,
+           preset, fm_threads_resolve(o->threads), full, train.n, log.n - 1, s, s_cpu, full / s, gflop,
            gflop / s, loss, acc, peak_rss_mib(), fm_simd_name(fm_simd_best()));
     fm_history_free(&hist);
     fm_model_free(m);
