@@ -61,8 +61,8 @@ void test_conv2d_shapes(test_ctx *t) {
     CHECK(t, !fm_conv_shape_make(&s, 1, 2, 5, 3, 3, 1, 0), "valid 3x3 on 2x5 accepted");
     CHECK(t, !fm_conv_shape_make(&s, 1, 5, 5, 3, 0, 1, 0), "kernel 0 accepted");
     CHECK(t, !fm_conv_shape_make(&s, 1, 5, 5, 3, 3, 0, 1), "stride 0 accepted");
-    CHECK(t, fm_conv_shape_make(&s, 2, 5, 5, 3, 3, 1, 1) && fm_conv_col_size(&s) == (2 * 9 + 3) * 25,
-          "col size %zu (columns, then the transposed output gradient)", fm_conv_col_size(&s));
+    CHECK(t, fm_conv_shape_make(&s, 2, 5, 5, 3, 3, 1, 1) && fm_conv_col_size(&s) == (2 * 9 + 3) * 25 + 2 * 9 * 3,
+          "col size %zu (columns, the transposed output gradient, the transposed weight)", fm_conv_col_size(&s));
 }
 
 void test_conv2d_hand_values(test_ctx *t) {
