@@ -4,7 +4,8 @@
  *   bench infer          images/s at batch 1 and batch 1000 on the 10,000 test images
  *   bench peak N         GFLOP/s of an N x N x N SGEMM: ours, and OpenBLAS's when it loads
  * Options: --data DIR, --threads N [all], --epochs N [timed epochs after one warm-up, 4],
- * --reps N [inference passes, 5]. Medians throughout: the machine is shared. */
+ * --reps N [inference passes, 5], --images N [train: the first N training images, all when 0;
+ * epoch_s is still reported per 60,000 images]. Medians throughout: the machine is shared. */
 #define _GNU_SOURCE
 #include "fmnist.h"
 #include "internal.h"
@@ -19,6 +20,7 @@
 typedef struct {
     const char *data;
     int threads, epochs, reps;
+    unsigned images;
 } options;
 
 static int cmp_double(const void *a, const void *b) {
@@ -51,17 +53,25 @@ static void die(const fm_error *err) {
     exit(1);
 }
 
-/* Matrix-multiply FLOPs of one training image (forward, dW, and dinp for every dense layer but
- * the first): what the kernels do. Bias, activations, softmax and the optimizer are left out,
+/* Matrix-multiply FLOPs of one training image (forward, dW, and dinp for every dense or conv
+ * layer but the first): what the kernels do, a convolution counting OC*C*KH*KW*OH*OW
+ * multiply-adds per pass. Bias, activations, pooling, softmax and the optimizer are left out,
  * so the GFLOP/s figures are conservative. */
 static double train_flops_per_image(const fm_model *m) {
     double f = 0.0;
     int first = 1;
     for (int l = 0; l < m->n_layers; l++) {
         const fm_layer *L = &m->layers[l];
-        if (L->kind != FM_LAYER_DENSE) continue;
-        double io = (double)L->in_size * L->out_size;
-        f += 2.0 * io * (first ? 2 : 3);
+        double macs;
+        if (L->kind == FM_LAYER_DENSE) {
+            macs = (double)L->in_size * L->out_size;
+        } else if (L->kind == FM_LAYER_CONV) {
+            const fm_conv_shape *c = &L->conv;
+            macs = (double)c->OC * c->C * c->KH * c->KW * c->OH * c->OW;
+        } else {
+            continue;
+        }
+        f += 2.0 * macs * (first ? 2 : 3);
         first = 0;
     }
     return f;
@@ -90,6 +100,11 @@ static void bench_train(const options *o, const char *preset) {
         fm_dataset_load(dir, FM_SPLIT_TRAIN, 10, &train, &err)) {
         die(&err);
     }
+    /* A slow network is timed on fewer images and scaled to the full set's 60,000: an epoch's
+     * time is proportional to its images (same batch, no validation). */
+    uint32_t full = train.n;
+    if (o->images > 0 && o->images < train.n) train.n = o->images;
+    double per_full = (double)full / train.n;
     fm_model *m;
     if (fm_model_create(preset, train.h, train.w, NULL, &m, &err)) die(&err);
     fm_train_params p = fm_train_default_params();
@@ -104,15 +119,16 @@ static void bench_train(const options *o, const char *preset) {
     log.cpu_mark = cpu_seconds();
     if (fm_fit(m, &train, &p, &hist, &err)) die(&err);
     double loss = hist.epochs[hist.n - 1].loss, acc = hist.epochs[hist.n - 1].accuracy;
-    double s = median(seconds + 1, log.n - 1); /* epoch 1 warms caches and pages up */
-    double s_cpu = median(cpu + 1, log.n - 1);
-    double gflop = train_flops_per_image(m) * train.n / 1e9;
+    /* epoch 1 warms caches and pages up */
+    double s = median(seconds + 1, log.n - 1) * per_full;
+    double s_cpu = median(cpu + 1, log.n - 1) * per_full;
+    double gflop = train_flops_per_image(m) * full / 1e9;
     printf("{\"impl\":\"fmnist\",\"mode\":\"train\",\"preset\":\"%s\",\"threads\":%d,"
-           "\"images\":%u,\"epochs_timed\":%d,\"epoch_s\":%.4f,\"epoch_cpu_s\":%.4f,"
+           "\"images\":%u,\"images_timed\":%u,\"epochs_timed\":%d,\"epoch_s\":%.4f,\"epoch_cpu_s\":%.4f,"
            "\"images_per_s\":%.0f,"
            "\"gflop_per_epoch\":%.3f,\"gflops\":%.2f,\"last_loss\":%.4f,\"last_accuracy\":%.4f,"
            "\"peak_rss_mib\":%.1f,\"kernels\":\"%s\"}\n",
-           preset, fm_threads_resolve(o->threads), train.n, log.n - 1, s, s_cpu, train.n / s, gflop,
+           preset, fm_threads_resolve(o->threads), full, train.n, log.n - 1, s, s_cpu, full / s, gflop,
            gflop / s, loss, acc, peak_rss_mib(), fm_simd_name(fm_simd_best()));
     fm_history_free(&hist);
     fm_model_free(m);
@@ -228,13 +244,14 @@ static void bench_peak(const options *o, int n) {
 }
 
 int main(int argc, char **argv) {
-    options o = {NULL, 0, 4, 5};
+    options o = {NULL, 0, 4, 5, 0};
     const char *mode = NULL, *arg = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--data") == 0 && i + 1 < argc) o.data = argv[++i];
         else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) o.threads = atoi(argv[++i]);
         else if (strcmp(argv[i], "--epochs") == 0 && i + 1 < argc) o.epochs = atoi(argv[++i]);
         else if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc) o.reps = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--images") == 0 && i + 1 < argc) o.images = (unsigned)atoi(argv[++i]);
         else if (!mode) mode = argv[i];
         else if (!arg) arg = argv[i];
     }
@@ -247,7 +264,7 @@ int main(int argc, char **argv) {
     else if (mode && strcmp(mode, "peak") == 0) bench_peak(&o, arg ? atoi(arg) : 2048);
     else {
         fprintf(stderr, "usage: bench train PRESET | infer [PRESET] | peak [N]  [--data DIR] "
-                        "[--threads N] [--epochs N] [--reps N]\n");
+                        "[--threads N] [--epochs N] [--reps N] [--images N]\n");
         return 2;
     }
     return 0;

@@ -3,8 +3,10 @@
 # the same JSON keys. Debian's python3-torch; run it with OPENBLAS_CORETYPE=SkylakeX (run.sh does)
 # so that its OpenBLAS uses its AVX-512 kernels rather than the generic ones it picks on this CPU.
 #   peer_torch.py train PRESET | infer [PRESET] | peak [N]  [--data DIR] [--threads N]
-#                 [--epochs N] [--reps N]
-# The model is nn.Sequential(Flatten, Linear, ReLU, ..., Linear) with PyTorch's default init,
+#                 [--epochs N] [--reps N] [--images N]
+# The model is nn.Sequential(Flatten, Linear, ReLU, ..., Linear) with PyTorch's default init
+# (for cnn: Conv2d(1,32,3) ReLU Conv2d(32,64,3) ReLU MaxPool2d(2) Dropout(.25) Flatten
+# Linear(9216,128) ReLU Dropout(.5) Linear(128,10), on 1x28x28 inputs),
 # CrossEntropyLoss on logits, Adam(lr 1e-3, betas 0.9/0.999, eps 1e-7 as Keras), batch 32, all
 # 60,000 training images shuffled every epoch, inputs x/255 converted to float once, up front:
 # PyTorch at its best, not a copy of fmnist's uint8 path.
@@ -46,6 +48,11 @@ def load(data_dir, split):
 
 
 def make_model(preset, inputs=784, classes=10):
+    if preset == "cnn":
+        return nn.Sequential(nn.Unflatten(1, (1, 28, 28)), nn.Conv2d(1, 32, 3), nn.ReLU(),
+                             nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Dropout(0.25),
+                             nn.Flatten(), nn.Linear(9216, 128), nn.ReLU(), nn.Dropout(0.5),
+                             nn.Linear(128, classes))
     layers, width = [nn.Flatten()], inputs
     for units in PRESETS[preset]:
         layers += [nn.Linear(width, units), nn.ReLU()]
@@ -55,6 +62,9 @@ def make_model(preset, inputs=784, classes=10):
 
 
 def train_flops_per_image(preset, inputs=784, classes=10):
+    if preset == "cnn":  # multiply-adds per pass, as bench.c counts them; the first layer has no dinp
+        macs = [32 * 1 * 9 * 26 * 26, 64 * 32 * 9 * 24 * 24, 9216 * 128, 128 * classes]
+        return sum(2.0 * m * (2 if k == 0 else 3) for k, m in enumerate(macs))
     widths = [inputs] + PRESETS[preset] + [classes]
     flops = 0.0
     for k in range(len(widths) - 1):
@@ -69,8 +79,12 @@ def peak_rss_mib():
 
 def bench_train(o, preset):
     x, y = load(o.data, "train")
+    full = len(x)
+    if 0 < o.images < full:  # a slow network is timed on fewer images, reported per full epoch
+        x, y = x[: o.images], y[: o.images]
     torch.manual_seed(1)
     model = make_model(preset)
+    model.train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-7)
     loss_fn = nn.CrossEntropyLoss()
     n, batch = len(x), 32
@@ -91,12 +105,13 @@ def bench_train(o, preset):
             right += (logits.argmax(1) == yb).sum().item()
         seconds.append(time.perf_counter() - t0)
         cpu.append(time.process_time() - c0)
-    s = statistics.median(seconds[1:])  # epoch 1 warms up
-    gflop = train_flops_per_image(preset) * n / 1e9
+    scale = full / n
+    s = statistics.median(seconds[1:]) * scale  # epoch 1 warms up
+    gflop = train_flops_per_image(preset) * full / 1e9
     print(json.dumps({"impl": "pytorch", "mode": "train", "preset": preset, "threads": torch.get_num_threads(),
-                      "images": n, "epochs_timed": o.epochs, "epoch_s": round(s, 4),
-                      "epoch_cpu_s": round(statistics.median(cpu[1:]), 4),
-                      "images_per_s": round(n / s), "gflop_per_epoch": round(gflop, 3),
+                      "images": full, "images_timed": n, "epochs_timed": o.epochs, "epoch_s": round(s, 4),
+                      "epoch_cpu_s": round(statistics.median(cpu[1:]) * scale, 4),
+                      "images_per_s": round(full / s), "gflop_per_epoch": round(gflop, 3),
                       "gflops": round(gflop / s, 2), "last_loss": round(total / n, 4),
                       "last_accuracy": round(right / n, 4), "peak_rss_mib": round(peak_rss_mib(), 1),
                       "torch": torch.__version__}))
@@ -166,6 +181,7 @@ def main():
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--images", type=int, default=0)
     o = ap.parse_args()
     if o.threads > 0:
         torch.set_num_threads(o.threads)

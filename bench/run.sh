@@ -4,7 +4,9 @@
 # rounds that alternate the two so both see the same machine. Prints the figures and a table of
 # ratios; the raw JSON lines go to $BENCH_OUT.
 #   BENCH_THREADS [all cores]  BENCH_ROUNDS [3]  BENCH_EPOCHS [4 timed + 1 warm-up]
-#   BENCH_REPS [5]  BENCH_PRESETS ["mlp mlp256 mlp300-100"]  BENCH_OUT [build/bench-results.jsonl]
+#   BENCH_REPS [5]  BENCH_PRESETS ["mlp mlp256 mlp300-100 cnn"]  BENCH_OUT [build/bench-results.jsonl]
+#   BENCH_CNN_IMAGES [6000: cnn is timed on the first N training images, reported per 60,000;
+#   0 = all]
 #   BENCH_PYTHON [/usr/bin/python3, the one Debian's python3-torch installs into]
 #   BENCH_TIMEOUT [900: seconds one measurement may take; a busy machine can stall OpenMP]
 #   FMNIST_DATA [/usr/share/datasets/fashion-mnist]
@@ -16,7 +18,8 @@ THREADS=${BENCH_THREADS:-$CORES}
 ROUNDS=${BENCH_ROUNDS:-3}
 EPOCHS=${BENCH_EPOCHS:-4}
 REPS=${BENCH_REPS:-5}
-PRESETS=${BENCH_PRESETS:-mlp mlp256 mlp300-100}
+PRESETS=${BENCH_PRESETS:-mlp mlp256 mlp300-100 cnn}
+CNN_IMAGES=${BENCH_CNN_IMAGES:-6000}
 OUT=${BENCH_OUT:-$BUILD/bench-results.jsonl}
 TIMEOUT=${BENCH_TIMEOUT:-900}
 DATA=${FMNIST_DATA:-/usr/share/datasets/fashion-mnist}
@@ -62,8 +65,10 @@ echo "== $(date -u +%Y-%m-%dT%H:%MZ), $CORES cores ($(grep -m1 'model name' /pro
 for round in $(seq "$ROUNDS"); do
     echo "== round $round"
     for preset in $PRESETS; do
-        ours train "$preset"
-        peer train "$preset"
+        limit=()
+        [ "$preset" != cnn ] || limit=(--images "$CNN_IMAGES")
+        ours train "$preset" "${limit[@]}"
+        peer train "$preset" "${limit[@]}"
     done
     ours infer mlp
     peer infer mlp
@@ -96,7 +101,9 @@ presets = []
 for r in rows:
     if r["mode"] == "train" and r["preset"] not in presets: presets.append(r["preset"])
 for p in presets:
-    row(f"`{p}` train, s/epoch (60,000 images, batch 32, Adam)", med("fmnist", "train", "epoch_s", p), med("pytorch", "train", "epoch_s", p), True)
+    timed = med("fmnist", "train", "images_timed", p)
+    part = f", timed on {timed:,.0f}" if timed and timed < 60000 else ""
+    row(f"`{p}` train, s/epoch (60,000 images{part}, batch 32, Adam)", med("fmnist", "train", "epoch_s", p), med("pytorch", "train", "epoch_s", p), True)
     row(f"`{p}` train, CPU s/epoch (process CPU time)", med("fmnist", "train", "epoch_cpu_s", p), med("pytorch", "train", "epoch_cpu_s", p), True)
     # Rates from the median epoch time, so that every row of a preset tells the same story.
     images = med("fmnist", "train", "images", p)
@@ -108,7 +115,6 @@ for p in presets:
     g_o, g_t = rate(s_o, gflop), rate(s_t, gflop)
     lines.append(f"| `{p}` train, % of GEMM peak ({peak:.0f} GFLOP/s) | {100*g_o/peak:.1f}% | {'—' if g_t is None else f'{100*g_t/peak:.1f}%'} | |")
     row(f"`{p}` train, peak RSS MiB", med("fmnist", "train", "peak_rss_mib", p), med("pytorch", "train", "peak_rss_mib", p), True)
-lines.append("| `cnn` train | not yet (no conv layers) | | |")
 row("`mlp` inference batch 1, images/s", med("fmnist", "infer", "batch1_images_per_s"), med("pytorch", "infer", "batch1_images_per_s"))
 row("`mlp` inference batch 1000, images/s", med("fmnist", "infer", "batch1000_images_per_s"), med("pytorch", "infer", "batch1000_images_per_s"))
 row("`mlp` inference batch 1, images per CPU second", med("fmnist", "infer", "batch1_cpu_images_per_s"), med("pytorch", "infer", "batch1_cpu_images_per_s"))
@@ -123,5 +129,6 @@ spread = {}
 for impl in ("fmnist", "pytorch"):
     v = [r["epoch_s"] for r in rows if r["impl"] == impl and r["mode"] == "train" and r["preset"] == "mlp"]
     if v: spread[impl] = f"{min(v):.3f}-{max(v):.3f}"
-print("mlp s/epoch across rounds (min-max): " + ", ".join(f"{k} {v}" for k, v in spread.items()))
+if spread:
+    print("mlp s/epoch across rounds (min-max): " + ", ".join(f"{k} {v}" for k, v in spread.items()))
 EOF

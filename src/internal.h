@@ -187,9 +187,10 @@ int fm_conv_shape_make(fm_conv_shape *s, int C, int H, int W, int OC, int K, int
 /* Conv2D, weights in PyTorch's layout [OC, C, KH, KW]: out (B,OC,OH,OW) = inp (B,C,H,W) * weight
  * + bias (OC). The fast path unrolls each sample into a column buffer (C*KH*KW, OH*OW) and
  * multiplies with fm_gemm, threads taking whole samples; col is caller-owned scratch of n_col
- * buffers of fm_conv_col_size floats (at most n_col threads run). Backward accumulates (+=) into
- * dweight and dbias through dwork (fm_conv_dwork_size floats: per-sample gradients summed in
- * sample order, so the thread count changes no bit) and overwrites dinp when it is not NULL. The
+ * buffers of fm_conv_col_size floats (at most n_col threads run; each also holds a transposed
+ * output gradient). Backward accumulates (+=) into
+ * dweight and dbias through dwork (fm_conv_dwork_size floats: the gradients of fixed groups of
+ * samples, summed in order, so the thread count changes no bit) and overwrites dinp when it is not NULL. The
  * _ref pair is the direct 7-loop convolution the tests hold the fast path to. */
 size_t fm_conv_col_size(const fm_conv_shape *s);
 size_t fm_conv_dwork_size(const fm_conv_shape *s, int B);

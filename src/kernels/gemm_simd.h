@@ -80,8 +80,8 @@ static inline float FN(epilogue_scalar)(float s, float c, int j, int i, int accu
 }
 
 /* ---------------------------------------------------------------- broadcast kernel (NN, TN)
- * C[i..i+mr, j..j+cols), cols <= nv*V: each step over k broadcasts op(A)[i+r, k] and multiplies
- * it into nv vectors of B's row k (the last one partial when cols is not a multiple of V), so B
+ * C[i..i+mr, j..j+cols), cols <= nv*V, B pointing at column j: each step over k broadcasts
+ * op(A)[i+r, k] and multiplies it into nv vectors of B's row k (the last one partial when cols is not a multiple of V), so B
  * is read along its rows and A one element at a time. With nonzero_k, only the listed steps
  * run, those where the tile's elements of A are not all zero: inputs (background pixels) and ReLU
  * outputs often are. Skipping changes no bit: an accumulator that starts at +0 never becomes -0, and adding a
@@ -100,7 +100,7 @@ static inline __attribute__((always_inline)) void FN(bcast_tile)(
     for (int r = 0; r < mr; r++)
 #pragma GCC unroll 8
         for (int q = 0; q < nv; q++) acc[r][q] = VZERO();
-    const float *b = B + j;
+    const float *b = B; /* the caller passes B at column j */
     int last = cols - (nv - 1) * V; /* lanes of the last vector, 1..V */
     VMASK last_mask = VMASK_FIRST(last); /* a masked load of all lanes costs what a load does */
     /* One step: acc[r][q] += op(A)[i+r, k] * B[k, j + q*V ...], with ak = k * a_step and bk
@@ -231,6 +231,27 @@ int FN(fm_gemm_block)(int ta, int tb, int i0, int i1, int j0, int j1, int K, con
                       int lda, const float *B, int ldb, int accumulate, float *C, int ldc,
                       const fm_epilogue *ep) {
     if (ta && tb) return 0;
+    /* B transposed with a short K (a dense layer's input gradient dout · W^T, K = its outputs):
+     * each panel of BNR*V columns of op(B) is packed once into a K x BNR*V block, and the
+     * broadcast kernel runs on it. The dot kernel below spends as long on its final horizontal
+     * sums as on a K of 128, and reached under half the broadcast kernel's rate there. */
+    enum { PACK_K = 256 };
+    if (tb && K <= PACK_K) {
+        float packed[PACK_K * BNR * V];
+        for (int j = j0; j < j1; j += BNR * V) {
+            int cols = j1 - j < BNR * V ? j1 - j : BNR * V;
+            for (int q = 0; q < cols; q++) {
+                const float *src = B + (size_t)(j + q) * (size_t)ldb;
+                for (int k = 0; k < K; k++) packed[k * BNR * V + q] = src[k];
+            }
+            for (int i = i0; i < i1; i += BMR) {
+                int rows = i1 - i < BMR ? i1 - i : BMR;
+                FN(bcast_rows)(rows, 0, i, j, cols, K, NULL, 0, A, lda, packed, BNR * V, accumulate,
+                               C, ldc, ep);
+            }
+        }
+        return 1;
+    }
     if (tb) {
         /* Column tiles inside row tiles: the DMR rows of A stay in L1 while B streams by. */
         for (int i = i0; i < i1; i += DMR) {
@@ -258,8 +279,8 @@ int FN(fm_gemm_block)(int ta, int tb, int i0, int i1, int j0, int j1, int K, con
         }
         for (int j = j0; j < j1; j += BNR * V) {
             int cols = j1 - j < BNR * V ? j1 - j : BNR * V;
-            FN(bcast_rows)(1, ta, i0, j, cols, K, nonzero_k, n, A, lda, B, ldb, accumulate, C, ldc,
-                           ep);
+            FN(bcast_rows)(1, ta, i0, j, cols, K, nonzero_k, n, A, lda, B + j, ldb, accumulate, C,
+                           ldc, ep);
         }
         return 1;
     }
@@ -279,8 +300,8 @@ int FN(fm_gemm_block)(int ta, int tb, int i0, int i1, int j0, int j1, int K, con
             }
             for (int j = j0; j < j1; j += BNR * V) {
                 int cols = j1 - j < BNR * V ? j1 - j : BNR * V;
-                FN(bcast_rows)(rows, ta, i, j, cols, K, nonzero_k, n, A, lda, B, ldb, accumulate,
-                               C, ldc, ep);
+                FN(bcast_rows)(rows, ta, i, j, cols, K, nonzero_k, n, A, lda, B + j, ldb,
+                               accumulate, C, ldc, ep);
             }
         }
         return 1;
@@ -290,7 +311,8 @@ int FN(fm_gemm_block)(int ta, int tb, int i0, int i1, int j0, int j1, int K, con
         int cols = j1 - j < BNR * V ? j1 - j : BNR * V;
         for (int i = i0; i < i1; i += BMR) {
             int rows = i1 - i < BMR ? i1 - i : BMR;
-            FN(bcast_rows)(rows, ta, i, j, cols, K, NULL, 0, A, lda, B, ldb, accumulate, C, ldc, ep);
+            FN(bcast_rows)(rows, ta, i, j, cols, K, NULL, 0, A, lda, B + j, ldb, accumulate, C, ldc,
+                           ep);
         }
     }
     return 1;

@@ -5,6 +5,43 @@
 
 #include <math.h>
 
+/* Sums over a row of n values in double, as four chains (element i in chain i % 4) added in a
+ * fixed order: the same bits every run, and four independent additions in flight instead of one
+ * latency-bound chain (4 cycles per element; 10% of a cnn-best epoch went to these sums).
+ * sum_shifted adds (x - mu)^2; sum_dot adds dy * (x - mu) * is. */
+static double sum_row(const float *x, int n) {
+    double a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0;
+    int i = 0;
+    for (; i + 4 <= n; i += 4) a0 += x[i], a1 += x[i + 1], a2 += x[i + 2], a3 += x[i + 3];
+    for (; i < n; i++) a0 += x[i];
+    return (a0 + a1) + (a2 + a3);
+}
+
+static double sum_shifted(const float *x, int n, double mu) {
+    double a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0;
+    int i = 0;
+    for (; i + 4 <= n; i += 4) {
+        double d0 = (double)x[i] - mu, d1 = (double)x[i + 1] - mu;
+        double d2 = (double)x[i + 2] - mu, d3 = (double)x[i + 3] - mu;
+        a0 += d0 * d0, a1 += d1 * d1, a2 += d2 * d2, a3 += d3 * d3;
+    }
+    for (; i < n; i++) a0 += ((double)x[i] - mu) * ((double)x[i] - mu);
+    return (a0 + a1) + (a2 + a3);
+}
+
+static double sum_dot(const float *dy, const float *x, int n, float mean, float is) {
+    double a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0;
+    int i = 0;
+    for (; i + 4 <= n; i += 4) {
+        a0 += (double)dy[i] * ((x[i] - mean) * is);
+        a1 += (double)dy[i + 1] * ((x[i + 1] - mean) * is);
+        a2 += (double)dy[i + 2] * ((x[i + 2] - mean) * is);
+        a3 += (double)dy[i + 3] * ((x[i + 3] - mean) * is);
+    }
+    for (; i < n; i++) a0 += (double)dy[i] * ((x[i] - mean) * is);
+    return (a0 + a1) + (a2 + a3);
+}
+
 /* inp and out are (B,C,HW); gamma, beta, mean, invstd, running_mean, running_var are (C).
  * Statistics are summed in double, two passes, so a large mean does not swallow the variance. */
 void batchnorm_forward_train(float *out, float *mean, float *invstd, float *running_mean,
@@ -13,15 +50,9 @@ void batchnorm_forward_train(float *out, float *mean, float *invstd, float *runn
     const double N = (double)B * HW;
     for (int c = 0; c < C; c++) {
         double sum = 0.0;
-        for (int b = 0; b < B; b++) {
-            const float *x = inp + ((size_t)b * C + c) * HW;
-            for (int i = 0; i < HW; i++) sum += x[i];
-        }
+        for (int b = 0; b < B; b++) sum += sum_row(inp + ((size_t)b * C + c) * HW, HW);
         double mu = sum / N, sq = 0.0;
-        for (int b = 0; b < B; b++) {
-            const float *x = inp + ((size_t)b * C + c) * HW;
-            for (int i = 0; i < HW; i++) sq += ((double)x[i] - mu) * ((double)x[i] - mu);
-        }
+        for (int b = 0; b < B; b++) sq += sum_shifted(inp + ((size_t)b * C + c) * HW, HW, mu);
         double var = sq / N;
         float is = (float)(1.0 / sqrt(var + eps));
         mean[c] = (float)mu;
@@ -68,10 +99,8 @@ void batchnorm_backward(float *dinp, float *dgamma, float *dbeta, const float *d
         for (int b = 0; b < B; b++) {
             const float *x = inp + ((size_t)b * C + c) * HW;
             const float *dy = dout + ((size_t)b * C + c) * HW;
-            for (int i = 0; i < HW; i++) {
-                sum_dy += dy[i];
-                sum_dy_xhat += (double)dy[i] * ((x[i] - mean[c]) * invstd[c]);
-            }
+            sum_dy += sum_row(dy, HW);
+            sum_dy_xhat += sum_dot(dy, x, HW, mean[c], invstd[c]);
         }
         dbeta[c] += (float)sum_dy;
         dgamma[c] += (float)sum_dy_xhat;

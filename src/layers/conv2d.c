@@ -22,56 +22,85 @@ int fm_conv_shape_make(fm_conv_shape *s, int C, int H, int W, int OC, int K, int
     return 1;
 }
 
+/* One task's work space: the columns (C*KH*KW, OH*OW), then room for one sample's output
+ * gradient transposed (OH*OW, OC), then for the weight transposed (C*KH*KW, OC). */
 size_t fm_conv_col_size(const fm_conv_shape *s) {
-    return (size_t)s->C * s->KH * s->KW * s->OH * s->OW;
+    size_t CKK = (size_t)s->C * s->KH * s->KW;
+    return (CKK + (size_t)s->OC) * s->OH * s->OW + CKK * (size_t)s->OC;
+}
+
+/* The output columns [*ow0, *ow1) whose input column ow*stride - pad_l + kw falls inside the
+ * image (the rest see padding). */
+static void valid_cols(const fm_conv_shape *s, int kw, int *ow0, int *ow1) {
+    int lo = s->pad_l - kw, hi = s->W + s->pad_l - kw; /* ow*stride must be in [lo, hi) */
+    int a = lo > 0 ? (lo + s->stride - 1) / s->stride : 0;
+    int b = hi > 0 ? (hi + s->stride - 1) / s->stride : 0;
+    *ow0 = a < s->OW ? a : s->OW;
+    *ow1 = b < s->OW ? b : s->OW;
+    if (*ow1 < *ow0) *ow1 = *ow0;
 }
 
 /* One sample: inp is (C,H,W), col is (C*KH*KW, OH*OW). Row (c,kh,kw) of col holds, for every
  * output position, the input pixel that kernel tap sees there, 0 where it falls in the padding,
- * so that the convolution becomes weight (OC, C*KH*KW) · col. */
+ * so that the convolution becomes weight (OC, C*KH*KW) · col. The valid span of each row is
+ * found once per tap, so the inner loop is a plain (strided) copy. */
 static void im2col(float *col, const float *inp, const fm_conv_shape *s) {
-    const int P = s->OH * s->OW;
+    const int P = s->OH * s->OW, st = s->stride;
     for (int c = 0; c < s->C; c++) {
         const float *plane = inp + (size_t)c * s->H * s->W;
         for (int kh = 0; kh < s->KH; kh++) {
             for (int kw = 0; kw < s->KW; kw++) {
                 float *row = col + ((size_t)(c * s->KH + kh) * s->KW + kw) * P;
+                int ow0, ow1;
+                valid_cols(s, kw, &ow0, &ow1);
                 for (int oh = 0; oh < s->OH; oh++) {
                     float *dst = row + (size_t)oh * s->OW;
-                    int ih = oh * s->stride - s->pad_t + kh;
+                    int ih = oh * st - s->pad_t + kh;
                     if (ih < 0 || ih >= s->H) {
                         memset(dst, 0, sizeof(float) * (size_t)s->OW);
                         continue;
                     }
-                    const float *src = plane + (size_t)ih * s->W;
-                    for (int ow = 0; ow < s->OW; ow++) {
-                        int iw = ow * s->stride - s->pad_l + kw;
-                        dst[ow] = iw >= 0 && iw < s->W ? src[iw] : 0.0f;
-                    }
+                    const float *src = plane + (size_t)ih * s->W - s->pad_l + kw;
+                    for (int ow = 0; ow < ow0; ow++) dst[ow] = 0.0f;
+                    if (st == 1) memcpy(dst + ow0, src + ow0, sizeof(float) * (size_t)(ow1 - ow0));
+                    else for (int ow = ow0; ow < ow1; ow++) dst[ow] = src[ow * st];
+                    for (int ow = ow1; ow < s->OW; ow++) dst[ow] = 0.0f;
                 }
             }
         }
+    }
+}
+
+/* acc (n) += each of the n_rows rows of rows (n_rows, n), row after row: restrict lets the
+ * compiler add n lanes at a time. */
+static void add_rows(float *restrict acc, const float *restrict rows, int n_rows, int n) {
+    for (int r = 0; r < n_rows; r++) {
+        for (int i = 0; i < n; i++) acc[i] += rows[(size_t)r * n + i];
     }
 }
 
 /* The adjoint of im2col: adds every entry of col back onto the input pixel it was copied from
  * (padding taps are dropped). dinp (C,H,W) must be zeroed first; pixels that several taps saw
- * receive the sum. The loop order is fixed, so the sums are reproducible. */
+ * receive the sum. The loop order is fixed, so the sums are reproducible; the valid span of a
+ * row is found once per tap, so the inner loop is a plain (vectorised) add. */
 static void col2im_add(float *dinp, const float *col, const fm_conv_shape *s) {
-    const int P = s->OH * s->OW;
+    const int P = s->OH * s->OW, st = s->stride;
     for (int c = 0; c < s->C; c++) {
         float *plane = dinp + (size_t)c * s->H * s->W;
         for (int kh = 0; kh < s->KH; kh++) {
             for (int kw = 0; kw < s->KW; kw++) {
                 const float *row = col + ((size_t)(c * s->KH + kh) * s->KW + kw) * P;
+                int ow0, ow1;
+                valid_cols(s, kw, &ow0, &ow1);
                 for (int oh = 0; oh < s->OH; oh++) {
-                    int ih = oh * s->stride - s->pad_t + kh;
+                    int ih = oh * st - s->pad_t + kh;
                     if (ih < 0 || ih >= s->H) continue;
                     const float *src = row + (size_t)oh * s->OW;
-                    float *dst = plane + (size_t)ih * s->W;
-                    for (int ow = 0; ow < s->OW; ow++) {
-                        int iw = ow * s->stride - s->pad_l + kw;
-                        if (iw >= 0 && iw < s->W) dst[iw] += src[ow];
+                    float *dst = plane + (size_t)ih * s->W - s->pad_l + kw;
+                    if (st == 1) {
+                        add_rows(dst + ow0, src + ow0, 1, ow1 - ow0);
+                    } else {
+                        for (int ow = ow0; ow < ow1; ow++) dst[ow * st] += src[ow];
                     }
                 }
             }
@@ -79,7 +108,18 @@ static void col2im_add(float *dinp, const float *col, const fm_conv_shape *s) {
     }
 }
 
-/* The threads to use for B samples, at most one per column buffer. */
+/* dyT (P, OC) = dy (OC, P)^T (also used for the weight), 16 rows of dy at a time: they are read
+ * in step (16 cache lines in flight) and each row of dyT is written 16 floats at a time. */
+static void transpose(float *dyT, const float *dy, int OC, int P) {
+    for (int o0 = 0; o0 < OC; o0 += 16) {
+        int o1 = o0 + 16 < OC ? o0 + 16 : OC;
+        for (int p = 0; p < P; p++) {
+            float *dst = dyT + (size_t)p * OC;
+            for (int o = o0; o < o1; o++) dst[o] = dy[(size_t)o * P + p];
+        }
+    }
+}
+
 /* How many tasks a layer splits its batch into: one per thread, each with its own column
  * buffer (col holds n_col of them), never more tasks than samples. */
 static int task_count(fm_pool *pool, int n_col, int B) {
@@ -126,8 +166,16 @@ void conv2d_forward(float *out, const float *inp, const float *weight, const flo
     fm_pool_run(pool, j.tasks, conv_forward_task, &j);
 }
 
+/* Samples are summed in fixed groups of GROUP consecutive ones, each group in its own slot of
+ * dwork: the boundaries depend on the batch alone, never on the thread count. One slot per
+ * sample (as before) made the final reduction read B slots, 75 MB per layer and step for
+ * cnn-best's widest layer at batch 128; groups cut that by GROUP. */
+#define GROUP 4
+
+static int group_count(int B) { return (B + GROUP - 1) / GROUP; }
+
 size_t fm_conv_dwork_size(const fm_conv_shape *s, int B) {
-    return (size_t)B * ((size_t)s->OC * s->C * s->KH * s->KW + (size_t)s->OC);
+    return (size_t)group_count(B) * ((size_t)s->OC * s->C * s->KH * s->KW + (size_t)s->OC);
 }
 
 static void conv_backward_task(void *ctx, int t) {
@@ -137,19 +185,35 @@ static void conv_backward_task(void *ctx, int t) {
     const size_t in_size = (size_t)s->C * s->H * s->W;
     const size_t nw = (size_t)s->OC * CKK, slot = nw + (size_t)s->OC;
     float *my_col = j->col + (size_t)t * fm_conv_col_size(s);
-    for (int b = j->B * t / j->tasks; b < j->B * (t + 1) / j->tasks; b++) {
+    const int n_groups = group_count(j->B);
+    const int b0 = n_groups * t / j->tasks * GROUP, b1e = n_groups * (t + 1) / j->tasks * GROUP;
+    const int b1 = b1e < j->B ? b1e : j->B;
+    /* weight^T (CKK, OC), once per task: the input gradient weight^T · dy is then a plain
+     * product; as a transposed one it went through the kernel's zero listing (for batch-sized
+     * K), which never skips anything in a weight and cost 5% of cnn-best's time */
+    float *weightT = my_col + ((size_t)CKK + (size_t)s->OC) * P;
+    if (j->dinp && b0 < b1) transpose(weightT, j->weight, s->OC, CKK);
+    for (int b = b0; b < b1; b++) {
         const float *dy = j->dout + (size_t)b * s->OC * P;
-        float *dw = j->dwork + (size_t)b * slot, *db = dw + nw;
-        for (int oc = 0; oc < s->OC; oc++) {
-            const float *row = dy + (size_t)oc * P;
-            float sum = 0.0f;
-            for (int p = 0; p < P; p++) sum += row[p];
-            db[oc] = sum;
-        }
+        const int first = b % GROUP == 0; /* the group's first sample overwrites its slot */
+        float *dw = j->dwork + (size_t)(b / GROUP) * slot, *db = dw + nw;
+        /* dw^T (CKK, OC) = col (CKK, P) · dy^T (P, OC): the broadcast kernel's layout, twice
+         * as fast as dy · col^T by dot products, for the price of transposing dy */
+        float *dyT = my_col + (size_t)CKK * P;
         im2col(my_col, j->inp + (size_t)b * in_size, s);
-        fm_gemm_ex(fm_simd_best(), 0, 1, s->OC, CKK, P, dy, P, my_col, P, 0, dw, CKK, NULL, NULL);
+        transpose(dyT, dy, s->OC, P);
+        /* the bias gradient from dyT's rows: one chain of adds per channel, as before, but the
+         * channels side by side in vectors rather than one latency-bound chain after another */
+        if (first) {
+            for (int oc = 0; oc < s->OC; oc++) db[oc] = 0.0f;
+        }
+        add_rows(db, dyT, P, s->OC);
+        fm_gemm_ex(fm_simd_best(), 0, 0, CKK, s->OC, P, my_col, P, dyT, s->OC, !first, dw, s->OC,
+                   NULL, NULL);
         if (j->dinp) {
-            fm_gemm_ex(fm_simd_best(), 1, 0, CKK, P, s->OC, j->weight, CKK, dy, P, 0, my_col, P, NULL, NULL);
+            /* dcol (CKK, P) = weight^T · dy, in the buffer col no longer needs */
+            fm_gemm_ex(fm_simd_best(), 0, 0, CKK, P, s->OC, weightT, s->OC, dy, P, 0, my_col, P, NULL,
+                       NULL);
             float *dx = j->dinp + (size_t)b * in_size;
             memset(dx, 0, sizeof(float) * in_size);
             col2im_add(dx, my_col, s);
@@ -157,31 +221,38 @@ static void conv_backward_task(void *ctx, int t) {
     }
 }
 
-/* The sample-order reduction of the per-sample gradients, split over the weights. */
+/* The group-order reduction of the groups' gradients, split over the weights. */
 static void conv_reduce_task(void *ctx, int t) {
     const conv_job *j = ctx;
     const fm_conv_shape *s = j->s;
     const size_t nw = (size_t)s->OC * s->C * s->KH * s->KW, slot = nw + (size_t)s->OC;
+    const size_t OC = (size_t)s->OC;
     for (size_t i = slot * (size_t)t / (size_t)j->tasks; i < slot * (size_t)(t + 1) / (size_t)j->tasks; i++) {
         float sum = 0.0f;
-        for (int b = 0; b < j->B; b++) sum += j->dwork[(size_t)b * slot + i];
-        if (i < nw) j->dweight[i] += sum;
+        for (int g = 0; g < group_count(j->B); g++) sum += j->dwork[(size_t)g * slot + i];
+        if (i < nw) j->dweight[(i % OC) * (nw / OC) + i / OC] += sum; /* slots hold dw^T */
         else j->dbias[i - nw] += sum;
     }
 }
 
-/* dout is (B,OC,OH,OW). Each sample's weight gradient dout_b · col_b^T and bias gradient (the
- * sums of dout_b over positions) go to its own slot of dwork (fm_conv_dwork_size floats); they
- * are then added into dweight and dbias in sample order (+=; callers zero them once per step),
- * so the sums do not depend on which thread did which sample. dinp (B,C,H,W) is overwritten with
- * col2im(weight^T · dout_b). The column buffer is rebuilt from inp rather than kept from the
- * forward pass, and reused for the input gradient once the weight gradient no longer needs it. */
+/* dout is (B,OC,OH,OW). Each sample's weight gradient, transposed (col_b · dout_b^T), and bias
+ * gradient (the sums of dout_b over positions) are added, in sample order, into its group's slot
+ * of dwork (fm_conv_dwork_size floats); the slots are then added into dweight and dbias in group
+ * order (+=; callers zero them once per step), so the sums do not depend on which thread did
+ * which group. dinp (B,C,H,W) is
+ * overwritten with col2im(weight^T · dout_b). The column buffer is rebuilt from inp rather than
+ * kept from the forward pass, and reused for the input gradient once the weight gradient no
+ * longer needs it.
+ * Why per sample and not one product over the batch (K = B*OH*OW): on the cnn preset's second
+ * layer a sample's products (64x576x288 and the like) already run at the kernel's peak, about
+ * 110 GFLOP/s on one core, while the batch-wide ones measured 40-73 (their panels leave the
+ * cache); the reduction over groups costs B/GROUP*OC*CKK adds, well under 1% of the products. */
 void conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                      const float *inp, const float *weight, float *col, int n_col, float *dwork,
                      int B, const fm_conv_shape *s, fm_pool *pool) {
     conv_job j = {.col = col, .dinp = dinp, .dweight = dweight, .dbias = dbias, .dwork = dwork,
                   .inp = inp, .weight = weight, .dout = dout, .B = B, .s = s};
-    j.tasks = task_count(pool, n_col, B);
+    j.tasks = task_count(pool, n_col, group_count(B)); /* tasks take whole groups */
     fm_pool_run(pool, j.tasks, conv_backward_task, &j);
     j.tasks = pool ? fm_pool_threads(pool) : 1;
     fm_pool_run(pool, j.tasks, conv_reduce_task, &j);
