@@ -207,6 +207,50 @@ expect_fail "save-input: with test-set images" '^fmnist predict: --save-input go
 expect_fail "predict: --index with image files" '^fmnist predict: --index, --all, --split and --data choose test-set images' \
     "$FMNIST" predict "$IO_MODEL" "$IO/photos/photo-0000.png" --index 3
 
+expect_fail "predict: --index 0 with image files (not silently ignored)" '^fmnist predict: --index, --all, --split and --data choose test-set images' \
+    "$FMNIST" predict "$IO_MODEL" "$IO/photos/photo-0000.png" --index 0
+expect_fail "predict: --split test with image files" '^fmnist predict: --index, --all, --split and --data choose test-set images' \
+    "$FMNIST" predict "$IO_MODEL" "$IO/photos/photo-0000.png" --split test
+
+# --invert: auto finds the photos' light background and inverts; yes and no force it. A 28x28
+# test image (light on black) forced to invert, or a dark-on-light photo kept as it is, leaves
+# nothing light to find.
+"$FIXTURES" png "$DATA" 0 "$IO/test-0.png" || fail "fixtures png" "failed"
+expect_ok "invert: --invert no on a test image (light on black)" "$FMNIST" predict "$IO_MODEL" "$IO/test-0.png" --invert no --json &&
+    check "invert: --invert no keeps it as it is" python3 -c "
+import json, sys
+assert json.loads(sys.argv[1])['images'][0]['inverted'] is False" "$OUT_TEXT"
+expect_ok "invert: --invert yes on a photo (dark on light)" "$FMNIST" predict "$IO_MODEL" "$IO/photos/photo-0000.png" --invert yes --json &&
+    check "invert: --invert yes inverts" python3 -c "
+import json, sys
+assert json.loads(sys.argv[1])['images'][0]['inverted'] is True" "$OUT_TEXT"
+expect_fail "invert: --invert yes on a light-on-black picture" '^fmnist predict: .*/test-0\.png: nothing stands out from the background' \
+    "$FMNIST" predict "$IO_MODEL" "$IO/test-0.png" --invert yes
+expect_fail "invert: --invert no on a dark-on-light photo" '^fmnist predict: .*/photo-0000\.png: nothing stands out from the background' \
+    "$FMNIST" predict "$IO_MODEL" "$IO/photos/photo-0000.png" --invert no
+expect_fail "invert: a value other than auto, yes, no" '^fmnist predict: --invert must be auto, yes or no, not "maybe"' \
+    "$FMNIST" predict "$IO_MODEL" "$IO/test-0.png" --invert maybe
+expect_fail "invert: with test-set images" '^fmnist predict: --invert goes with image files' \
+    "$FMNIST" predict "$IO_MODEL" --data "$IO_DATA" --index 0 --invert no
+
+# EXIF orientation: a test image stored turned or mirrored in each of the 8 ways, with the EXIF
+# note that shows it upright; every one must be read upright (the same size, box and class).
+io_ok=1
+for io_o in 1 2 3 4 5 6 7 8; do
+    "$FIXTURES" exif "$DATA" 0 $io_o "$IO/exif-$io_o.jpg" || io_ok=0
+done
+check "exif: 8 JPEGs written, one per orientation" test $io_ok -eq 1
+if expect_ok "exif: predict the 8 orientations --json" "$FMNIST" predict "$IO_MODEL" "$IO"/exif-[1-8].jpg --json; then
+    check "exif: every orientation read upright (144x120, same box and class)" python3 -c "
+import json, sys
+d = json.loads(sys.argv[1])['images']
+assert len(d) == 8 and all('error' not in e for e in d), d
+first = d[0]
+for e in d:
+    assert (e['width'], e['height'], e['box']) == (144, 120, first['box']), (e['file'], e['width'], e['height'], e['box'])
+    assert e['predicted'] == first['predicted'] and abs(e['confidence'] - first['confidence']) < 0.05, e['file']" "$OUT_TEXT"
+fi
+
 # ============================================================ pictures: bad input
 IB=$IO/bad
 mkdir -p "$IB" "$IB/empty-folder"
