@@ -111,13 +111,13 @@ static void add_initializer(onnx_builder *b, const char *name, const int64_t *di
     add_tensor(b, name, ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, sizeof(float), dims, ndim, data, count);
 }
 
-/* An int64 constant (indices, shapes), copied into the builder's memory. */
-static void add_int64_initializer(onnx_builder *b, const char *name, const int64_t *values, size_t count) {
-    int64_t *copy = ob_alloc(b, count * sizeof *copy);
-    if (!copy) return;
-    memcpy(copy, values, count * sizeof *copy);
+/* An int64 vector constant (indices, shapes) of count values in the builder's memory. */
+static int64_t *add_int64_initializer(onnx_builder *b, const char *name, size_t count) {
+    int64_t *values = ob_alloc(b, count * sizeof *values);
+    if (!values) return NULL;
     int64_t dims[1] = {(int64_t)count};
-    add_tensor(b, name, ONNX__TENSOR_PROTO__DATA_TYPE__INT64, sizeof(int64_t), dims, 1, copy, count);
+    add_tensor(b, name, ONNX__TENSOR_PROTO__DATA_TYPE__INT64, sizeof(int64_t), dims, 1, values, count);
+    return values;
 }
 
 static Onnx__AttributeProto *int_attribute(onnx_builder *b, const char *name, int64_t value) {
@@ -320,9 +320,8 @@ static void emit_scaling(onnx_builder *b, const fm_model *m) {
  * (Gather of the columns in reverse order) go through the network together as [2N, 1, H, W];
  * every layer treats samples independently at inference, so this is the two passes fmnist makes. */
 static void emit_tta_flip(onnx_builder *b, const fm_model *m) {
-    int64_t reversed[FM_IDX_MAX_SIDE];
-    for (uint32_t x = 0; x < m->in_w; x++) reversed[x] = (int64_t)(m->in_w - 1 - x);
-    add_int64_initializer(b, "tta.columns", reversed, m->in_w);
+    int64_t *reversed = add_int64_initializer(b, "tta.columns", m->in_w);
+    for (uint32_t x = 0; reversed && x < m->in_w; x++) reversed[x] = (int64_t)(m->in_w - 1 - x);
     const char *scaled = b->value, *columns = "tta.columns", *flipped = "tta.flipped";
     add_node1(b, "Gather", "tta.flip", flipped, &columns, 1, int_attribute(b, "axis", 3));
     b->value = scaled;
@@ -332,8 +331,8 @@ static void emit_tta_flip(onnx_builder *b, const fm_model *m) {
 /* ... and the two halves of the [2N, C] probabilities averaged: [2, N, C], mean over axis 0, which
  * is (p + p') / 2, the same bits as fmnist's 0.5 * (p + p'). */
 static void emit_tta_mean(onnx_builder *b, const fm_model *m) {
-    int64_t shape[3] = {2, -1, m->classes.n};
-    add_int64_initializer(b, "tta.shape", shape, 3);
+    int64_t *shape = add_int64_initializer(b, "tta.shape", 3);
+    if (shape) shape[0] = 2, shape[1] = -1, shape[2] = m->classes.n;
     const char *shape_name = "tta.shape";
     add_node1(b, "Reshape", "tta.reshape", "tta.pairs", &shape_name, 1, NULL);
     int64_t axes[1] = {0};
