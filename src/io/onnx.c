@@ -206,8 +206,8 @@ static void add_node1(onnx_builder *b, const char *op, const char *name, const c
     add_node(b, op, name, output, extra, n_extra, &attr, 1);
 }
 
-/* Gemm wants [N, features]: a 4-D value ([N, C, H, W], the input or a future conv output) is
- * flattened first, as fmnist does implicitly before a dense layer. */
+/* Gemm wants [N, features]: a 4-D value ([N, C, H, W]: the input, or what a conv, a pool or
+ * global pooling gave) is flattened first, as fmnist does implicitly before a dense layer. */
 static void flatten_to_2d(onnx_builder *b, const char *name) {
     if (b->rank == 2) return;
     add_node1(b, "Flatten", name, ob_printf(b, "%s.output", name), NULL, 0, int_attribute(b, "axis", 1));
