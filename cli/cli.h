@@ -59,6 +59,7 @@ typedef struct {
     const char *csv;        /* NULL or the CSV file to write */
     const char *save_input; /* NULL, FILE.png (one picture) or a folder */
     int json, show, threads;
+    fm_invert invert;       /* --invert auto|yes|no */
 } cli_image_opts;
 int cli_predict_images(const char *cmd, fm_model *m, char **args, int n_args, const cli_image_opts *o);
 

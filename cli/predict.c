@@ -28,33 +28,41 @@ static void help(void) {
            "  --csv F        (pictures) write file,predicted,names,confidence,p0.. to F\n"
            "  --save-input P (pictures) save the 28x28 image the model saw: P.png for one\n"
            "                 picture, else P is a folder\n"
+           "  --invert WHEN  (pictures) make the item light on black by inverting: auto (when\n"
+           "                 the picture's border is light), yes or no  [auto]\n"
            "example: fmnist predict runs/mlp/model.safetensors shoe.jpg photos/\n");
 }
 
 int cmd_predict(int argc, char **argv) {
     const char *cmd = "predict";
-    enum { O_INDEX = 256, O_ALL, O_CSV, O_SPLIT, O_DATA, O_THREADS, O_JSON, O_SHOW, O_TTA, O_NO_TTA, O_SAVE_INPUT };
+    enum { O_INDEX = 256, O_ALL, O_CSV, O_SPLIT, O_DATA, O_THREADS, O_JSON, O_SHOW, O_TTA, O_NO_TTA, O_SAVE_INPUT,
+           O_INVERT };
     static const struct option opts[] = {
         {"help", no_argument, 0, 'h'}, {"index", required_argument, 0, O_INDEX}, {"all", no_argument, 0, O_ALL},
         {"csv", required_argument, 0, O_CSV}, {"split", required_argument, 0, O_SPLIT},
         {"data", required_argument, 0, O_DATA}, {"threads", required_argument, 0, O_THREADS},
         {"json", no_argument, 0, O_JSON}, {"show", no_argument, 0, O_SHOW}, {"tta", no_argument, 0, O_TTA},
-        {"no-tta", no_argument, 0, O_NO_TTA}, {"save-input", required_argument, 0, O_SAVE_INPUT}, {0, 0, 0, 0}};
-    const char *data = NULL, *csv = NULL, *save_input = NULL;
+        {"no-tta", no_argument, 0, O_NO_TTA}, {"save-input", required_argument, 0, O_SAVE_INPUT},
+        {"invert", required_argument, 0, O_INVERT}, {0, 0, 0, 0}};
+    const char *data = NULL, *csv = NULL, *save_input = NULL, *invert = NULL;
     fm_split split = FM_SPLIT_TEST;
     long index = 0, lv;
-    int all = 0, threads = 0, json = 0, show = 0, c, tta = -1;
+    int all = 0, threads = 0, json = 0, show = 0, c, tta = -1, have_index = 0, have_split = 0;
     opterr = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
         case 'h': help(); return 0;
-        case O_INDEX: if (!cli_int(cmd, "--index", optarg, 0, 2147483647L, &index)) return 1; break;
+        case O_INDEX:
+            if (!cli_int(cmd, "--index", optarg, 0, 2147483647L, &index)) return 1;
+            have_index = 1;
+            break;
         case O_ALL: all = 1; break;
         case O_CSV: csv = optarg; break;
-        case O_SPLIT: if (!cli_parse_split(cmd, optarg, &split)) return 1; break;
+        case O_SPLIT: if (!cli_parse_split(cmd, optarg, &split)) return 1; have_split = 1; break;
         case O_DATA: data = optarg; break;
         case O_SAVE_INPUT: save_input = optarg; break;
+        case O_INVERT: invert = optarg; break;
         case O_THREADS: if (!cli_int(cmd, "--threads", optarg, 0, 1024, &lv)) return 1; threads = (int)lv; break;
         case O_JSON: json = 1; break;
         case O_TTA: tta = 1; break;
@@ -65,21 +73,29 @@ int cmd_predict(int argc, char **argv) {
     }
     if (optind >= argc) return cli_error(cmd, "expected one MODEL file (see fmnist predict --help)");
     if (optind < argc - 1) {
-        /* Flags that pick images from the IDX set make no sense with picture files. */
-        if (index != 0 || all || split != FM_SPLIT_TEST || data) {
+        /* Flags that pick images from the IDX set make no sense with picture files; given, even
+         * as --index 0 or --split test, they are an error rather than silently ignored. */
+        if (have_index || all || have_split || data) {
             return cli_error(cmd, "--index, --all, --split and --data choose test-set images; they "
                                   "do not go with image files");
+        }
+        fm_invert inv = FM_INVERT_AUTO;
+        if (invert && strcmp(invert, "yes") == 0) inv = FM_INVERT_ALWAYS;
+        else if (invert && strcmp(invert, "no") == 0) inv = FM_INVERT_NEVER;
+        else if (invert && strcmp(invert, "auto") != 0) {
+            return cli_error(cmd, "--invert must be auto, yes or no, not \"%s\"", invert);
         }
         fm_error err = {0};
         fm_model *m = NULL;
         if (fm_model_load(argv[optind], &m, &err)) return cli_fail(cmd, &err);
         if (tta >= 0) fm_model_set_tta(m, tta);
-        cli_image_opts io = {csv, save_input, json, show, threads};
+        cli_image_opts io = {csv, save_input, json, show, threads, inv};
         int rc = cli_predict_images(cmd, m, argv + optind + 1, argc - optind - 1, &io);
         fm_model_free(m);
         return rc;
     }
     if (save_input) return cli_error(cmd, "--save-input goes with image files (fmnist predict MODEL IMAGE --save-input F.png)");
+    if (invert) return cli_error(cmd, "--invert goes with image files (fmnist predict MODEL IMAGE --invert no)");
     if (all && !csv) return cli_error(cmd, "--all needs --csv FILE");
     if (csv && !all) return cli_error(cmd, "--csv needs --all");
     fm_error err = {0};

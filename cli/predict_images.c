@@ -189,6 +189,7 @@ int cli_predict_images(const char *cmd, fm_model *m, char **args, int n_args, co
     cJSON *items = doc ? cJSON_AddArrayToObject(doc, "images") : NULL;
 
     fm_image_params ip = fm_image_default_params();
+    ip.invert = o->invert;
     uint8_t *input = malloc((size_t)H * W);
     uint8_t label = 0;
     float probs[FM_MAX_CLASSES];

@@ -258,7 +258,8 @@ typedef struct {
     uint32_t box_x, box_y, box_w, box_h; /* the item's bounding box in the picture */
 } fm_image_info;
 
-/* Decodes an image file to 8-bit grey [h, w] (colour by luma, transparent parts over white); the
+/* Decodes an image file to 8-bit grey [h, w] (colour by luma, transparent parts over white), a
+ * JPEG turned upright as its EXIF orientation says (h and w are then the upright picture's); the
  * caller frees *grey with free(). Errors name the file: missing, not an image, truncated or
  * corrupt, 0 pixels, over max_pixels. */
 fm_status fm_image_load_grey(const char *path, const fm_image_params *p, uint8_t **grey,

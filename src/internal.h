@@ -306,6 +306,14 @@ void augment_erase(float *img, int H, int W, int y0, int x0, int h, int w, float
 void fm_augment_batch(float *x, int B, int H, int W, const fm_augment *a, float background,
                       float *scratch, fm_rng *rng);
 
+/* ---------------------------------------------------------------- pictures */
+
+/* The EXIF orientation (1..8; 1 upright, also for anything not a JPEG or without a valid tag) of
+ * the JPEG whose first len bytes are buf; every offset is checked against len. */
+int fm_jpeg_exif_orientation(const uint8_t *buf, size_t len);
+/* dst = src [h, w] turned upright for EXIF orientation o (dst is [w, h] for o >= 5). */
+void fm_image_orient(uint8_t *dst, const uint8_t *src, uint32_t h, uint32_t w, int o);
+
 /* ---------------------------------------------------------------- model */
 
 #define FM_MAX_LAYERS 64

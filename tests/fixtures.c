@@ -2,6 +2,7 @@
  * subsets of the real data, IDX and model files broken in one specific way each, and test images
  * turned into photos. */
 #include "fmnist.h"
+#include "internal.h" /* fm_image_orient */
 
 #include <math.h>
 #include <stdio.h>
@@ -129,6 +130,55 @@ static int test_png(const char *data, uint32_t index, const char *path) {
     return rc;
 }
 
+typedef struct {
+    unsigned char *data;
+    size_t len, cap;
+} mem_sink;
+
+static void mem_write(void *context, void *data, int size) {
+    mem_sink *m = context;
+    if (size > 0 && m->len + (size_t)size <= m->cap) memcpy(m->data + m->len, data, (size_t)size);
+    m->len += size > 0 ? (size_t)size : 0;
+}
+
+/* exif DATA_DIR INDEX ORIENTATION FILE: test image INDEX as a camera would store it: enlarged 4x
+ * on a 144x120 light canvas, dark on light, stored turned so that EXIF orientation ORIENTATION
+ * (1..8, in an APP1 segment right after the start marker) shows it upright, as a grey JPEG. */
+static int exif_jpeg(const char *data, uint32_t index, int o, const char *path) {
+    static const int inverse[9] = {1, 1, 2, 3, 4, 5, 8, 7, 6};
+    fm_error err = {0};
+    fm_dataset ds;
+    if (o < 1 || o > 8) return 2;
+    if (fm_dataset_load(data, FM_SPLIT_TEST, 10, &ds, &err)) return fail(&err);
+    enum { W = 144, H = 120 };
+    static unsigned char upright[H * W], stored[H * W];
+    for (int y = 0; y < H; y++) {
+        for (int x = 0; x < W; x++) {
+            int ix = (x - 20) / 4, iy = (y - 4) / 4, inside = x >= 20 && y >= 4 && ix < 28 && iy < 28;
+            unsigned v = inside ? ds.images[(size_t)index * 784 + (size_t)iy * 28 + ix] : 0;
+            upright[y * W + x] = (unsigned char)(230 - v * 200 / 255);
+        }
+    }
+    fm_dataset_free(&ds);
+    fm_image_orient(stored, upright, H, W, inverse[o]);
+    int sw = o >= 5 ? H : W, sh = o >= 5 ? W : H;
+    mem_sink jpg = {malloc(1 << 20), 0, 1 << 20};
+    if (!jpg.data || !stbi_write_jpg_to_func(mem_write, &jpg, sw, sh, 1, stored, 95) || jpg.len > jpg.cap) {
+        free(jpg.data);
+        return 1;
+    }
+    /* APP1: "Exif\0\0", a big-endian TIFF header and IFD0 with one entry, Orientation (SHORT). */
+    unsigned char app1[] = {0xFF, 0xE1, 0, 34, 'E', 'x', 'i', 'f', 0, 0, 'M', 'M', 0, 42, 0, 0, 0, 8,
+                            0, 1, 0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, (unsigned char)o, 0, 0, 0, 0, 0, 0};
+    FILE *f = fopen(path, "wb");
+    int ok = f && fwrite(jpg.data, 1, 2, f) == 2 && fwrite(app1, 1, sizeof app1, f) == sizeof app1 &&
+             fwrite(jpg.data + 2, 1, jpg.len - 2, f) == jpg.len - 2;
+    if (f && fclose(f) != 0) ok = 0;
+    free(jpg.data);
+    if (!ok) fprintf(stderr, "fixtures: cannot write %s\n", path);
+    return ok ? 0 : 1;
+}
+
 int main(int argc, char **argv) {
     if (argc == 6 && strcmp(argv[1], "subset") == 0) {
         return subset(argv[2], argv[3], (uint32_t)atol(argv[4]), (uint32_t)atol(argv[5]));
@@ -141,7 +191,8 @@ int main(int argc, char **argv) {
         return photos(argv[2], argv[3], (uint32_t)atol(argv[4]), (uint64_t)atoll(argv[5]));
     }
     if (argc == 5 && strcmp(argv[1], "png") == 0) return test_png(argv[2], (uint32_t)atol(argv[3]), argv[4]);
+    if (argc == 6 && strcmp(argv[1], "exif") == 0) return exif_jpeg(argv[2], (uint32_t)atol(argv[3]), atoi(argv[4]), argv[5]);
     fprintf(stderr, "usage: fixtures subset SRC DST NTRAIN NTEST | labels FILE N VALUE | images FILE N H W\n"
-                    "       | photos DATA OUT N SEED | png DATA INDEX FILE\n");
+                    "       | photos DATA OUT N SEED | png DATA INDEX FILE | exif DATA INDEX ORIENTATION FILE\n");
     return 2;
 }

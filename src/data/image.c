@@ -1,5 +1,6 @@
-/* image.c — pictures as model inputs: decoding through stb_image, then the preprocessing that
- * makes a photo look like a Fashion-MNIST image (item light on black, cropped, centred, 28x28). */
+/* image.c — pictures as model inputs: decoding through stb_image (turned upright by the JPEG's EXIF
+ * orientation, which stb ignores), then the preprocessing that makes a photo look like a
+ * Fashion-MNIST image (item light on black, cropped, centred, 28x28). */
 #define _POSIX_C_SOURCE 200809L
 #include "internal.h"
 
@@ -41,6 +42,96 @@ int fm_image_name_supported(const char *name) {
 
 /* ---------------------------------------------------------------- decoding */
 
+/* How much of a file's start is searched for the EXIF segment: an APP1 segment is at most 64 KiB
+ * and comes before the image data, normally right after the start marker and a JFIF APP0. */
+#define EXIF_SEARCH_BYTES (128u << 10)
+
+static unsigned exif_u16(const uint8_t *p, int big_endian) {
+    return big_endian ? (unsigned)p[0] << 8 | p[1] : (unsigned)p[1] << 8 | p[0];
+}
+
+static uint32_t exif_u32(const uint8_t *p, int big_endian) {
+    return big_endian ? (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]
+                      : (uint32_t)p[3] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[1] << 8 | p[0];
+}
+
+/* The Orientation tag (0x0112) of IFD0 in a TIFF block of len bytes, or 1 (upright). Every offset
+ * and count is checked against len before it is read; only IFD0 is read, so no chain of offsets
+ * can loop. */
+static int exif_tiff_orientation(const uint8_t *tiff, size_t len) {
+    if (len < 8) return 1;
+    int big;
+    if (tiff[0] == 'I' && tiff[1] == 'I') big = 0;
+    else if (tiff[0] == 'M' && tiff[1] == 'M') big = 1;
+    else return 1;
+    if (exif_u16(tiff + 2, big) != 42) return 1;
+    uint32_t ifd = exif_u32(tiff + 4, big);
+    if (ifd < 8 || ifd > len - 2) return 1;
+    unsigned count = exif_u16(tiff + ifd, big);
+    for (unsigned i = 0; i < count; i++) {
+        size_t entry = (size_t)ifd + 2 + 12 * (size_t)i;
+        if (entry + 12 > len) break; /* a count larger than the block: read what is there */
+        if (exif_u16(tiff + entry, big) != 0x0112) continue;
+        /* SHORT (type 3), one value, stored in the first two bytes of the value field. */
+        if (exif_u16(tiff + entry + 2, big) != 3 || exif_u32(tiff + entry + 4, big) < 1) return 1;
+        unsigned v = exif_u16(tiff + entry + 8, big);
+        return v >= 1 && v <= 8 ? (int)v : 1;
+    }
+    return 1;
+}
+
+/* The EXIF orientation (1..8, 1 upright) of a JPEG whose first len bytes are in buf; 1 for
+ * anything else: not a JPEG, no EXIF, a segment cut short or malformed. Walks the marker segments
+ * from the start marker up to the image data, each one's length checked against len. */
+int fm_jpeg_exif_orientation(const uint8_t *buf, size_t len) {
+    if (len < 4 || buf[0] != 0xFF || buf[1] != 0xD8) return 1;
+    size_t pos = 2;
+    while (pos + 4 <= len) {
+        if (buf[pos] != 0xFF) return 1;
+        unsigned marker = buf[pos + 1];
+        if (marker == 0xFF) { /* fill byte before a marker */
+            pos++;
+            continue;
+        }
+        if (marker == 0xD9 || marker == 0xDA) return 1; /* end of image, start of scan */
+        if (marker == 0x01 || (marker >= 0xD0 && marker <= 0xD7)) { /* markers without a length */
+            pos += 2;
+            continue;
+        }
+        size_t seg = (size_t)buf[pos + 2] << 8 | buf[pos + 3]; /* counts its own two bytes */
+        if (seg < 2 || pos + 2 + seg > len) return 1;
+        if (marker == 0xE1 && seg >= 8 && memcmp(buf + pos + 4, "Exif\0\0", 6) == 0) {
+            return exif_tiff_orientation(buf + pos + 10, seg - 8);
+        }
+        pos += 2 + seg;
+    }
+    return 1;
+}
+
+/* The picture as it is meant to be seen: src [h, w] as stored, turned by EXIF orientation o into
+ * dst, [w, h] for o >= 5 (the quarter turns). For each displayed pixel (x, y) the stored one:
+ * 2 mirrored, 3 turned half way, 4 flipped upside down, 5 transposed, 6 turned a quarter
+ * clockwise, 7 transverse, 8 turned a quarter anticlockwise. */
+void fm_image_orient(uint8_t *dst, const uint8_t *src, uint32_t h, uint32_t w, int o) {
+    uint32_t dw = o >= 5 ? h : w, dh = o >= 5 ? w : h;
+    for (uint32_t y = 0; y < dh; y++) {
+        for (uint32_t x = 0; x < dw; x++) {
+            uint32_t sx = x, sy = y;
+            switch (o) {
+            case 2: sx = w - 1 - x; break;
+            case 3: sx = w - 1 - x, sy = h - 1 - y; break;
+            case 4: sy = h - 1 - y; break;
+            case 5: sx = y, sy = x; break;
+            case 6: sx = y, sy = h - 1 - x; break;
+            case 7: sx = w - 1 - y, sy = h - 1 - x; break;
+            case 8: sx = w - 1 - y, sy = x; break;
+            default: break;
+            }
+            dst[(size_t)y * dw + x] = src[(size_t)sy * w + sx];
+        }
+    }
+}
+
 fm_status fm_image_load_grey(const char *path, const fm_image_params *p, uint8_t **grey,
                              uint32_t *h, uint32_t *w, int *channels, fm_error *err) {
     fm_image_params def = fm_image_default_params();
@@ -73,6 +164,19 @@ fm_status fm_image_load_grey(const char *path, const fm_image_params *p, uint8_t
         return fm_fail(err, FM_ERR_NOMEM, "%s: %dx%d is %llu pixels, over the limit of %llu", path, x,
                        y, (unsigned long long)pixels, (unsigned long long)p->max_pixels);
     }
+    /* A JPEG from a camera or phone is often stored sideways with an EXIF note saying how to turn
+     * it; stb decodes the pixels as stored. The start of the file is read for that note first. */
+    int orientation = 1;
+    uint8_t *head = malloc(EXIF_SEARCH_BYTES);
+    if (head) {
+        size_t got = fread(head, 1, EXIF_SEARCH_BYTES, f);
+        orientation = fm_jpeg_exif_orientation(head, got);
+        free(head);
+    }
+    if (fseek(f, 0, SEEK_SET) != 0) {
+        fclose(f);
+        return fm_fail(err, FM_ERR_IO, "%s: cannot read: %s", path, strerror(errno));
+    }
     /* Two channels, grey and alpha, whatever the file holds: stb converts colour to luma
      * (0.30 R + 0.59 G + 0.11 B) and gives opaque alpha to files without one. */
     int dx = 0, dy = 0, dcomp = 0;
@@ -100,6 +204,20 @@ fm_status fm_image_load_grey(const char *path, const fm_image_params *p, uint8_t
         g[i] = (uint8_t)((v * a + 255u * (255u - a) + 127u) / 255u);
     }
     stbi_image_free(ga);
+    if (orientation != 1) {
+        uint8_t *upright = malloc((size_t)pixels);
+        if (!upright) {
+            free(g);
+            return fm_fail(err, FM_ERR_NOMEM, "%s: out of memory for %dx%d pixels", path, x, y);
+        }
+        fm_image_orient(upright, g, (uint32_t)y, (uint32_t)x, orientation);
+        free(g);
+        g = upright;
+        if (orientation >= 5) { /* a quarter turn: width and height swap */
+            int t = x;
+            x = y, y = t;
+        }
+    }
     *grey = g;
     *h = (uint32_t)y;
     *w = (uint32_t)x;

@@ -1,8 +1,9 @@
-# 70-interop.sh — models used elsewhere and pictures from elsewhere: every MLP preset (plus a
-# standard-scaling and a tanh/sigmoid model) exported to ONNX, checked by Debian's onnx checker and
-# run in onnxruntime-node, and loaded into PyTorch, all agreeing with `fmnist predict --all` on the
-# whole test set; `fmnist predict MODEL IMAGE...` on test images turned into photos, with its
-# outputs and its bad input. Sourced by tests/run.sh (uses $FMNIST, $FIXTURES, $DATA, $T).
+# 70-interop.sh — models used elsewhere and pictures from elsewhere: every preset (plus a
+# standard-scaling, a tanh/sigmoid model and a convolutional one with every layer kind) exported
+# to ONNX, checked by Debian's onnx checker and run in onnxruntime-node, and loaded into PyTorch,
+# all agreeing with `fmnist predict --all` on the whole test set; `fmnist predict MODEL IMAGE...`
+# on test images turned into photos, with its outputs and its bad input. Sourced by tests/run.sh
+# (uses $FMNIST, $FIXTURES, $DATA, $T).
 # With FMNIST_TEST_FAST=1 (sanitizer builds): fewer models, a data subset, 40 photos.
 
 IO=$T/interop
@@ -10,19 +11,36 @@ mkdir -p "$IO"
 IO_PY=/usr/bin/python3 # Debian's python, which has python3-onnx, python3-torch and numpy
 IO_NODE_DIR=$PWD/tests/onnx
 
+# Convolutional networks train on a few thousand images only (a model that has learnt something,
+# with batch norm statistics that are not the initial ones, is all a comparison needs) and are
+# compared on the whole test set all the same.
+IO_CNN_DATA=$IO/cnn-data
+mkdir -p "$IO_CNN_DATA"
 if [ -n "${FMNIST_TEST_FAST:-}" ]; then
     mkdir -p "$IO/data" && "$FIXTURES" subset "$DATA" "$IO/data" 3000 1000 || fail "interop subset" "fixtures failed"
+    "$FIXTURES" subset "$DATA" "$IO_CNN_DATA" 1000 1000 || fail "interop CNN subset" "fixtures failed"
     IO_DATA=$IO/data
     IO_VAL=500
     IO_MODELS=("mlp|mlp|unit" "mlp2|mlp2|unit")
     IO_PHOTOS=40
 else
+    "$FIXTURES" subset "$DATA" "$IO_CNN_DATA" 2500 10000 || fail "interop CNN subset" "fixtures failed"
     IO_DATA=$DATA
     IO_VAL=5000
     IO_MODELS=("mlp|mlp|unit" "mlp64|mlp64|unit" "mlp256|mlp256|unit" "mlp2|mlp2|unit" "mlp300-100|mlp300-100|unit")
     IO_PHOTOS=300
 fi
+# NAME|SPEC|SCALING[|train flags for a CNN|operators the graph must have]
 IO_MODELS+=("standard|mlp|standard" "tanh-sigmoid|flatten,dense:64:tanh,dense:32:sigmoid,sigmoid,dense:10|unit")
+# The presets with their own training settings, cut to one or two epochs (cnn-best: batch norm,
+# global average pooling, test-time flips), and a network with every other layer form: "same"
+# padding larger after the input than before it (stride 2; an even kernel) on rows that later
+# layers all read, so a padding put on the wrong side changes the result; valid padding with
+# stride 2, average pooling, overlapping max pooling, LeakyReLU with two slopes, batch norm after
+# a convolution and after a dense layer, dropout, standard scaling.
+IO_MODELS+=("cnn|cnn|unit|--epochs 1 --val 500|Conv Relu MaxPool Flatten Gemm"
+    "cnn-best|cnn-best|unit|--epochs 2 --val 500|Gather Concat Conv BatchNormalization MaxPool GlobalAveragePool ReduceMean"
+    "cnn-mixed|conv:8:3:same:s2:leakyrelu,bn,conv:16:4:same,leakyrelu:0.2,avgpool:2,conv:16:3:valid:s2,relu,maxpool:2:1,dense:32,bn,relu,dropout:0.2,dense:10|standard|--epochs 1 --val 500|Sub Div Conv LeakyRelu BatchNormalization MaxPool AveragePool Flatten Gemm")
 
 # --- the runtimes: Debian's python3-onnx and python3-torch, onnxruntime-node from npm (installed
 # by scripts/setup.sh; installed here if missing, which needs the npm registry once).
@@ -46,16 +64,24 @@ fi
 IO_WORST_ORT=0
 IO_WORST_TORCH=0
 for io_c in "${IO_MODELS[@]}"; do
-    IFS='|' read -r io_name io_spec io_scale <<<"$io_c"
+    IFS='|' read -r io_name io_spec io_scale io_flags io_ops <<<"$io_c"
     io_dir=$IO/$io_name
-    expect_ok "interop $io_name: train 1 epoch" "$FMNIST" train --data "$IO_DATA" --model "$io_spec" --scale "$io_scale" \
-        --epochs 1 --val $IO_VAL --out "$io_dir" --quiet --no-test || continue
-    expect_ok "interop $io_name: predict --all" "$FMNIST" predict "$io_dir/model.safetensors" --data "$IO_DATA" \
+    io_data=$IO_DATA
+    if [ -n "$io_flags" ]; then
+        io_data=$IO_CNN_DATA
+        # shellcheck disable=SC2086 # the flags are words
+        expect_ok "interop $io_name: train ($io_flags)" "$FMNIST" train --data "$io_data" --model "$io_spec" --scale "$io_scale" \
+            $io_flags --out "$io_dir" --quiet --no-test --no-report || continue
+    else
+        expect_ok "interop $io_name: train 1 epoch" "$FMNIST" train --data "$io_data" --model "$io_spec" --scale "$io_scale" \
+            --epochs 1 --val $IO_VAL --out "$io_dir" --quiet --no-test || continue
+    fi
+    expect_ok "interop $io_name: predict --all" "$FMNIST" predict "$io_dir/model.safetensors" --data "$io_data" \
         --all --csv "$io_dir/pred.csv" || continue
     expect_ok "interop $io_name: export --onnx" "$FMNIST" export "$io_dir/model.safetensors" --onnx "$io_dir/model.onnx" || continue
     check "interop $io_name: export says what the input is" grep -q 'pixel/255' <<<"$OUT_TEXT"
     if [ $io_have_py -eq 1 ]; then
-        check "interop $io_name: onnx.checker full_check, opset 13, IR 7, metadata" "$IO_PY" -c "
+        check "interop $io_name: onnx.checker full_check, opset 13, IR 7, metadata, operators" "$IO_PY" -c "
 import json, onnx, sys
 m = onnx.load(sys.argv[1])
 onnx.checker.check_model(m, full_check=True)
@@ -64,27 +90,30 @@ meta = {p.key: p.value for p in m.metadata_props}
 assert json.loads(meta['classes'])[9] == 'Ankle boot' and meta['scaling'] == sys.argv[2], meta
 assert 'pixel/255' in meta['input']
 ops = [n.op_type for n in m.graph.node]
-assert ops[-1] == 'Softmax' and ('Sub' in ops) == (sys.argv[2] == 'standard'), ops
+tta = meta['tta'] == 'flip'
+assert ops[-1] == ('ReduceMean' if tta else 'Softmax') and ('Sub' in ops) == (sys.argv[2] == 'standard'), ops
+assert tta == ('Gather' in ops) and 'Dropout' not in ops, ops
+assert all(op in ops for op in sys.argv[3].split()), (sys.argv[3], ops)
 assert [d.dim_param or d.dim_value for d in m.graph.input[0].type.tensor_type.shape.dim] == ['N', 1, 28, 28]
-" "$io_dir/model.onnx" "$io_scale"
-        if io_out=$("$IO_PY" examples/load_in_pytorch.py "$io_dir/model.safetensors" --data "$IO_DATA" \
+" "$io_dir/model.onnx" "$io_scale" "$io_ops"
+        if io_out=$("$IO_PY" examples/load_in_pytorch.py "$io_dir/model.safetensors" --data "$io_data" \
             --compare "$io_dir/pred.csv" 2>&1); then
             pass "interop $io_name: PyTorch (load_state_dict strict) gives the same classes, probabilities within 1e-5"
         else
             fail "interop $io_name: PyTorch agrees" "$io_out"
         fi
         io_diff=$(sed -n 's/.*"max_abs_diff": \([0-9.e+-]*\).*/\1/p' <<<"$io_out")
-        echo "     PyTorch: ${io_diff:-?} max |p - p'| over $(sed -n 's/.*"n": \([0-9]*\).*/\1/p' <<<"$io_out") images"
+        echo "     $io_name, PyTorch: ${io_diff:-?} max |p - p'| over $(sed -n 's/.*"n": \([0-9]*\).*/\1/p' <<<"$io_out") images"
         float_ge "${io_diff:-0}" "$IO_WORST_TORCH" && IO_WORST_TORCH=${io_diff:-0}
     fi
     if [ $io_have_node -eq 1 ]; then
-        if io_out=$(node "$IO_NODE_DIR/compare.js" "$io_dir/model.onnx" "$IO_DATA" "$io_dir/pred.csv" 1e-5 2>&1); then
+        if io_out=$(node "$IO_NODE_DIR/compare.js" "$io_dir/model.onnx" "$io_data" "$io_dir/pred.csv" 1e-5 2>&1); then
             pass "interop $io_name: onnxruntime-node gives the same classes, probabilities within 1e-5"
         else
             fail "interop $io_name: onnxruntime-node agrees" "$io_out"
         fi
         io_diff=$(sed -n 's/.*"max_abs_diff":\([0-9.e+-]*\).*/\1/p' <<<"$io_out")
-        echo "     onnxruntime: ${io_diff:-?} max |p - p'| over $(sed -n 's/.*"n":\([0-9]*\).*/\1/p' <<<"$io_out") images"
+        echo "     $io_name, onnxruntime: ${io_diff:-?} max |p - p'| over $(sed -n 's/.*"n":\([0-9]*\).*/\1/p' <<<"$io_out") images"
         float_ge "${io_diff:-0}" "$IO_WORST_ORT" && IO_WORST_ORT=${io_diff:-0}
     fi
 done
@@ -177,6 +206,50 @@ expect_fail "save-input: with test-set images" '^fmnist predict: --save-input go
     "$FMNIST" predict "$IO_MODEL" --data "$IO_DATA" --index 0 --save-input "$IO/x.png"
 expect_fail "predict: --index with image files" '^fmnist predict: --index, --all, --split and --data choose test-set images' \
     "$FMNIST" predict "$IO_MODEL" "$IO/photos/photo-0000.png" --index 3
+
+expect_fail "predict: --index 0 with image files (not silently ignored)" '^fmnist predict: --index, --all, --split and --data choose test-set images' \
+    "$FMNIST" predict "$IO_MODEL" "$IO/photos/photo-0000.png" --index 0
+expect_fail "predict: --split test with image files" '^fmnist predict: --index, --all, --split and --data choose test-set images' \
+    "$FMNIST" predict "$IO_MODEL" "$IO/photos/photo-0000.png" --split test
+
+# --invert: auto finds the photos' light background and inverts; yes and no force it. A 28x28
+# test image (light on black) forced to invert, or a dark-on-light photo kept as it is, leaves
+# nothing light to find.
+"$FIXTURES" png "$DATA" 0 "$IO/test-0.png" || fail "fixtures png" "failed"
+expect_ok "invert: --invert no on a test image (light on black)" "$FMNIST" predict "$IO_MODEL" "$IO/test-0.png" --invert no --json &&
+    check "invert: --invert no keeps it as it is" python3 -c "
+import json, sys
+assert json.loads(sys.argv[1])['images'][0]['inverted'] is False" "$OUT_TEXT"
+expect_ok "invert: --invert yes on a photo (dark on light)" "$FMNIST" predict "$IO_MODEL" "$IO/photos/photo-0000.png" --invert yes --json &&
+    check "invert: --invert yes inverts" python3 -c "
+import json, sys
+assert json.loads(sys.argv[1])['images'][0]['inverted'] is True" "$OUT_TEXT"
+expect_fail "invert: --invert yes on a light-on-black picture" '^fmnist predict: .*/test-0\.png: nothing stands out from the background' \
+    "$FMNIST" predict "$IO_MODEL" "$IO/test-0.png" --invert yes
+expect_fail "invert: --invert no on a dark-on-light photo" '^fmnist predict: .*/photo-0000\.png: nothing stands out from the background' \
+    "$FMNIST" predict "$IO_MODEL" "$IO/photos/photo-0000.png" --invert no
+expect_fail "invert: a value other than auto, yes, no" '^fmnist predict: --invert must be auto, yes or no, not "maybe"' \
+    "$FMNIST" predict "$IO_MODEL" "$IO/test-0.png" --invert maybe
+expect_fail "invert: with test-set images" '^fmnist predict: --invert goes with image files' \
+    "$FMNIST" predict "$IO_MODEL" --data "$IO_DATA" --index 0 --invert no
+
+# EXIF orientation: a test image stored turned or mirrored in each of the 8 ways, with the EXIF
+# note that shows it upright; every one must be read upright (the same size, box and class).
+io_ok=1
+for io_o in 1 2 3 4 5 6 7 8; do
+    "$FIXTURES" exif "$DATA" 0 $io_o "$IO/exif-$io_o.jpg" || io_ok=0
+done
+check "exif: 8 JPEGs written, one per orientation" test $io_ok -eq 1
+if expect_ok "exif: predict the 8 orientations --json" "$FMNIST" predict "$IO_MODEL" "$IO"/exif-[1-8].jpg --json; then
+    check "exif: every orientation read upright (144x120, same box and class)" python3 -c "
+import json, sys
+d = json.loads(sys.argv[1])['images']
+assert len(d) == 8 and all('error' not in e for e in d), d
+first = d[0]
+for e in d:
+    assert (e['width'], e['height'], e['box']) == (144, 120, first['box']), (e['file'], e['width'], e['height'], e['box'])
+    assert e['predicted'] == first['predicted'] and abs(e['confidence'] - first['confidence']) < 0.05, e['file']" "$OUT_TEXT"
+fi
 
 # ============================================================ pictures: bad input
 IB=$IO/bad

@@ -1,6 +1,7 @@
 /* test_image.c — pictures as inputs: the preprocessing on pictures whose right answer is known
  * (exact shapes, inversion, noise, specks, alpha), decoding of every format, and bad files. */
 #include "harness.h"
+#include "internal.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -272,4 +273,170 @@ void test_image_bad_files(test_ctx *t) {
     CHECK_FAILS(t, fm_image_write_png(out_path, p, 80, 100, &err), FM_ERR_IO, err, "missing-folder/x.png: cannot create", NULL);
     CHECK_FAILS(t, fm_image_write_png(path, p, 0, 100, &err), FM_ERR_ARG, err, "0", NULL);
     free(p);
+}
+
+/* ---------------------------------------------------------------- EXIF orientation */
+
+typedef struct {
+    uint8_t *data;
+    size_t len, cap;
+} byte_buf;
+
+static void buf_append(void *context, void *data, int size) {
+    byte_buf *b = context;
+    if (size <= 0 || b->len + (size_t)size > b->cap) return;
+    memcpy(b->data + b->len, data, (size_t)size);
+    b->len += (size_t)size;
+}
+
+/* An APP1 EXIF segment whose IFD0 holds one Orientation entry (SHORT, value o), big-endian
+ * ("MM") or little-endian ("II"); 34 bytes. */
+static size_t exif_segment(uint8_t *seg, int o, int big) {
+    static const uint8_t mm[] = {0xFF, 0xE1, 0, 32, 'E', 'x', 'i', 'f', 0, 0, 'M', 'M', 0, 42, 0, 0, 0, 8,
+                                 0, 1, 0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0};
+    static const uint8_t ii[] = {0xFF, 0xE1, 0, 32, 'E', 'x', 'i', 'f', 0, 0, 'I', 'I', 42, 0, 8, 0, 0, 0,
+                                 1, 0, 0x12, 0x01, 3, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    memcpy(seg, big ? mm : ii, sizeof mm);
+    seg[big ? 29 : 28] = (uint8_t)o;
+    return sizeof mm;
+}
+
+/* A 40x20 JPEG, black with a white 10x6 block in its top-left corner, with the segment seg (of
+ * seg_len bytes, may be 0) right after the start marker. Returns the file's bytes (malloc'd). */
+static uint8_t *jpeg_with(const uint8_t *seg, size_t seg_len, size_t *len) {
+    uint8_t px[20 * 40] = {0};
+    for (int y = 0; y < 6; y++) memset(px + y * 40, 255, 10);
+    byte_buf plain = {malloc(1 << 16), 0, 1 << 16};
+    stbi_write_jpg_to_func(buf_append, &plain, 40, 20, 1, px, 100);
+    uint8_t *out = malloc(plain.len + seg_len);
+    memcpy(out, plain.data, 2); /* FF D8 */
+    if (seg_len) memcpy(out + 2, seg, seg_len);
+    memcpy(out + 2 + seg_len, plain.data + 2, plain.len - 2);
+    *len = plain.len + seg_len;
+    free(plain.data);
+    return out;
+}
+
+/* Where the bright block ended up: 0 top-left, 1 top-right, 2 bottom-left, 3 bottom-right. */
+static int bright_corner(const uint8_t *g, uint32_t h, uint32_t w) {
+    double sx = 0, sy = 0, n = 0;
+    for (uint32_t y = 0; y < h; y++) {
+        for (uint32_t x = 0; x < w; x++) {
+            if (g[(size_t)y * w + x] > 128) sx += x, sy += y, n++;
+        }
+    }
+    if (n == 0) return -1;
+    return (sy / n > h / 2.0) * 2 + (sx / n > w / 2.0);
+}
+
+void test_image_exif_orientation(test_ctx *t) {
+    /* Each orientation: the displayed picture's size and the corner the block is shown in (a
+     * quarter turn clockwise, 6, takes the stored top-left corner to the top right). */
+    static const int corner[9] = {0, 0, 1, 3, 2, 0, 1, 3, 2};
+    char path[512];
+    test_path(path, sizeof path, "exif.jpg");
+    for (int big = 0; big < 2; big++) {
+        for (int o = 1; o <= 8; o++) {
+            uint8_t seg[64];
+            size_t seg_len = exif_segment(seg, o, big), len;
+            uint8_t *file = jpeg_with(seg, seg_len, &len);
+            CHECK(t, fm_jpeg_exif_orientation(file, len) == o, "orientation %d (%s) read as %d", o,
+                  big ? "MM" : "II", fm_jpeg_exif_orientation(file, len));
+            CHECK(t, test_write_file(path, file, len), "write %s", path);
+            uint8_t *g = NULL;
+            uint32_t h = 0, w = 0;
+            fm_error err = {0};
+            CHECK(t, fm_image_load_grey(path, NULL, &g, &h, &w, NULL, &err) == FM_OK, "%s", err.msg);
+            uint32_t want_w = o >= 5 ? 20 : 40, want_h = o >= 5 ? 40 : 20;
+            CHECK(t, g && w == want_w && h == want_h && bright_corner(g, h, w) == corner[o],
+                  "orientation %d: %ux%u, block in corner %d (expected %ux%u, corner %d)", o, w, h,
+                  g ? bright_corner(g, h, w) : -1, want_w, want_h, corner[o]);
+            free(g), free(file);
+        }
+    }
+    /* fm_image_orient against the definitions, pixel by pixel, on a 3x2 picture 0..5. */
+    static const uint8_t src[6] = {0, 1, 2, 3, 4, 5}; /* rows {0,1,2}, {3,4,5} */
+    static const uint8_t want[9][6] = {{0}, {0, 1, 2, 3, 4, 5}, {2, 1, 0, 5, 4, 3}, {5, 4, 3, 2, 1, 0},
+                                       {3, 4, 5, 0, 1, 2}, {0, 3, 1, 4, 2, 5}, {3, 0, 4, 1, 5, 2},
+                                       {5, 2, 4, 1, 3, 0}, {2, 5, 1, 4, 0, 3}};
+    for (int o = 1; o <= 8; o++) {
+        uint8_t dst[6];
+        fm_image_orient(dst, src, 2, 3, o);
+        CHECK(t, memcmp(dst, want[o], 6) == 0, "fm_image_orient %d: %d %d %d %d %d %d", o, dst[0], dst[1],
+              dst[2], dst[3], dst[4], dst[5]);
+    }
+}
+
+/* Hostile or broken EXIF: never read outside the bytes given (each case is an exact-size copy, so
+ * the sanitizer build catches a stray read), always 1..8, and a picture that still decodes. */
+void test_image_exif_hostile(test_ctx *t) {
+    uint8_t seg[64];
+    size_t seg_len = exif_segment(seg, 6, 1), len;
+    uint8_t *file = jpeg_with(seg, seg_len, &len);
+    /* Every prefix of the header, from nothing to the whole segment. */
+    for (size_t n = 0; n <= 2 + seg_len + 4; n++) {
+        uint8_t *cut = malloc(n ? n : 1);
+        memcpy(cut, file, n);
+        int o = fm_jpeg_exif_orientation(cut, n);
+        CHECK(t, o == (n >= 2 + seg_len ? 6 : 1), "prefix of %zu bytes gives %d", n, o);
+        free(cut);
+    }
+    /* One field broken at a time (offsets into the segment). */
+    static const struct { const char *what; size_t at; uint8_t value; } broken[] = {
+        {"segment length below 2", 3, 1},         {"segment length past the end", 2, 0xFF},
+        {"not Exif", 4, 'X'},                     {"Exif without its zeros", 8, 'x'},
+        {"byte order", 10, 'X'},                  {"TIFF magic", 13, 43},
+        {"IFD0 offset past the block", 17, 200},  {"IFD0 offset inside the header", 17, 2},
+        {"entry count past the block", 19, 0xFF}, {"tag type LONG", 23, 4},
+        {"value count 0", 27, 0},                 {"orientation 9", 29, 9},
+        {"orientation 0", 29, 0},                 {"a marker without FF", 0, 0x00},
+    };
+    for (size_t i = 0; i < sizeof broken / sizeof broken[0]; i++) {
+        uint8_t *bad = malloc(len);
+        memcpy(bad, file, len);
+        bad[2 + broken[i].at] = broken[i].value;
+        int o = fm_jpeg_exif_orientation(bad, len);
+        /* A count past the block still reads the one entry that is there. */
+        int want = strcmp(broken[i].what, "entry count past the block") == 0 ? 6 : 1;
+        CHECK(t, o == want, "%s: orientation %d, expected %d", broken[i].what, o, want);
+        free(bad);
+    }
+    /* Random damage to the segment: whatever it reads, it stays in bounds and in 1..8. */
+    fm_rng rng;
+    fm_rng_seed(&rng, 9);
+    for (int k = 0; k < 2000; k++) {
+        size_t n = 2 + seg_len;
+        uint8_t *bad = malloc(n);
+        memcpy(bad, file, n);
+        for (int j = 0; j < 3; j++) bad[2 + fm_rng_below(&rng, (uint32_t)seg_len)] = (uint8_t)fm_rng_below(&rng, 256);
+        int o = fm_jpeg_exif_orientation(bad, n);
+        CHECK(t, o >= 1 && o <= 8, "damaged segment %d gives %d", k, o);
+        free(bad);
+    }
+    /* Fill bytes and a JFIF APP0 before the EXIF segment are skipped; non-JPEG data gives 1. */
+    static const uint8_t app0[] = {0xFF, 0xFF, 0xFF, 0xE0, 0, 6, 'J', 'F', 'I', 'F'};
+    uint8_t both[sizeof app0 + 64];
+    memcpy(both, app0, sizeof app0);
+    memcpy(both + sizeof app0, seg, seg_len);
+    size_t len2;
+    uint8_t *file2 = jpeg_with(both, sizeof app0 + seg_len, &len2);
+    CHECK(t, fm_jpeg_exif_orientation(file2, len2) == 6, "EXIF after APP0 and fill bytes");
+    CHECK(t, fm_jpeg_exif_orientation((const uint8_t *)"\x89PNG\r\n\x1a\n", 8) == 1, "PNG");
+    free(file2);
+
+    /* A file with a broken EXIF segment decodes upright; one cut inside it fails cleanly. */
+    char path[512];
+    test_path(path, sizeof path, "exif-bad.jpg");
+    file[2 + 17] = 200; /* IFD0 offset past the block */
+    CHECK(t, test_write_file(path, file, len), "write");
+    uint8_t *g = NULL;
+    uint32_t h = 0, w = 0;
+    fm_error err = {0};
+    CHECK(t, fm_image_load_grey(path, NULL, &g, &h, &w, NULL, &err) == FM_OK && w == 40 && h == 20,
+          "broken EXIF: %s (%ux%u)", err.msg, w, h);
+    free(g), g = NULL;
+    CHECK(t, test_write_file(path, file, 2 + 20), "write");
+    CHECK_FAILS(t, fm_image_load_grey(path, NULL, &g, &h, &w, NULL, &err), FM_ERR_FORMAT, err, "exif-bad.jpg", "");
+    free(g);
+    free(file);
 }

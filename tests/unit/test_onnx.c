@@ -144,6 +144,132 @@ void test_onnx_export_structure(test_ctx *t) {
     fm_model_free(m);
 }
 
+static const Onnx__NodeProto *node_named(const Onnx__GraphProto *g, const char *name) {
+    for (size_t i = 0; i < g->n_node; i++) {
+        if (strcmp(g->node[i]->name, name) == 0) return g->node[i];
+    }
+    return NULL;
+}
+
+static const Onnx__AttributeProto *attr_of(const Onnx__NodeProto *n, const char *name) {
+    for (size_t i = 0; n && i < n->n_attribute; i++) {
+        if (strcmp(n->attribute[i]->name, name) == 0) return n->attribute[i];
+    }
+    return NULL;
+}
+
+/* The ints of attribute name equal want[0..n). */
+static int ints_are(const Onnx__NodeProto *node, const char *name, const int64_t *want, size_t n) {
+    const Onnx__AttributeProto *a = attr_of(node, name);
+    return a && a->n_ints == n && memcmp(a->ints, want, n * sizeof *want) == 0;
+}
+
+/* A tensor initializer holding exactly the count floats at data, with dimension dim0 first. */
+static int floats_are(const Onnx__GraphProto *g, const char *name, int64_t dim0, const float *data, size_t count) {
+    const Onnx__TensorProto *t = initializer(g, name);
+    return t && t->n_dims >= 1 && t->dims[0] == dim0 && t->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT &&
+           t->raw_data.len == count * 4 && memcmp(t->raw_data.data, data, count * 4) == 0;
+}
+
+void test_onnx_export_cnn(test_ctx *t) {
+    /* Every layer kind: asymmetric "same" padding (stride 2 on 28 pads 0 before and 1 after; an
+     * even kernel pads 1 and 2), batch norm on an image and after a dense layer, dropout (no
+     * node), LeakyReLU's slope, both pools, global average pooling, test-time flips. */
+    fm_model *m = make(t, "conv:4:3:same:s2:leakyrelu,bn,conv:6:4:same,leakyrelu:0.2,avgpool:2,"
+                          "conv:8:3:valid:s2,relu,maxpool:2:1,dense:12,bn,relu,dropout:0.3,dense:10",
+                       28, 28, (fm_scaling){FM_SCALE_UNIT, 0.0f, 1.0f}, 21);
+    if (!m) return;
+    /* Running statistics and batch-norm parameters away from their initial values, so that one
+     * read from the wrong place shows. */
+    for (size_t i = 0; i < m->n_state; i++) m->state[i] = 0.25f + 0.01f * (float)i;
+    m->batches_tracked[1] = 7;
+    fm_model_set_tta(m, 1);
+    Onnx__ModelProto *model = export_and_read(t, m, "cnn.onnx");
+    if (!model) {
+        fm_model_free(m);
+        return;
+    }
+    const Onnx__GraphProto *g = model->graph;
+    static const char *const ops[] = {"Gather", "Concat", "Conv", "LeakyRelu", "BatchNormalization", "Conv",
+                                      "LeakyRelu", "AveragePool", "Conv", "Relu", "MaxPool", "Flatten",
+                                      "Gemm", "BatchNormalization", "Relu", "Gemm", "Softmax", "Reshape",
+                                      "ReduceMean"};
+    size_t n_ops = sizeof ops / sizeof ops[0];
+    CHECK(t, g->n_node == n_ops, "%zu nodes, expected %zu", g->n_node, n_ops);
+    for (size_t i = 0; i < g->n_node && i < n_ops; i++) {
+        CHECK(t, strcmp(g->node[i]->op_type, ops[i]) == 0, "node %zu is %s, expected %s", i, g->node[i]->op_type, ops[i]);
+    }
+    /* Conv layers.0: [4, 1, 3, 3], stride 2, pads top/left 0 and bottom/right 1. */
+    const Onnx__NodeProto *c0 = node_named(g, "layers.0"), *c3 = node_named(g, "layers.3"), *c6 = node_named(g, "layers.6");
+    static const int64_t k3[2] = {3, 3}, k4[2] = {4, 4}, s1[2] = {1, 1}, s2[2] = {2, 2};
+    static const int64_t pads0[4] = {0, 0, 1, 1}, pads3[4] = {1, 1, 2, 2}, none[4] = {0, 0, 0, 0};
+    CHECK(t, c0 && ints_are(c0, "kernel_shape", k3, 2) && ints_are(c0, "strides", s2, 2) && ints_are(c0, "pads", pads0, 4),
+          "layers.0 Conv attributes");
+    CHECK(t, c3 && ints_are(c3, "kernel_shape", k4, 2) && ints_are(c3, "strides", s1, 2) && ints_are(c3, "pads", pads3, 4),
+          "layers.3 Conv attributes");
+    CHECK(t, c6 && ints_are(c6, "strides", s2, 2) && ints_are(c6, "pads", none, 4), "layers.6 Conv (valid) attributes");
+    CHECK(t, c0 && c0->n_input == 3 && strcmp(c0->input[1], "layers.0.weight") == 0 && strcmp(c0->input[2], "layers.0.bias") == 0,
+          "layers.0 inputs");
+    const fm_layer *L0 = &m->layers[0];
+    CHECK(t, floats_are(g, "layers.0.weight", 4, m->params + L0->w_off, 4 * 9) && initializer(g, "layers.0.weight")->n_dims == 4,
+          "layers.0.weight [4, 1, 3, 3] bit for bit");
+    CHECK(t, floats_are(g, "layers.0.bias", 4, m->params + L0->b_off, 4), "layers.0.bias");
+    /* LeakyReLU slopes: the default 0.01 and the spec's 0.2. */
+    const Onnx__AttributeProto *a1 = attr_of(node_named(g, "layers.1"), "alpha"), *a4 = attr_of(node_named(g, "layers.4"), "alpha");
+    CHECK(t, a1 && a1->f == 0.01f && a4 && a4->f == 0.2f, "LeakyRelu alpha");
+    /* Pools: avgpool 2 (stride 2), maxpool 2 stride 1. */
+    CHECK(t, ints_are(node_named(g, "layers.5"), "kernel_shape", (const int64_t[]){2, 2}, 2) &&
+                 ints_are(node_named(g, "layers.5"), "strides", s2, 2),
+          "AveragePool attributes");
+    CHECK(t, ints_are(node_named(g, "layers.8"), "strides", s1, 2), "MaxPool attributes");
+    /* Batch norm on the image (4 channels) and after the dense layer (12 features): gamma,
+     * beta, running mean and variance under PyTorch's names, eps 1e-5. */
+    int bn_layers[2] = {2, 11};
+    for (int k = 0; k < 2; k++) {
+        const fm_layer *L = &m->layers[bn_layers[k]];
+        char names[4][64], node[32];
+        static const char *const what[4] = {"weight", "bias", "running_mean", "running_var"};
+        const float *want[4] = {m->params + L->w_off, m->params + L->b_off, m->state + L->s_off, m->state + L->s_off + L->in_c};
+        snprintf(node, sizeof node, "layers.%d", bn_layers[k]);
+        const Onnx__NodeProto *bn = node_named(g, node);
+        CHECK(t, L->kind == FM_LAYER_BATCHNORM && bn && bn->n_input == 5, "%s is a BatchNormalization with 5 inputs", node);
+        for (int i = 0; bn && i < 4; i++) {
+            snprintf(names[i], sizeof names[i], "layers.%d.%s", bn_layers[k], what[i]);
+            CHECK(t, strcmp(bn->input[1 + i], names[i]) == 0 && floats_are(g, names[i], L->in_c, want[i], L->in_c),
+                  "%s", names[i]);
+        }
+        const Onnx__AttributeProto *eps = attr_of(bn, "epsilon");
+        CHECK(t, eps && eps->f == FM_BN_EPS, "%s epsilon", node);
+    }
+    /* Test-time flips: columns reversed on axis 3, the pair averaged. */
+    const Onnx__TensorProto *cols = initializer(g, "tta.columns");
+    int64_t first = -1, last = -1;
+    if (cols && cols->raw_data.len == 28 * 8) {
+        memcpy(&first, cols->raw_data.data, 8);
+        memcpy(&last, cols->raw_data.data + 27 * 8, 8);
+    }
+    CHECK(t, cols && cols->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__INT64 && first == 27 && last == 0,
+          "tta.columns 27..0");
+    CHECK(t, attribute(node_named(g, "tta.flip"), "axis", -1) == 3 && attribute(node_named(g, "tta.concat"), "axis", -1) == 0,
+          "flip on the columns, pair on the batch");
+    CHECK(t, strcmp(g->node[g->n_node - 1]->output[0], "probabilities") == 0, "the mean is the output");
+    CHECK(t, meta(model, "tta") && strcmp(meta(model, "tta"), "flip") == 0, "tta metadata");
+    onnx__model_proto__free_unpacked(model, NULL);
+
+    /* Without flips: no Gather, the Softmax is the output. */
+    fm_model_set_tta(m, 0);
+    model = export_and_read(t, m, "cnn-no-tta.onnx");
+    if (model) {
+        g = model->graph;
+        CHECK(t, g->n_node == n_ops - 4 && strcmp(g->node[0]->op_type, "Conv") == 0 &&
+                     strcmp(g->node[g->n_node - 1]->op_type, "Softmax") == 0 &&
+                     strcmp(g->node[g->n_node - 1]->output[0], "probabilities") == 0,
+              "graph without test-time flips");
+        onnx__model_proto__free_unpacked(model, NULL);
+    }
+    fm_model_free(m);
+}
+
 /* ---------------------------------------------------------------- a small ONNX interpreter */
 
 #define MAX_VALUES 256
