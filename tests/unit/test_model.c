@@ -433,3 +433,21 @@ void test_model_load_bad_files(test_ctx *t) {
         fm_model_free(m);
     }
 }
+
+/* A small file whose spec declares a huge model is refused from the header, before the model's
+ * memory (here 1 GiB of weights) is allocated and initialised. */
+void test_model_load_huge_spec(test_ctx *t) {
+    char path[512];
+    test_path(path, sizeof path, "huge-spec.safetensors");
+    const char *header = "{\"__metadata__\":{\"format\":\"fmnist\",\"format_version\":\"1\","
+                         "\"spec\":\"dense:65000,relu,dense:2\",\"input_shape\":\"1,64,64\","
+                         "\"scaling\":\"unit\",\"scaling_mean\":\"0\",\"scaling_std\":\"1\","
+                         "\"classes\":\"[\\\"a\\\", \\\"b\\\"]\"},"
+                         "\"layers.0.weight\":{\"dtype\":\"F32\",\"shape\":[65000,4096],\"data_offsets\":[0,16]}}";
+    const unsigned char data[16] = {0};
+    CHECK(t, write_parts(path, header, strlen(header), data, sizeof data), "write");
+    double t0 = fm_now_seconds();
+    EXPECT_LOAD_FAIL(t, path, FM_ERR_FORMAT, "needs 1065740008 bytes of tensors but the file holds 16");
+    /* Allocating and initialising the weights would take seconds; the refusal takes none. */
+    CHECK(t, fm_now_seconds() - t0 < 1.0, "took %.2fs", fm_now_seconds() - t0);
+}
