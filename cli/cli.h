@@ -15,6 +15,67 @@ int cmd_show(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_experiment(int argc, char **argv);
 
+/* Each subcommand parses its flags in a *_parse function (argv[0] is the command name) that runs
+ * nothing: it fills the options, and returns 0 to go ahead, 1 after printing an error, or -1 after
+ * printing --help. cmd_* then runs the command. fuzz/fuzz_cli.c calls the parsers alone. */
+typedef struct {
+    const char *model, *data;
+    fm_split split;
+    int threads, json;
+    int tta; /* -1: as the model file says */
+} evaluate_options;
+int evaluate_parse(const char *cmd, int argc, char **argv, evaluate_options *o);
+
+typedef struct {
+    const char *model, *data, *csv, *save_input;
+    char **images; /* picture files or folders after MODEL (n_images of them, pointing into argv) */
+    int n_images;
+    fm_split split;
+    long index;
+    int all, threads, json, show;
+    int tta;                 /* -1: as the model file says */
+    int have_index, have_split; /* given at all, even at their defaults */
+    fm_invert invert;        /* --invert auto|yes|no (pictures only) */
+    int have_invert;
+} predict_options;
+int predict_parse(const char *cmd, int argc, char **argv, predict_options *o);
+
+typedef struct {
+    const char *what; /* a model file or a spec */
+    int json;
+} summary_options;
+int summary_parse(const char *cmd, int argc, char **argv, summary_options *o);
+
+typedef struct {
+    const char *out, *data;
+    fm_split split;
+    long count, columns, scale;
+    fm_classes classes;
+    int only; /* the class --class names, or -1 */
+} show_options;
+int show_parse(const char *cmd, int argc, char **argv, show_options *o);
+
+typedef struct {
+    const char *dir, *data;
+    int threads, quiet;
+} report_options;
+int report_parse(const char *cmd, int argc, char **argv, report_options *o);
+
+typedef struct {
+    const char *out, *file, *data;
+    double epochs_scale;
+    long threads;
+    int list, quiet;
+    char **configs; /* the configurations given as arguments (pointing into argv), each checked */
+    int n_configs;
+} experiment_options;
+int experiment_parse(const char *cmd, int argc, char **argv, experiment_options *o);
+
+typedef struct {
+    const char *model, *onnx;
+} export_options;
+int export_parse(const char *cmd, int argc, char **argv, export_options *o);
+
 /* `fmnist train`'s flags, parsed; `fmnist experiment` builds its configurations from them too. */
 typedef struct {
     fm_train_params tp;

@@ -18,39 +18,51 @@ static void help(void) {
            "  --json         print {\"accuracy\", \"loss\", \"n\", \"per_class\": [...]}\n");
 }
 
-int cmd_evaluate(int argc, char **argv) {
-    const char *cmd = "evaluate";
+int evaluate_parse(const char *cmd, int argc, char **argv, evaluate_options *o) {
     enum { O_SPLIT = 256, O_DATA, O_THREADS, O_JSON, O_TTA, O_NO_TTA };
     static const struct option opts[] = {{"help", no_argument, 0, 'h'}, {"split", required_argument, 0, O_SPLIT},
                                          {"data", required_argument, 0, O_DATA}, {"threads", required_argument, 0, O_THREADS},
                                          {"json", no_argument, 0, O_JSON}, {"tta", no_argument, 0, O_TTA},
                                          {"no-tta", no_argument, 0, O_NO_TTA}, {0, 0, 0, 0}};
-    const char *data = NULL;
-    fm_split split = FM_SPLIT_TEST;
-    int threads = 0, json = 0, c, tta = -1;
+    memset(o, 0, sizeof *o);
+    o->split = FM_SPLIT_TEST;
+    o->tta = -1;
+    int c;
     long lv;
     opterr = 0;
-    optind = 1;
+    optind = 0;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
-        case 'h': help(); return 0;
-        case O_SPLIT: if (!cli_parse_split(cmd, optarg, &split)) return 1; break;
-        case O_DATA: data = optarg; break;
-        case O_THREADS: if (!cli_int(cmd, "--threads", optarg, 0, 1024, &lv)) return 1; threads = (int)lv; break;
-        case O_JSON: json = 1; break;
-        case O_TTA: tta = 1; break;
-        case O_NO_TTA: tta = 0; break;
+        case 'h': help(); return -1;
+        case O_SPLIT: if (!cli_parse_split(cmd, optarg, &o->split)) return 1; break;
+        case O_DATA: o->data = optarg; break;
+        case O_THREADS: if (!cli_int(cmd, "--threads", optarg, 0, 1024, &lv)) return 1; o->threads = (int)lv; break;
+        case O_JSON: o->json = 1; break;
+        case O_TTA: o->tta = 1; break;
+        case O_NO_TTA: o->tta = 0; break;
         default: return cli_bad_option(cmd, argv, c);
         }
     }
     if (optind != argc - 1) return cli_error(cmd, "expected one MODEL file (see fmnist evaluate --help)");
+    o->model = argv[optind];
+    return 0;
+}
+
+int cmd_evaluate(int argc, char **argv) {
+    const char *cmd = "evaluate";
+    evaluate_options opt;
+    int prc = evaluate_parse(cmd, argc, argv, &opt);
+    if (prc) return prc < 0 ? 0 : prc;
+    const char *data = opt.data;
+    const fm_split split = opt.split;
+    const int threads = opt.threads, json = opt.json, tta = opt.tta;
     fm_error err = {0};
     fm_model *m = NULL;
-    if (fm_model_load(argv[optind], &m, &err)) return cli_fail(cmd, &err);
+    if (fm_model_load(opt.model, &m, &err)) return cli_fail(cmd, &err);
     if (tta >= 0) fm_model_set_tta(m, tta);
     const fm_classes *cl = fm_model_classes(m);
     fm_dataset ds = {0};
-    if (!cli_load_split_for(cmd, data, split, m, argv[optind], &ds)) {
+    if (!cli_load_split_for(cmd, data, split, m, opt.model, &ds)) {
         fm_model_free(m);
         return 1;
     }

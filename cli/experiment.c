@@ -281,38 +281,57 @@ static int read_run(const char *cmd, const char *folder, run_result *r) {
     return 0;
 }
 
-int cmd_experiment(int argc, char **argv) {
-    const char *cmd = "experiment";
+int experiment_parse(const char *cmd, int argc, char **argv, experiment_options *o) {
     enum { O_OUT = 256, O_FILE, O_SCALE, O_DATA, O_THREADS, O_LIST, O_QUIET };
     static const struct option opts[] = {
         {"help", no_argument, 0, 'h'}, {"out", required_argument, 0, O_OUT}, {"file", required_argument, 0, O_FILE},
         {"epochs-scale", required_argument, 0, O_SCALE}, {"data", required_argument, 0, O_DATA},
         {"threads", required_argument, 0, O_THREADS}, {"list", no_argument, 0, O_LIST},
         {"quiet", no_argument, 0, O_QUIET}, {0, 0, 0, 0}};
-    const char *out = "runs/experiment", *file = NULL, *data = NULL;
-    double epochs_scale = 1.0;
-    long threads = 0;
-    int list = 0, quiet = 0, c;
+    memset(o, 0, sizeof *o);
+    o->out = "runs/experiment";
+    o->epochs_scale = 1.0;
+    int c;
     opterr = 0;
-    optind = 1;
+    optind = 0;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
-        case 'h': help(); return 0;
-        case O_OUT: out = optarg; break;
-        case O_FILE: file = optarg; break;
+        case 'h': help(); return -1;
+        case O_OUT: o->out = optarg; break;
+        case O_FILE: o->file = optarg; break;
         case O_SCALE:
-            if (!cli_float(cmd, "--epochs-scale", optarg, 0, 10, &epochs_scale)) return 1;
-            if (epochs_scale <= 0) return cli_error(cmd, "--epochs-scale must be above 0, got \"%s\"", optarg);
+            if (!cli_float(cmd, "--epochs-scale", optarg, 0, 10, &o->epochs_scale)) return 1;
+            if (o->epochs_scale <= 0) return cli_error(cmd, "--epochs-scale must be above 0, got \"%s\"", optarg);
             break;
-        case O_DATA: data = optarg; break;
-        case O_THREADS: if (!cli_int(cmd, "--threads", optarg, 0, 1024, &threads)) return 1; break;
-        case O_LIST: list = 1; break;
-        case O_QUIET: quiet = 1; break;
+        case O_DATA: o->data = optarg; break;
+        case O_THREADS: if (!cli_int(cmd, "--threads", optarg, 0, 1024, &o->threads)) return 1; break;
+        case O_LIST: o->list = 1; break;
+        case O_QUIET: o->quiet = 1; break;
         default: return cli_bad_option(cmd, argv, c);
         }
     }
-    /* The argv words getopt leaves are the configurations; they are parsed (with getopt again)
-     * only after this loop is done with argv. */
+    /* The argv words getopt leaves are the configurations; they are checked (with getopt again,
+     * through train_parse) only after this loop is done with argv. */
+    o->configs = argv + optind;
+    o->n_configs = argc - optind;
+    if (o->n_configs > MAX_CONFIGS) return cli_error(cmd, "more than %d configurations", MAX_CONFIGS);
+    config *scratch = malloc(sizeof *scratch);
+    if (!scratch) return cli_error(cmd, "out of memory");
+    int rc = 0;
+    for (int i = 0; i < o->n_configs && !rc; i++) rc = config_split(cmd, o->configs[i], scratch);
+    free(scratch);
+    return rc;
+}
+
+int cmd_experiment(int argc, char **argv) {
+    const char *cmd = "experiment";
+    experiment_options eo;
+    int prc = experiment_parse(cmd, argc, argv, &eo);
+    if (prc) return prc < 0 ? 0 : prc;
+    const char *out = eo.out, *file = eo.file, *data = eo.data;
+    const double epochs_scale = eo.epochs_scale;
+    const long threads = eo.threads;
+    const int list = eo.list, quiet = eo.quiet;
     char **texts = calloc(2 * MAX_CONFIGS, sizeof *texts);
     config *cfs = NULL;
     run_result *results = NULL;
@@ -326,11 +345,11 @@ int cmd_experiment(int argc, char **argv) {
         cli_error(cmd, "--file %s holds no configurations", file);
         goto done;
     }
-    if (argc - optind > MAX_CONFIGS - n) {
+    if (eo.n_configs > MAX_CONFIGS - n) {
         cli_error(cmd, "more than %d configurations", MAX_CONFIGS);
         goto done;
     }
-    for (int i = optind; i < argc; i++) texts[n++] = argv[i];
+    for (int i = 0; i < eo.n_configs; i++) texts[n++] = eo.configs[i];
     int builtin = n == 0;
     if (builtin) {
         for (size_t i = 0; i < sizeof NOTEBOOK_CONFIGS / sizeof *NOTEBOOK_CONFIGS; i++) texts[n++] = (char *)NOTEBOOK_CONFIGS[i];

@@ -19,28 +19,37 @@ static void help(void) {
            "example: fmnist export runs/mlp/model.safetensors --onnx mlp.onnx\n");
 }
 
-int cmd_export(int argc, char **argv) {
-    const char *cmd = "export";
+int export_parse(const char *cmd, int argc, char **argv, export_options *o) {
     enum { O_ONNX = 256 };
     static const struct option opts[] = {{"help", no_argument, 0, 'h'}, {"onnx", required_argument, 0, O_ONNX},
                                          {0, 0, 0, 0}};
-    const char *onnx = NULL;
+    memset(o, 0, sizeof *o);
     int c;
     opterr = 0;
-    optind = 1;
+    optind = 0;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
-        case 'h': help(); return 0;
-        case O_ONNX: onnx = optarg; break;
+        case 'h': help(); return -1;
+        case O_ONNX: o->onnx = optarg; break;
         default: return cli_bad_option(cmd, argv, c);
         }
     }
     if (optind != argc - 1) return cli_error(cmd, "expected one MODEL file (see fmnist export --help)");
-    if (!onnx) return cli_error(cmd, "say which format: --onnx FILE.onnx (see fmnist export --help)");
-    if (!*onnx) return cli_error(cmd, "--onnx needs a file name");
+    if (!o->onnx) return cli_error(cmd, "say which format: --onnx FILE.onnx (see fmnist export --help)");
+    if (!*o->onnx) return cli_error(cmd, "--onnx needs a file name");
+    o->model = argv[optind];
+    return 0;
+}
+
+int cmd_export(int argc, char **argv) {
+    const char *cmd = "export";
+    export_options o;
+    int prc = export_parse(cmd, argc, argv, &o);
+    if (prc) return prc < 0 ? 0 : prc;
+    const char *onnx = o.onnx;
     fm_error err = {0};
     fm_model *m = NULL;
-    if (fm_model_load(argv[optind], &m, &err)) return cli_fail(cmd, &err);
+    if (fm_model_load(o.model, &m, &err)) return cli_fail(cmd, &err);
     int rc = 0;
     if (fm_model_export_onnx(m, onnx, &err)) {
         rc = cli_fail(cmd, &err);

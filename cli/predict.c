@@ -33,8 +33,7 @@ static void help(void) {
            "example: fmnist predict runs/mlp/model.safetensors shoe.jpg photos/\n");
 }
 
-int cmd_predict(int argc, char **argv) {
-    const char *cmd = "predict";
+int predict_parse(const char *cmd, int argc, char **argv, predict_options *o) {
     enum { O_INDEX = 256, O_ALL, O_CSV, O_SPLIT, O_DATA, O_THREADS, O_JSON, O_SHOW, O_TTA, O_NO_TTA, O_SAVE_INPUT,
            O_INVERT };
     static const struct option opts[] = {
@@ -44,67 +43,87 @@ int cmd_predict(int argc, char **argv) {
         {"json", no_argument, 0, O_JSON}, {"show", no_argument, 0, O_SHOW}, {"tta", no_argument, 0, O_TTA},
         {"no-tta", no_argument, 0, O_NO_TTA}, {"save-input", required_argument, 0, O_SAVE_INPUT},
         {"invert", required_argument, 0, O_INVERT}, {0, 0, 0, 0}};
-    const char *data = NULL, *csv = NULL, *save_input = NULL, *invert = NULL;
-    fm_split split = FM_SPLIT_TEST;
-    long index = 0, lv;
-    int all = 0, threads = 0, json = 0, show = 0, c, tta = -1, have_index = 0, have_split = 0;
+    memset(o, 0, sizeof *o);
+    o->split = FM_SPLIT_TEST;
+    o->tta = -1;
+    o->invert = FM_INVERT_AUTO;
+    long lv;
+    int c;
     opterr = 0;
-    optind = 1;
+    optind = 0;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
-        case 'h': help(); return 0;
+        case 'h': help(); return -1;
         case O_INDEX:
-            if (!cli_int(cmd, "--index", optarg, 0, 2147483647L, &index)) return 1;
-            have_index = 1;
+            if (!cli_int(cmd, "--index", optarg, 0, 2147483647L, &o->index)) return 1;
+            o->have_index = 1;
             break;
-        case O_ALL: all = 1; break;
-        case O_CSV: csv = optarg; break;
-        case O_SPLIT: if (!cli_parse_split(cmd, optarg, &split)) return 1; have_split = 1; break;
-        case O_DATA: data = optarg; break;
-        case O_SAVE_INPUT: save_input = optarg; break;
-        case O_INVERT: invert = optarg; break;
-        case O_THREADS: if (!cli_int(cmd, "--threads", optarg, 0, 1024, &lv)) return 1; threads = (int)lv; break;
-        case O_JSON: json = 1; break;
-        case O_TTA: tta = 1; break;
-        case O_NO_TTA: tta = 0; break;
-        case O_SHOW: show = 1; break;
+        case O_ALL: o->all = 1; break;
+        case O_CSV: o->csv = optarg; break;
+        case O_SPLIT: if (!cli_parse_split(cmd, optarg, &o->split)) return 1; o->have_split = 1; break;
+        case O_DATA: o->data = optarg; break;
+        case O_SAVE_INPUT: o->save_input = optarg; break;
+        case O_INVERT:
+            if (strcmp(optarg, "yes") == 0) o->invert = FM_INVERT_ALWAYS;
+            else if (strcmp(optarg, "no") == 0) o->invert = FM_INVERT_NEVER;
+            else if (strcmp(optarg, "auto") == 0) o->invert = FM_INVERT_AUTO;
+            else return cli_error(cmd, "--invert must be auto, yes or no, not \"%s\"", optarg);
+            o->have_invert = 1;
+            break;
+        case O_THREADS: if (!cli_int(cmd, "--threads", optarg, 0, 1024, &lv)) return 1; o->threads = (int)lv; break;
+        case O_JSON: o->json = 1; break;
+        case O_TTA: o->tta = 1; break;
+        case O_NO_TTA: o->tta = 0; break;
+        case O_SHOW: o->show = 1; break;
         default: return cli_bad_option(cmd, argv, c);
         }
     }
     if (optind >= argc) return cli_error(cmd, "expected one MODEL file (see fmnist predict --help)");
-    if (optind < argc - 1) {
+    o->model = argv[optind];
+    o->images = argv + optind + 1;
+    o->n_images = argc - optind - 1;
+    if (o->n_images > 0) {
         /* Flags that pick images from the IDX set make no sense with picture files; given, even
          * as --index 0 or --split test, they are an error rather than silently ignored. */
-        if (have_index || all || have_split || data) {
+        if (o->have_index || o->all || o->have_split || o->data) {
             return cli_error(cmd, "--index, --all, --split and --data choose test-set images; they "
                                   "do not go with image files");
         }
-        fm_invert inv = FM_INVERT_AUTO;
-        if (invert && strcmp(invert, "yes") == 0) inv = FM_INVERT_ALWAYS;
-        else if (invert && strcmp(invert, "no") == 0) inv = FM_INVERT_NEVER;
-        else if (invert && strcmp(invert, "auto") != 0) {
-            return cli_error(cmd, "--invert must be auto, yes or no, not \"%s\"", invert);
-        }
+        return 0;
+    }
+    if (o->save_input) return cli_error(cmd, "--save-input goes with image files (fmnist predict MODEL IMAGE --save-input F.png)");
+    if (o->have_invert) return cli_error(cmd, "--invert goes with image files (fmnist predict MODEL IMAGE --invert no)");
+    if (o->all && !o->csv) return cli_error(cmd, "--all needs --csv FILE");
+    if (o->csv && !o->all) return cli_error(cmd, "--csv needs --all");
+    return 0;
+}
+
+int cmd_predict(int argc, char **argv) {
+    const char *cmd = "predict";
+    predict_options opt;
+    int prc = predict_parse(cmd, argc, argv, &opt);
+    if (prc) return prc < 0 ? 0 : prc;
+    const char *data = opt.data, *csv = opt.csv;
+    const fm_split split = opt.split;
+    const long index = opt.index;
+    const int all = opt.all, threads = opt.threads, json = opt.json, show = opt.show, tta = opt.tta;
+    if (opt.n_images > 0) {
         fm_error err = {0};
         fm_model *m = NULL;
-        if (fm_model_load(argv[optind], &m, &err)) return cli_fail(cmd, &err);
+        if (fm_model_load(opt.model, &m, &err)) return cli_fail(cmd, &err);
         if (tta >= 0) fm_model_set_tta(m, tta);
-        cli_image_opts io = {csv, save_input, json, show, threads, inv};
-        int rc = cli_predict_images(cmd, m, argv + optind + 1, argc - optind - 1, &io);
+        cli_image_opts io = {csv, opt.save_input, json, show, threads, opt.invert};
+        int rc = cli_predict_images(cmd, m, opt.images, opt.n_images, &io);
         fm_model_free(m);
         return rc;
     }
-    if (save_input) return cli_error(cmd, "--save-input goes with image files (fmnist predict MODEL IMAGE --save-input F.png)");
-    if (invert) return cli_error(cmd, "--invert goes with image files (fmnist predict MODEL IMAGE --invert no)");
-    if (all && !csv) return cli_error(cmd, "--all needs --csv FILE");
-    if (csv && !all) return cli_error(cmd, "--csv needs --all");
     fm_error err = {0};
     fm_model *m = NULL;
-    if (fm_model_load(argv[optind], &m, &err)) return cli_fail(cmd, &err);
+    if (fm_model_load(opt.model, &m, &err)) return cli_fail(cmd, &err);
     if (tta >= 0) fm_model_set_tta(m, tta);
     const fm_classes *cl = fm_model_classes(m);
     fm_dataset ds = {0};
-    if (!cli_load_split_for(cmd, data, split, m, argv[optind], &ds)) {
+    if (!cli_load_split_for(cmd, data, split, m, opt.model, &ds)) {
         fm_model_free(m);
         return 1;
     }

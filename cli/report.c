@@ -162,28 +162,37 @@ int cli_report(const char *cmd, const char *dir, fm_model *m, const fm_dataset *
     return rc;
 }
 
-int cmd_report(int argc, char **argv) {
-    const char *cmd = "report";
+int report_parse(const char *cmd, int argc, char **argv, report_options *o) {
     enum { O_DATA = 256, O_THREADS, O_QUIET };
     static const struct option opts[] = {{"help", no_argument, 0, 'h'}, {"data", required_argument, 0, O_DATA},
                                          {"threads", required_argument, 0, O_THREADS},
                                          {"quiet", no_argument, 0, O_QUIET}, {0, 0, 0, 0}};
-    const char *data = NULL;
-    int threads = 0, quiet = 0, c;
+    memset(o, 0, sizeof *o);
+    int c;
     long lv;
     opterr = 0;
-    optind = 1;
+    optind = 0;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
-        case 'h': help(); return 0;
-        case O_DATA: data = optarg; break;
-        case O_THREADS: if (!cli_int(cmd, "--threads", optarg, 0, 1024, &lv)) return 1; threads = (int)lv; break;
-        case O_QUIET: quiet = 1; break;
+        case 'h': help(); return -1;
+        case O_DATA: o->data = optarg; break;
+        case O_THREADS: if (!cli_int(cmd, "--threads", optarg, 0, 1024, &lv)) return 1; o->threads = (int)lv; break;
+        case O_QUIET: o->quiet = 1; break;
         default: return cli_bad_option(cmd, argv, c);
         }
     }
     if (optind != argc - 1) return cli_error(cmd, "expected one RUN_DIR (see fmnist report --help)");
-    const char *dir = argv[optind];
+    o->dir = argv[optind];
+    return 0;
+}
+
+int cmd_report(int argc, char **argv) {
+    const char *cmd = "report";
+    report_options o;
+    int prc = report_parse(cmd, argc, argv, &o);
+    if (prc) return prc < 0 ? 0 : prc;
+    const char *data = o.data, *dir = o.dir;
+    const int threads = o.threads, quiet = o.quiet;
     struct stat st;
     if (stat(dir, &st) != 0) return cli_error(cmd, "%s: no such run folder", dir);
     if (!S_ISDIR(st.st_mode)) return cli_error(cmd, "%s: not a folder (give the run folder that holds model.safetensors)", dir);

@@ -19,22 +19,32 @@ static void help(void) {
            "  --json   print {\"spec\": ..., \"params\": ...}\n");
 }
 
-int cmd_summary(int argc, char **argv) {
-    const char *cmd = "summary";
+int summary_parse(const char *cmd, int argc, char **argv, summary_options *o) {
     enum { O_JSON = 256 };
     static const struct option opts[] = {{"help", no_argument, 0, 'h'}, {"json", no_argument, 0, O_JSON}, {0, 0, 0, 0}};
-    int json = 0, c;
+    memset(o, 0, sizeof *o);
+    int c;
     opterr = 0;
-    optind = 1;
+    optind = 0;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
-        case 'h': help(); return 0;
-        case O_JSON: json = 1; break;
+        case 'h': help(); return -1;
+        case O_JSON: o->json = 1; break;
         default: return cli_bad_option(cmd, argv, c);
         }
     }
     if (optind != argc - 1) return cli_error(cmd, "expected one MODEL file or SPEC (see fmnist summary --help)");
-    const char *what = argv[optind];
+    o->what = argv[optind];
+    return 0;
+}
+
+int cmd_summary(int argc, char **argv) {
+    const char *cmd = "summary";
+    summary_options o;
+    int prc = summary_parse(cmd, argc, argv, &o);
+    if (prc) return prc < 0 ? 0 : prc;
+    const char *what = o.what;
+    const int json = o.json;
     fm_error err = {0};
     fm_model *m = NULL;
     struct stat st;

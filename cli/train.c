@@ -414,10 +414,8 @@ int train_parse(const char *cmd, int argc, char **argv, train_options *o) {
     if (fm_classes_parse(classes, &mp.classes, &err)) return cli_error(cmd, "--classes: %s", err.msg);
     mp.seed = tp.seed;
 
-    /* Check the model spec before spending seconds loading data. */
-    fm_model *model = NULL;
-    if (fm_model_create(spec, 28, 28, &mp, &model, &err)) return cli_error(cmd, "--model: %s", err.msg);
-    fm_model_free(model);
+    /* Check the model spec before spending seconds loading data (without building it). */
+    if (fm_spec_check(spec, 28, 28, mp.classes.n, NULL, &err)) return cli_error(cmd, "--model: %s", err.msg);
     memset(o, 0, sizeof *o);
     o->tp = tp, o->mp = mp;
     o->spec = spec, o->data = data, o->out = out, o->name = name, o->classes = classes;

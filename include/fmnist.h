@@ -179,6 +179,11 @@ typedef struct fm_model fm_model;
 fm_status fm_model_create(const char *spec, uint32_t in_h, uint32_t in_w, const fm_model_params *p,
                           fm_model **out, fm_error *err);
 void fm_model_free(fm_model *m);
+/* Checks a spec as fm_model_create would (same messages) without building the model: nothing
+ * is allocated, so it answers at once for a spec of a billion weights. *params (may be NULL)
+ * gets the trainable parameter count. */
+fm_status fm_spec_check(const char *spec, uint32_t in_h, uint32_t in_w, int n_classes,
+                        size_t *params, fm_error *err);
 
 /* Resolves a preset to its spec; returns NULL when name is no preset. */
 const char *fm_preset_spec(const char *name);

@@ -13,11 +13,12 @@ packages=(build-essential pkg-config zlib1g-dev libcjson-dev libcairo2-dev libfo
           fonts-dejavu-core dataset-fashion-mnist libprotobuf-c-dev protobuf-c-compiler libonnx-dev
           libstb-dev)
 # For the tests only (--san): chromium opens the report pages; Debian's onnx checker, PyTorch and
-# numpy check the exports; node runs onnxruntime-node (unless a node and npm are already there).
+# numpy check the exports; node runs onnxruntime-node (unless a node and npm are already there);
+# valgrind checks a training run for leaks and invalid accesses (tests/cli/80-memcheck.sh).
 testing=0
 [ "${1:-}" = "--san" ] && testing=1
 if [ $testing -eq 1 ]; then
-    packages+=(python3 chromium python3-onnx python3-numpy python3-torch)
+    packages+=(python3 chromium python3-onnx python3-numpy python3-torch valgrind)
     command -v node >/dev/null || packages+=(nodejs)
     command -v npm >/dev/null || packages+=(npm)
 fi

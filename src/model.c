@@ -467,6 +467,27 @@ fm_status fm_spec_parse(const char *spec, uint32_t in_h, uint32_t in_w, int n_cl
     return FM_OK;
 }
 
+fm_status fm_spec_check(const char *spec, uint32_t in_h, uint32_t in_w, int n_classes,
+                        size_t *params, fm_error *err) {
+    if (in_h == 0 || in_w == 0 || in_h > FM_IDX_MAX_SIDE || in_w > FM_IDX_MAX_SIDE) {
+        return fm_fail(err, FM_ERR_ARG, "input size %ux%u is outside 1..%u per side", in_h, in_w,
+                       FM_IDX_MAX_SIDE);
+    }
+    if (n_classes < 2 || n_classes > FM_MAX_CLASSES) {
+        return fm_fail(err, FM_ERR_ARG, "number of classes %d is outside 2..%d", n_classes,
+                       FM_MAX_CLASSES);
+    }
+    fm_layer *layers = malloc(FM_MAX_LAYERS * sizeof *layers); /* too large for a caller's stack */
+    if (!layers) return fm_fail(err, FM_ERR_NOMEM, "out of memory checking the model spec");
+    int n = 0;
+    fm_status s = fm_spec_parse(spec, in_h, in_w, n_classes, layers, &n, NULL, 0, err);
+    size_t count = 0;
+    for (int l = 0; !s && l < n; l++) count += layers[l].n_params;
+    free(layers);
+    if (!s && params) *params = count;
+    return s;
+}
+
 fm_model_params fm_model_default_params(void) {
     fm_model_params p;
     memset(&p, 0, sizeof p);

@@ -19,6 +19,7 @@
 #define ST_VERSION "1"
 #define ST_MAX_HEADER (16u << 20)
 #define ST_MAX_FILE (2ull << 30)
+#define ST_PRECHECK_BYTES (16u << 20) /* a spec needing more is checked against the file first */
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "safetensors I/O assumes a little-endian host"
@@ -428,6 +429,31 @@ fm_status fm_model_load(const char *path, fm_model **out, fm_error *err) {
         s = fm_fail(err, FM_ERR_FORMAT, "%s: metadata \"tta\" must be flip or none, got \"%s\"", path,
                     tta ? tta : "(not a string)");
         goto done;
+    }
+    /* A large spec must be in the file before anything is allocated for it: a short file naming
+     * a spec of a quarter of a billion weights is refused here, not after a 1 GiB allocation
+     * and its initialisation. Small ones go on to the per-tensor checks, whose messages name the
+     * tensor at fault. */
+    if (h >= 1 && w >= 1 && h <= FM_IDX_MAX_SIDE && w <= FM_IDX_MAX_SIDE) {
+        fm_layer layers[FM_MAX_LAYERS];
+        int n_layers = 0;
+        char canonical[FM_SPEC_MAX];
+        fm_error spec_err = {0};
+        if (fm_spec_parse(spec, h, w, mp.classes.n, layers, &n_layers, canonical, sizeof canonical, &spec_err) == FM_OK) {
+            uint64_t need = 0;
+            for (int l = 0; l < n_layers; l++) {
+                need += 4 * ((uint64_t)layers[l].n_params + layers[l].n_state);
+                if (layers[l].kind == FM_LAYER_BATCHNORM) need += 8; /* num_batches_tracked */
+            }
+            uint64_t have = len - 8 - hlen;
+            if (need > have && need > ST_PRECHECK_BYTES) {
+                s = fm_fail(err, FM_ERR_FORMAT,
+                            "%s: the spec \"%s\" needs %llu bytes of tensors but the file holds %llu "
+                            "(truncated, or not this model's file)",
+                            path, canonical, (unsigned long long)need, (unsigned long long)have);
+                goto done;
+            }
+        }
     }
     s = fm_model_create(spec, h, w, &mp, &m, err);
     if (s) {

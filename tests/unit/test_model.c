@@ -433,3 +433,45 @@ void test_model_load_bad_files(test_ctx *t) {
         fm_model_free(m);
     }
 }
+
+/* A small file whose spec declares a huge model is refused from the header, before the model's
+ * memory (here 1 GiB of weights) is allocated and initialised. */
+void test_model_load_huge_spec(test_ctx *t) {
+    char path[512];
+    test_path(path, sizeof path, "huge-spec.safetensors");
+    const char *header = "{\"__metadata__\":{\"format\":\"fmnist\",\"format_version\":\"1\","
+                         "\"spec\":\"dense:65000,relu,dense:2\",\"input_shape\":\"1,64,64\","
+                         "\"scaling\":\"unit\",\"scaling_mean\":\"0\",\"scaling_std\":\"1\","
+                         "\"classes\":\"[\\\"a\\\", \\\"b\\\"]\"},"
+                         "\"layers.0.weight\":{\"dtype\":\"F32\",\"shape\":[65000,4096],\"data_offsets\":[0,16]}}";
+    const unsigned char data[16] = {0};
+    CHECK(t, write_parts(path, header, strlen(header), data, sizeof data), "write");
+    double t0 = fm_now_seconds();
+    EXPECT_LOAD_FAIL(t, path, FM_ERR_FORMAT, "needs 1065740008 bytes of tensors but the file holds 16");
+    /* Allocating and initialising the weights would take seconds; the refusal takes none. */
+    CHECK(t, fm_now_seconds() - t0 < 1.0, "took %.2fs", fm_now_seconds() - t0);
+}
+
+/* fm_spec_check answers as fm_model_create does, without building anything. */
+void test_spec_check(test_ctx *t) {
+    fm_error err = {0}, err2 = {0};
+    size_t params = 0;
+    fm_model *m = NULL;
+    CHECK(t, fm_spec_check("mlp", 28, 28, 10, &params, &err) == FM_OK, "%s", err.msg);
+    CHECK(t, fm_model_create("mlp", 28, 28, NULL, &m, &err) == FM_OK, "%s", err.msg);
+    CHECK(t, m && params == fm_model_param_count(m), "params %zu, the model has %zu", params, m ? fm_model_param_count(m) : 0);
+    fm_model_free(m);
+    CHECK(t, fm_spec_check("conv:8:3:same,bn,relu,gap,dense:10", 28, 28, 10, &params, &err) == FM_OK, "%s", err.msg);
+    CHECK(t, params == 8 * 9 + 8 + 2 * 8 + 8 * 10 + 10, "conv params %zu", params);
+    /* The same message as fm_model_create's. */
+    fm_model_params mp = fm_model_default_params();
+    CHECK(t, fm_spec_check("dense:128:foo,dense:10", 28, 28, mp.classes.n, NULL, &err) == FM_ERR_ARG, "bad spec accepted");
+    CHECK(t, fm_model_create("dense:128:foo,dense:10", 28, 28, &mp, &m, &err2) == FM_ERR_ARG && strcmp(err.msg, err2.msg) == 0,
+          "messages differ: \"%s\" and \"%s\"", err.msg, err2.msg);
+    CHECK(t, fm_spec_check("dense:10", 0, 28, 10, NULL, &err) == FM_ERR_ARG && strstr(err.msg, "input size"), "%s", err.msg);
+    CHECK(t, fm_spec_check("dense:10", 28, 28, 1, NULL, &err) == FM_ERR_ARG && strstr(err.msg, "classes"), "%s", err.msg);
+    /* A quarter of a billion weights: checked at once (building it would take a GiB and seconds). */
+    double t0 = fm_now_seconds();
+    CHECK(t, fm_spec_check("dense:65000,relu,dense:2", 64, 64, 2, &params, &err) == FM_OK, "%s", err.msg);
+    CHECK(t, params == 4096u * 65000 + 65000 + 65000 * 2 + 2 && fm_now_seconds() - t0 < 0.5, "params %zu", params);
+}
