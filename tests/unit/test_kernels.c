@@ -5,6 +5,7 @@
 #include "internal.h"
 
 #include <float.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -263,7 +264,8 @@ void test_gemm_threads_bit_identical(test_ctx *t) {
     /* Shapes large enough to be split (the kernel runs small ones on one thread), both by rows
      * and, where there are enough column panels, by columns, including ragged last blocks. */
     static const int shapes[][3] = {{32, 128, 784}, {128, 784, 32}, {32, 784, 128},
-                                    {3, 1000, 50},  {7, 333, 100},  {101, 67, 97}};
+                                    {3, 1000, 50},  {7, 333, 100},  {101, 67, 97},
+                                    {1000, 300, 10} /* NT: B transposed on the stack */};
     fm_pool *pools[4] = {NULL, fm_pool_create(2), fm_pool_create(3), fm_pool_create(4)};
     fm_simd lv[3];
     int n_levels = levels(lv);
@@ -359,6 +361,25 @@ void test_pool_runs_every_task_once(test_ctx *t) {
         }
         fm_pool_free(pool);
     }
+}
+
+/* The kernels' big arrays start on a cache line (see fm_alloc_floats), zeroed when asked. */
+void test_alloc_floats_aligned(test_ctx *t) {
+    for (size_t n = 1; n < 5000; n = n * 3 + 1) {
+        float *p = fm_alloc_floats(n, 1);
+        CHECK(t, p != NULL && (uintptr_t)p % 64 == 0, "fm_alloc_floats(%zu) not 64-byte aligned", n);
+        if (!p) continue;
+        int zero = 1;
+        for (size_t i = 0; i < n; i++) zero &= p[i] == 0.0f;
+        CHECK(t, zero, "fm_alloc_floats(%zu, 1) not zeroed", n);
+        free(p);
+    }
+    CHECK(t, fm_alloc_floats(SIZE_MAX / 2, 0) == NULL, "an impossible size must fail, not wrap");
+    fm_model *m;
+    fm_error err;
+    CHECK(t, fm_model_create("mlp", 28, 28, NULL, &m, &err) == FM_OK, "%s", err.msg);
+    CHECK(t, (uintptr_t)m->params % 64 == 0, "model parameters not 64-byte aligned");
+    fm_model_free(m);
 }
 
 /* The level names the benchmark prints, and the order of levels the dispatch relies on. */
