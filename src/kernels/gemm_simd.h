@@ -16,7 +16,12 @@
  * edge of C reuses its last row or column for the missing ones and stores only the real ones. */
 
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
+
+/* Rows per tile of the weight-gradient path (see FN(fm_gemm_block)): 1 to 6 measured on mlp's
+ * 784x128x32 + Adam, 98 / 89 / 88 / 85 / 90 us for 1 / 2 / 3 / 4 / 6 (AVX-512). */
+#define WGRAD_MR 4
 
 /* Keeps a loaded vector in a register: without it GCC folds the load into every FMA that uses it,
  * repeating it DMR or BMR times, and the tile becomes load-bound. */
@@ -260,6 +265,36 @@ int FN(fm_gemm_block)(int ta, int tb, int i0, int i1, int j0, int j1, int K, con
             int cols = j1 - j < BNR * V ? j1 - j : BNR * V;
             FN(bcast_rows)(1, ta, i0, j, cols, K, nonzero_k, n, A, lda, B, ldb, accumulate, C, ldc,
                            ep);
+        }
+        return 1;
+    }
+    /* A weight gradient at a batch of up to 32 (A transposed, K the batch, C's rows the
+     * layer's inputs): one bit per image saying which of a row's products are non-zero, built
+     * for 256 rows at a time with vector compares, lets short tiles skip the images where their
+     * rows are all zero: on Fashion-MNIST, half the steps for one row, 69% of them kept for six.
+     * WGRAD_MR rows per tile balances that against reusing each load of B. */
+    if (ta && K <= 32) {
+        enum { CHUNK = 256 };
+        uint32_t nz[CHUNK];
+        int nonzero_k[32];
+        for (int c0 = i0; c0 < i1; c0 += CHUNK) {
+            int c1 = i1 - c0 < CHUNK ? i1 : c0 + CHUNK;
+            for (int i = 0; i < c1 - c0; i++) nz[i] = 0;
+            for (int k = 0; k < K; k++) {
+                const float *ak = A + (size_t)k * (size_t)lda + c0;
+                for (int i = 0; i < c1 - c0; i++) nz[i] |= (uint32_t)(ak[i] != 0.0f) << k;
+            }
+            for (int i = c0; i < c1; i += WGRAD_MR) {
+                int rows = c1 - i < WGRAD_MR ? c1 - i : WGRAD_MR, n = 0;
+                uint32_t any = 0;
+                for (int r = 0; r < rows; r++) any |= nz[i - c0 + r];
+                for (; any; any &= any - 1) nonzero_k[n++] = __builtin_ctz(any);
+                for (int j = j0; j < j1; j += BNR * V) {
+                    int cols = j1 - j < BNR * V ? j1 - j : BNR * V;
+                    FN(bcast_rows)(rows, ta, i, j, cols, K, nonzero_k, n, A, lda, B, ldb, accumulate,
+                                   C, ldc, ep);
+                }
+            }
         }
         return 1;
     }

@@ -120,6 +120,8 @@ static const int SHAPES[][3] = {
     {3, 100, 17}, {32, 128, 784}, {128, 784, 32}, {32, 784, 128}, {1, 17, 16},  {5, 300, 40},
     /* every tile height and ragged column panels of the SIMD kernels */
     {2, 64, 5},   {4, 65, 9},   {6, 130, 20}, {7, 63, 31},   {13, 129, 12},
+    /* the weight-gradient path's 256-row chunks, with a ragged last one */
+    {300, 70, 29},
 };
 
 void test_gemm_matches_reference(test_ctx *t) {
