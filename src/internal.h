@@ -44,7 +44,9 @@ void fm_prefetch_images(const fm_dataset *ds, const int32_t *rows, size_t count)
 /* A pool of threads-1 workers plus the calling thread (pool.c). fm_pool_run calls fn(ctx, task)
  * once for every task in [0, n_tasks), spread over the threads, and returns when all are done;
  * with a NULL pool it runs them in order on the caller. Which thread runs a task is left to
- * chance, so tasks must write disjoint data and compute the same whoever runs them. */
+ * chance (the caller takes them from the front, workers from the back, so that a thread keeps
+ * the same tasks from job to job when all keep up), so tasks must write disjoint data and
+ * compute the same whoever runs them. A job of more than 65534 tasks runs on the caller. */
 typedef struct fm_pool fm_pool;
 typedef void (*fm_task_fn)(void *ctx, int task);
 fm_pool *fm_pool_create(int threads);

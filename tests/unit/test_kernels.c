@@ -363,6 +363,19 @@ void test_pool_runs_every_task_once(test_ctx *t) {
         }
         fm_pool_free(pool);
     }
+    /* More tasks than the pool's claim counters hold: still each exactly once. */
+    enum { HUGE_TASKS = 70000 };
+    int *many = calloc(HUGE_TASKS, sizeof *many);
+    fm_pool *pool = fm_pool_create(2);
+    if (many && pool) {
+        pool_probe probe = {many, 0};
+        fm_pool_run(pool, HUGE_TASKS, count_task, &probe);
+        int once = 1;
+        for (int i = 0; i < HUGE_TASKS; i++) once &= many[i] == 1;
+        CHECK(t, once, "a job of %d tasks did not run each exactly once", HUGE_TASKS);
+    }
+    fm_pool_free(pool);
+    free(many);
 }
 
 /* The kernels' big arrays start on a cache line (see fm_alloc_floats), zeroed when asked. */
