@@ -47,6 +47,7 @@ struct fm_pool {
     pthread_mutex_t lock;
     pthread_cond_t wake;
     double solo_until; /* the caller runs jobs alone until then (see fm_pool_run) */
+    int unhelped;      /* jobs in a row whose every task the caller ran itself */
 };
 
 static uint32_t gen_of(uint64_t s) { return (uint32_t)(s >> 32); }
@@ -58,16 +59,19 @@ static uint64_t pack(uint32_t gen, uint32_t lo, uint32_t hi) {
 
 /* Claims and runs tasks of generation gen, from the front of the range (the caller) or from its
  * back (workers), until none is left or the job has changed. */
-static void work_on(fm_pool *p, uint32_t gen, int from_front) {
-    for (;;) {
+static int work_on(fm_pool *p, uint32_t gen, int from_front) {
+    for (int ran = 0;; ran++) {
         uint64_t s = atomic_load(&p->state);
         uint32_t lo = lo_of(s), hi = hi_of(s);
-        if (gen_of(s) != gen || lo == CLOSED || lo >= hi) return;
+        if (gen_of(s) != gen || lo == CLOSED || lo >= hi) return ran;
         fm_task_fn fn = atomic_load(&p->fn);
         void *ctx = atomic_load(&p->ctx);
         uint32_t task = from_front ? lo : hi - 1;
         uint64_t claimed = from_front ? pack(gen, lo + 1, hi) : pack(gen, lo, hi - 1);
-        if (!atomic_compare_exchange_weak(&p->state, &s, claimed)) continue;
+        if (!atomic_compare_exchange_weak(&p->state, &s, claimed)) {
+            ran--;
+            continue;
+        }
         fn(ctx, (int)task);
         atomic_fetch_add_explicit(&p->done, 1, memory_order_release);
     }
@@ -98,7 +102,7 @@ static void *worker_main(void *arg) {
         }
         if (atomic_load(&p->stop)) break;
         seen = gen;
-        work_on(p, gen, 0);
+        (void)work_on(p, gen, 0);
     }
     return NULL;
 }
@@ -151,6 +155,7 @@ int fm_pool_threads(const fm_pool *p) { return p ? p->threads : 1; }
  * worker was descheduled holding a task (a busy machine); the caller then runs the next jobs
  * alone for SOLO_SECONDS before trying again. Results are the same either way. */
 #define STALL_SECONDS 100e-6
+#define UNHELPED_JOBS 8
 #define SOLO_SECONDS 20e-3
 
 void fm_pool_run(fm_pool *p, int n_tasks, fm_task_fn fn, void *ctx) {
@@ -172,7 +177,7 @@ void fm_pool_run(fm_pool *p, int n_tasks, fm_task_fn fn, void *ctx) {
         pthread_cond_broadcast(&p->wake);
         pthread_mutex_unlock(&p->lock);
     }
-    work_on(p, gen, 1);
+    int ran = work_on(p, gen, 1);
     /* Wait for the tasks that workers claimed and are still running. */
     double t0 = fm_now_seconds();
     int waited_long = 0;
@@ -185,6 +190,15 @@ void fm_pool_run(fm_pool *p, int n_tasks, fm_task_fn fn, void *ctx) {
         }
     }
     atomic_store(&p->state, pack(gen, CLOSED, 0));
+    /* The caller ran every task itself: the workers did not get a core in time (the machine is
+     * busy, or they were asleep). After a few such jobs in a row, stop waking them for a while:
+     * each wake costs a system call here, and on a busy machine a worker that wakes on the
+     * caller's own core only takes time from it. */
+    p->unhelped = ran == n_tasks ? p->unhelped + 1 : 0;
+    if (p->unhelped >= UNHELPED_JOBS) {
+        p->unhelped = 0;
+        p->solo_until = fm_now_seconds() + SOLO_SECONDS;
+    }
     if (waited_long) {
         double end = fm_now_seconds();
         if (end - t0 > STALL_SECONDS && end - t0 > t0 - start) p->solo_until = end + SOLO_SECONDS;
