@@ -27,12 +27,26 @@
 /* Fills err (when not NULL) and returns s, so that `return fm_fail(err, ...)` reads naturally. */
 fm_status fm_fail(fm_error *err, fm_status s, const char *fmt, ...) FM_PRINTF(3, 4);
 
+/* n floats (zeroed when zero is set) at a 64-byte boundary, released with free(); NULL when out
+ * of memory. For the arrays the kernels stream through with full vectors (parameters, their
+ * gradients and optimizer moments, activations): unaligned, every AVX-512 load and store there
+ * spans two cache lines, which made Adam's pass ~2x slower, and two threads writing neighbouring
+ * halves of a row would share the line at the seam. */
+void *fm_alloc_floats(size_t n, int zero);
+
+/* Asks the CPU to start loading the pixels of count images at the given rows, so that
+ * fm_scale_images finds them in cache a step later: a shuffled batch is 32 scattered images of
+ * a 47 MB set, and waiting for them from memory took ~7 us of a ~200 us training step. */
+void fm_prefetch_images(const fm_dataset *ds, const int32_t *rows, size_t count);
+
 /* ---------------------------------------------------------------- threads */
 
 /* A pool of threads-1 workers plus the calling thread (pool.c). fm_pool_run calls fn(ctx, task)
  * once for every task in [0, n_tasks), spread over the threads, and returns when all are done;
  * with a NULL pool it runs them in order on the caller. Which thread runs a task is left to
- * chance, so tasks must write disjoint data and compute the same whoever runs them. */
+ * chance (the caller takes them from the front, workers from the back, so that a thread keeps
+ * the same tasks from job to job when all keep up), so tasks must write disjoint data and
+ * compute the same whoever runs them. A job of more than 65534 tasks runs on the caller. */
 typedef struct fm_pool fm_pool;
 typedef void (*fm_task_fn)(void *ctx, int task);
 fm_pool *fm_pool_create(int threads);
@@ -88,7 +102,9 @@ void fm_gemm_ex(fm_simd level, int trans_a, int trans_b, int M, int N, int K, co
                 const fm_epilogue *ep, fm_pool *pool);
 
 /* The per-instruction-set tiles: rows [i0,i1) x columns [j0,j1) of C; return 0 for a layout they
- * do not handle. Defined in gemm_avx512.c and gemm_avx2.c from the template gemm_simd.h. */
+ * do not handle. trans_b may also be FM_GEMM_NT_TRANSPOSED: an NT product with K <= 16 whose B
+ * the caller has transposed to [K, N] (ldb), computed with the NT dot kernel's arithmetic. Defined in gemm_avx512.c and gemm_avx2.c from the template gemm_simd.h. */
+#define FM_GEMM_NT_TRANSPOSED 2
 int fm_gemm_block_avx512(int ta, int tb, int i0, int i1, int j0, int j1, int K, const float *A,
                          int lda, const float *B, int ldb, int accumulate, float *C, int ldc,
                          const fm_epilogue *ep);

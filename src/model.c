@@ -613,7 +613,7 @@ fm_status fm_model_create(const char *spec, uint32_t in_h, uint32_t in_w, const 
     m->dwork_per_row = dwork;
     m->aux_per_row = aux;
     m->idx_per_row = idx;
-    m->params = malloc(off * sizeof(float));
+    m->params = fm_alloc_floats(off, 0);
     m->state = malloc((state ? state : 1) * sizeof(float));
     m->bn_work = malloc((work ? work : 1) * sizeof(float));
     if (!m->params || !m->state || !m->bn_work) {
@@ -662,9 +662,9 @@ fm_status fm_model_reserve(fm_model *m, uint32_t batch, fm_error *err) {
         m->col = malloc((m->col_size ? m->col_size * (size_t)m->n_col : 1) * sizeof(float));
         if (!m->col) return fm_fail(err, FM_ERR_NOMEM, "out of memory for the convolutions' work space");
     }
-    float *acts = malloc((size_t)batch * m->act_per_row * sizeof(float));
-    float *d0 = malloc((size_t)batch * m->max_width * sizeof(float));
-    float *d1 = malloc((size_t)batch * m->max_width * sizeof(float));
+    float *acts = fm_alloc_floats((size_t)batch * m->act_per_row, 0);
+    float *d0 = fm_alloc_floats((size_t)batch * m->max_width, 0);
+    float *d1 = fm_alloc_floats((size_t)batch * m->max_width, 0);
     float *probs = malloc((size_t)batch * m->classes.n * sizeof(float));
     float *aux = malloc(((size_t)batch * m->aux_per_row + 1) * sizeof(float));
     int32_t *pool_idx = malloc(((size_t)batch * m->idx_per_row + 1) * sizeof(int32_t));

@@ -23,12 +23,17 @@
  * to take much from other processes on a busy machine. */
 #define SPIN_SECONDS 50e-6
 
-/* state packs the job's generation (high 32 bits) and its next unclaimed task (low 32 bits), so
- * that one compare-and-swap both claims a task and checks that the job is still the current one.
- * A finished job is closed (next task CLOSED) before the next one's fields are written, and all
- * these accesses are sequentially consistent: a claim that succeeds therefore read the fields of
- * its own job. */
-#define CLOSED 0xffffffffu
+/* state packs the job's generation (high 32 bits) and the range of its unclaimed tasks, [lo, hi)
+ * (16 bits each), so that one compare-and-swap both claims a task and checks that the job is
+ * still the current one. The caller claims from the front and the workers from the back: with
+ * two threads and jobs of the same shape, each thread gets the same tasks step after step when
+ * both keep up (the caller the first half, the worker the second), so the rows of weights and
+ * optimizer moments a thread updates stay in its own core's cache; a thread that falls behind
+ * still has its tasks taken by the other. A finished job is closed (lo = CLOSED) before the next
+ * one's fields are written, and all these accesses are sequentially consistent: a claim that
+ * succeeds therefore read the fields of its own job. */
+#define CLOSED 0xffffu
+#define MAX_TASKS 0xfffe
 
 struct fm_pool {
     int threads;
@@ -36,28 +41,37 @@ struct fm_pool {
     _Atomic uint64_t state;
     _Atomic(fm_task_fn) fn;
     _Atomic(void *) ctx;
-    _Atomic int n_tasks;
     _Atomic int done;
     _Atomic int sleepers;
     _Atomic int stop;
     pthread_mutex_t lock;
     pthread_cond_t wake;
     double solo_until; /* the caller runs jobs alone until then (see fm_pool_run) */
+    int unhelped;      /* jobs in a row whose every task the caller ran itself */
 };
 
 static uint32_t gen_of(uint64_t s) { return (uint32_t)(s >> 32); }
+static uint32_t lo_of(uint64_t s) { return (uint32_t)(s >> 16) & 0xffffu; }
+static uint32_t hi_of(uint64_t s) { return (uint32_t)s & 0xffffu; }
+static uint64_t pack(uint32_t gen, uint32_t lo, uint32_t hi) {
+    return (uint64_t)gen << 32 | (uint64_t)lo << 16 | hi;
+}
 
-/* Claims and runs tasks of generation gen until none is left or the job has changed. */
-static void work_on(fm_pool *p, uint32_t gen) {
-    for (;;) {
+/* Claims and runs tasks of generation gen, from the front of the range (the caller) or from its
+ * back (workers), until none is left or the job has changed. */
+static int work_on(fm_pool *p, uint32_t gen, int from_front) {
+    for (int ran = 0;; ran++) {
         uint64_t s = atomic_load(&p->state);
-        uint32_t task = (uint32_t)s;
-        if (gen_of(s) != gen || task == CLOSED) return;
+        uint32_t lo = lo_of(s), hi = hi_of(s);
+        if (gen_of(s) != gen || lo == CLOSED || lo >= hi) return ran;
         fm_task_fn fn = atomic_load(&p->fn);
         void *ctx = atomic_load(&p->ctx);
-        int n = atomic_load(&p->n_tasks);
-        if ((int64_t)task >= n) return;
-        if (!atomic_compare_exchange_weak(&p->state, &s, s + 1)) continue;
+        uint32_t task = from_front ? lo : hi - 1;
+        uint64_t claimed = from_front ? pack(gen, lo + 1, hi) : pack(gen, lo, hi - 1);
+        if (!atomic_compare_exchange_weak(&p->state, &s, claimed)) {
+            ran--;
+            continue;
+        }
         fn(ctx, (int)task);
         atomic_fetch_add_explicit(&p->done, 1, memory_order_release);
     }
@@ -88,7 +102,7 @@ static void *worker_main(void *arg) {
         }
         if (atomic_load(&p->stop)) break;
         seen = gen;
-        work_on(p, gen);
+        (void)work_on(p, gen, 0);
     }
     return NULL;
 }
@@ -98,10 +112,9 @@ fm_pool *fm_pool_create(int threads) {
     fm_pool *p = calloc(1, sizeof *p);
     if (!p) return NULL;
     p->threads = threads;
-    atomic_init(&p->state, CLOSED);
+    atomic_init(&p->state, pack(0, CLOSED, 0));
     atomic_init(&p->fn, NULL);
     atomic_init(&p->ctx, NULL);
-    atomic_init(&p->n_tasks, 0);
     atomic_init(&p->done, 0);
     atomic_init(&p->sleepers, 0);
     atomic_init(&p->stop, 0);
@@ -142,12 +155,13 @@ int fm_pool_threads(const fm_pool *p) { return p ? p->threads : 1; }
  * worker was descheduled holding a task (a busy machine); the caller then runs the next jobs
  * alone for SOLO_SECONDS before trying again. Results are the same either way. */
 #define STALL_SECONDS 100e-6
+#define UNHELPED_JOBS 8
 #define SOLO_SECONDS 20e-3
 
 void fm_pool_run(fm_pool *p, int n_tasks, fm_task_fn fn, void *ctx) {
     if (n_tasks <= 0) return;
     double start = p ? fm_now_seconds() : 0.0;
-    if (!p || p->threads == 1 || n_tasks == 1 || start < p->solo_until) {
+    if (!p || p->threads == 1 || n_tasks == 1 || n_tasks > MAX_TASKS || start < p->solo_until) {
         for (int t = 0; t < n_tasks; t++) fn(ctx, t);
         return;
     }
@@ -155,16 +169,15 @@ void fm_pool_run(fm_pool *p, int n_tasks, fm_task_fn fn, void *ctx) {
      * these fields until the new generation is published. */
     atomic_store(&p->fn, fn);
     atomic_store(&p->ctx, ctx);
-    atomic_store(&p->n_tasks, n_tasks);
     atomic_store(&p->done, 0);
     uint32_t gen = gen_of(atomic_load(&p->state)) + 1;
-    atomic_store(&p->state, (uint64_t)gen << 32);
+    atomic_store(&p->state, pack(gen, 0, (uint32_t)n_tasks));
     if (atomic_load(&p->sleepers) > 0) {
         pthread_mutex_lock(&p->lock);
         pthread_cond_broadcast(&p->wake);
         pthread_mutex_unlock(&p->lock);
     }
-    work_on(p, gen);
+    int ran = work_on(p, gen, 1);
     /* Wait for the tasks that workers claimed and are still running. */
     double t0 = fm_now_seconds();
     int waited_long = 0;
@@ -176,7 +189,16 @@ void fm_pool_run(fm_pool *p, int n_tasks, fm_task_fn fn, void *ctx) {
             CPU_RELAX();
         }
     }
-    atomic_store(&p->state, ((uint64_t)gen << 32) | CLOSED);
+    atomic_store(&p->state, pack(gen, CLOSED, 0));
+    /* The caller ran every task itself: the workers did not get a core in time (the machine is
+     * busy, or they were asleep). After a few such jobs in a row, stop waking them for a while:
+     * each wake costs a system call here, and on a busy machine a worker that wakes on the
+     * caller's own core only takes time from it. */
+    p->unhelped = ran == n_tasks ? p->unhelped + 1 : 0;
+    if (p->unhelped >= UNHELPED_JOBS) {
+        p->unhelped = 0;
+        p->solo_until = fm_now_seconds() + SOLO_SECONDS;
+    }
     if (waited_long) {
         double end = fm_now_seconds();
         if (end - t0 > STALL_SECONDS && end - t0 > t0 - start) p->solo_until = end + SOLO_SECONDS;

@@ -342,11 +342,11 @@ fm_status fm_fit(fm_model *m, const fm_dataset *ds, const fm_train_params *p, fm
 
     run_buffers rb = {0};
     size_t P = m->n_params;
-    rb.grads = malloc(P * sizeof(float));
+    rb.grads = fm_alloc_floats(P, 0);
     int adam = p->optimizer == FM_OPT_ADAM || p->optimizer == FM_OPT_ADAMW;
     int need_m1 = adam || p->momentum > 0.0f;
-    if (need_m1) rb.m1 = calloc(P, sizeof(float));
-    if (adam) rb.m2 = calloc(P, sizeof(float));
+    if (need_m1) rb.m1 = fm_alloc_floats(P, 1);
+    if (adam) rb.m2 = fm_alloc_floats(P, 1);
     rb.order = malloc(train.n * sizeof(int32_t));
     rb.labels = malloc(batch);
     rb.scratch = malloc((size_t)m->in_h * m->in_w * sizeof(float));
@@ -441,6 +441,8 @@ fm_status fm_fit(fm_model *m, const fm_dataset *ds, const fm_train_params *p, fm
             int B = (int)(train.n - start < batch ? train.n - start : batch);
             const int32_t *rows = rb.order + start;
             fm_scale_images(fm_model_input(m), &train, rows, (size_t)B, m->scaling);
+            uint32_t next = train.n - start - (uint32_t)B; /* on their way while this one trains */
+            fm_prefetch_images(&train, rows + B, next < batch ? next : batch);
             for (int b = 0; b < B; b++) rb.labels[b] = train.labels[rows[b]];
             if (augment) {
                 fm_augment_batch(fm_model_input(m), B, (int)m->in_h, (int)m->in_w, &p->augment,

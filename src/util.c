@@ -3,6 +3,9 @@
 #include "internal.h"
 
 #include <sched.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -40,6 +43,14 @@ int fm_threads_resolve(int threads) {
 #endif
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n > 0 ? (int)n : 1;
+}
+
+void *fm_alloc_floats(size_t n, int zero) {
+    if (n > (SIZE_MAX - 63) / sizeof(float)) return NULL;
+    size_t bytes = (n * sizeof(float) + 63) & ~(size_t)63; /* aligned_alloc wants a multiple */
+    void *p = aligned_alloc(64, bytes ? bytes : 64);
+    if (p && zero) memset(p, 0, bytes);
+    return p;
 }
 
 double fm_now_seconds(void) {

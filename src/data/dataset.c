@@ -183,6 +183,19 @@ void fm_scale_images(float *out, const fm_dataset *ds, const int32_t *rows, size
     }
 }
 
+void fm_prefetch_images(const fm_dataset *ds, const int32_t *rows, size_t count) {
+#if defined(__GNUC__)
+    size_t D = (size_t)ds->h * ds->w;
+    for (size_t r = 0; r < count; r++) {
+        const uint8_t *src = ds->images + (size_t)rows[r] * D;
+        for (size_t at = 0; at < D; at += 64) __builtin_prefetch(src + at, 0, 1);
+        __builtin_prefetch(src + D - 1, 0, 1);
+    }
+#else
+    (void)ds, (void)rows, (void)count;
+#endif
+}
+
 static const char *const FASHION[10] = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                                         "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
 

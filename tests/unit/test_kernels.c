@@ -5,6 +5,7 @@
 #include "internal.h"
 
 #include <float.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -119,6 +120,8 @@ static const int SHAPES[][3] = {
     {3, 100, 17}, {32, 128, 784}, {128, 784, 32}, {32, 784, 128}, {1, 17, 16},  {5, 300, 40},
     /* every tile height and ragged column panels of the SIMD kernels */
     {2, 64, 5},   {4, 65, 9},   {6, 130, 20}, {7, 63, 31},   {13, 129, 12},
+    /* the weight-gradient path's 256-row chunks, with a ragged last one */
+    {300, 70, 29},
 };
 
 void test_gemm_matches_reference(test_ctx *t) {
@@ -263,7 +266,8 @@ void test_gemm_threads_bit_identical(test_ctx *t) {
     /* Shapes large enough to be split (the kernel runs small ones on one thread), both by rows
      * and, where there are enough column panels, by columns, including ragged last blocks. */
     static const int shapes[][3] = {{32, 128, 784}, {128, 784, 32}, {32, 784, 128},
-                                    {3, 1000, 50},  {7, 333, 100},  {101, 67, 97}};
+                                    {3, 1000, 50},  {7, 333, 100},  {101, 67, 97},
+                                    {1000, 300, 10} /* NT: B transposed on the stack */};
     fm_pool *pools[4] = {NULL, fm_pool_create(2), fm_pool_create(3), fm_pool_create(4)};
     fm_simd lv[3];
     int n_levels = levels(lv);
@@ -359,6 +363,79 @@ void test_pool_runs_every_task_once(test_ctx *t) {
         }
         fm_pool_free(pool);
     }
+    /* More tasks than the pool's claim counters hold: still each exactly once. */
+    enum { HUGE_TASKS = 70000 };
+    int *many = calloc(HUGE_TASKS, sizeof *many);
+    fm_pool *pool = fm_pool_create(2);
+    if (many && pool) {
+        pool_probe probe = {many, 0};
+        fm_pool_run(pool, HUGE_TASKS, count_task, &probe);
+        int once = 1;
+        for (int i = 0; i < HUGE_TASKS; i++) once &= many[i] == 1;
+        CHECK(t, once, "a job of %d tasks did not run each exactly once", HUGE_TASKS);
+    }
+    fm_pool_free(pool);
+    free(many);
+}
+
+/* NT with K <= 16 runs on a transposed copy of B (FM_GEMM_NT_TRANSPOSED) but must give the
+ * dot kernel's bits exactly (training runs stay the same as before that path existed): compared
+ * with the dot tiles called directly, with and without accumulation and the ReLU mask. */
+void test_gemm_short_nt_same_bits(test_ctx *t) {
+    static const int shapes[][3] = {{32, 128, 10}, {7, 33, 1}, {5, 17, 8}, {13, 100, 16}, {3, 9, 15}};
+    fm_simd lv[3];
+    int n_levels = levels(lv);
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+        size_t nc = (size_t)M * N;
+        float *A = malloc((size_t)M * K * sizeof(float)), *B = malloc((size_t)N * K * sizeof(float));
+        float *C0 = malloc(nc * sizeof(float)), *mask = malloc(nc * sizeof(float));
+        float *C1 = malloc(nc * sizeof(float)), *C2 = malloc(nc * sizeof(float));
+        fm_rng rng;
+        fm_rng_seed(&rng, 3000 + s);
+        fill(A, (size_t)M * K, &rng, 0.3f);
+        fill(B, (size_t)N * K, &rng, 0.0f);
+        fill(C0, nc, &rng, 0.0f);
+        fill(mask, nc, &rng, 0.3f);
+        for (int l = 0; l < n_levels; l++) {
+            if (lv[l] == FM_SIMD_GENERIC) continue;
+            for (int variant = 0; variant < 3; variant++) {
+                fm_epilogue ep = {NULL, 0, mask, N, NULL};
+                int acc = variant == 1;
+                memcpy(C1, C0, nc * sizeof(float));
+                memcpy(C2, C0, nc * sizeof(float));
+                fm_gemm_ex(lv[l], 0, 1, M, N, K, A, K, B, K, acc, C1, N, variant == 2 ? &ep : NULL, NULL);
+                if (lv[l] == FM_SIMD_AVX512) {
+                    fm_gemm_block_avx512(0, 1, 0, M, 0, N, K, A, K, B, K, acc, C2, N, variant == 2 ? &ep : NULL);
+                } else {
+                    fm_gemm_block_avx2(0, 1, 0, M, 0, N, K, A, K, B, K, acc, C2, N, variant == 2 ? &ep : NULL);
+                }
+                CHECK(t, memcmp(C1, C2, nc * sizeof(float)) == 0,
+                      "%s NT %dx%dx%d variant %d: the transposed path's bits differ from the dot kernel's",
+                      fm_simd_name(lv[l]), M, N, K, variant);
+            }
+        }
+        free(A), free(B), free(C0), free(mask), free(C1), free(C2);
+    }
+}
+
+/* The kernels' big arrays start on a cache line (see fm_alloc_floats), zeroed when asked. */
+void test_alloc_floats_aligned(test_ctx *t) {
+    for (size_t n = 1; n < 5000; n = n * 3 + 1) {
+        float *p = fm_alloc_floats(n, 1);
+        CHECK(t, p != NULL && (uintptr_t)p % 64 == 0, "fm_alloc_floats(%zu) not 64-byte aligned", n);
+        if (!p) continue;
+        int zero = 1;
+        for (size_t i = 0; i < n; i++) zero &= p[i] == 0.0f;
+        CHECK(t, zero, "fm_alloc_floats(%zu, 1) not zeroed", n);
+        free(p);
+    }
+    CHECK(t, fm_alloc_floats(SIZE_MAX / 2, 0) == NULL, "an impossible size must fail, not wrap");
+    fm_model *m;
+    fm_error err;
+    CHECK(t, fm_model_create("mlp", 28, 28, NULL, &m, &err) == FM_OK, "%s", err.msg);
+    CHECK(t, (uintptr_t)m->params % 64 == 0, "model parameters not 64-byte aligned");
+    fm_model_free(m);
 }
 
 /* The level names the benchmark prints, and the order of levels the dispatch relies on. */
