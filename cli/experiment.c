@@ -206,16 +206,32 @@ static int config_key(const char *cmd, config *cf, const char *data_dir) {
     return 0;
 }
 
-/* Configurations from a file: one per line, '#' to the end of a line is a comment. */
+/* Configurations from a file: one per line, '#' to the end of a line is a comment. The file is
+ * read whole, at most CONFIG_FILE_MAX bytes, and must be text: a NUL byte (a binary file, or
+ * /dev/zero, which would otherwise give empty lines forever) is an error. */
+#define CONFIG_FILE_MAX (1 << 20)
 static int read_config_file(const char *cmd, const char *path, char ***texts, int *n) {
-    FILE *f = fopen(path, "r");
+    FILE *f = fopen(path, "rb");
     if (!f) return cli_error(cmd, "--file %s: cannot open: %s", path, strerror(errno));
-    char line[CONFIG_TEXT_MAX + 2];
-    int lineno = 0, rc = 0;
-    while (fgets(line, sizeof line, f)) {
+    char *buf = malloc(CONFIG_FILE_MAX + 1);
+    size_t size = buf ? fread(buf, 1, CONFIG_FILE_MAX + 1, f) : 0;
+    int bad = ferror(f);
+    fclose(f);
+    if (!buf) return cli_error(cmd, "out of memory");
+    int rc = 0;
+    if (bad) rc = cli_error(cmd, "--file %s: read failed", path);
+    else if (size > CONFIG_FILE_MAX) rc = cli_error(cmd, "--file %s: larger than %d bytes", path, CONFIG_FILE_MAX);
+    else if (memchr(buf, '\0', size)) {
+        rc = cli_error(cmd, "--file %s: not a text file (NUL byte at offset %zu)", path,
+                       (size_t)((char *)memchr(buf, '\0', size) - buf));
+    }
+    buf[size] = '\0';
+    int lineno = 0;
+    for (char *line = buf; !rc && line < buf + size;) {
+        char *end = strchr(line, '\n'), *next = end ? end + 1 : buf + size;
+        if (end) *end = '\0';
         lineno++;
-        size_t len = strlen(line);
-        if (len == sizeof line - 1 && line[len - 1] != '\n') {
+        if (strlen(line) > CONFIG_TEXT_MAX - 1) {
             rc = cli_error(cmd, "--file %s: line %d is longer than %d characters", path, lineno, CONFIG_TEXT_MAX - 1);
             break;
         }
@@ -224,6 +240,7 @@ static int read_config_file(const char *cmd, const char *path, char ***texts, in
         char *s = line, *e = line + strlen(line);
         while (isspace((unsigned char)*s)) s++;
         while (e > s && isspace((unsigned char)e[-1])) *--e = '\0';
+        line = next;
         if (!*s) continue;
         if (*n >= MAX_CONFIGS) {
             rc = cli_error(cmd, "--file %s: more than %d configurations", path, MAX_CONFIGS);
@@ -234,8 +251,7 @@ static int read_config_file(const char *cmd, const char *path, char ***texts, in
             break;
         }
     }
-    if (!rc && ferror(f)) rc = cli_error(cmd, "--file %s: read failed", path);
-    fclose(f);
+    free(buf);
     return rc;
 }
 

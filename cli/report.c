@@ -34,8 +34,21 @@ struct cJSON *cli_load_json(const char *cmd, const char *path) {
         cli_error(cmd, "%s: cannot open: %s", path, strerror(errno));
         return NULL;
     }
-    char *text = malloc(MAX_JSON_FILE + 1);
-    size_t n = text ? fread(text, 1, MAX_JSON_FILE + 1, f) : 0;
+    /* Grown as the bytes arrive (not MAX_JSON_FILE up front: history files are a few KiB), so
+     * a device or a huge file stops at the limit without reserving it first. */
+    size_t cap = 1 << 16, n = 0;
+    char *text = malloc(cap);
+    while (text && !ferror(f) && !feof(f) && n <= MAX_JSON_FILE) {
+        if (n == cap) {
+            char *grown = realloc(text, cap * 2);
+            if (!grown) {
+                free(text), text = NULL;
+                break;
+            }
+            text = grown, cap *= 2;
+        }
+        n += fread(text + n, 1, cap - n, f);
+    }
     int bad = ferror(f);
     fclose(f);
     if (!text || bad || n > MAX_JSON_FILE) {

@@ -279,6 +279,9 @@ expect_fail "report: a file, not a folder" '^fmnist report: .*/predict-all\.csv:
 expect_fail "report: a folder without run.json" '^fmnist report: .*/notrun: no run\.json: not a finished run folder' "$FMNIST" report "$RP/notrun"
 expect_fail "report: a malformed history.json" '^fmnist report: .*/badhist/history\.json: "accuracy" is missing or not a list$' \
     "$FMNIST" report "$RP/badhist" --data "$RP_DATA"
+cp -r "$RP/badhist" "$RP/zerohist" && ln -sf /dev/zero "$RP/zerohist/history.json"
+expect_fail "report: history.json is /dev/zero" '^fmnist report: .*/zerohist/history\.json: larger than 64 MiB$' \
+    "$FMNIST" report "$RP/zerohist" --data "$RP_DATA"
 expect_fail "report: --threads -1" '^fmnist report: --threads must be an integer' "$FMNIST" report "$RR" --threads -1
 expect_fail "report: unknown option" '^fmnist report: unknown option --frobnicate' "$FMNIST" report "$RR" --frobnicate
 
@@ -309,6 +312,10 @@ expect_fail "experiment: --epochs-scale 0" '^fmnist experiment: --epochs-scale m
 expect_fail "experiment: missing --file" '^fmnist experiment: --file .*/nofile: cannot open: No such file or directory$' "${RX_LIST[@]}" --file "$RX/nofile"
 : >"$RX-empty.txt"
 expect_fail "experiment: empty --file" '^fmnist experiment: --file .*-empty\.txt holds no configurations$' "${RX_LIST[@]}" --file "$RX-empty.txt"
+# Devices and binary files end with an error, not an endless stream of empty lines.
+expect_fail "experiment: --file /dev/zero" '^fmnist experiment: --file /dev/zero: larger than 1048576 bytes$' "${RX_LIST[@]}" --file /dev/zero
+printf 'name=a\n\0name=b\n' >"$RX-nul.txt"
+expect_fail "experiment: --file with a NUL byte" '^fmnist experiment: --file .*-nul\.txt: not a text file \(NUL byte at offset 7\)$' "${RX_LIST[@]}" --file "$RX-nul.txt"
 expect_fail "experiment: unknown option" '^fmnist experiment: unknown option --frobnicate' "${RX_LIST[@]}" --frobnicate
 
 # Interrupted and resumed: a finishes, b is killed while it trains, c shares a's run. The same
