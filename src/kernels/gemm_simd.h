@@ -288,7 +288,9 @@ int FN(fm_gemm_block)(int ta, int tb, int i0, int i1, int j0, int j1, int K, con
      * broadcast kernel runs on it. The dot kernel below spends as long on its final horizontal
      * sums as on a K of 128, and reached under half the broadcast kernel's rate there. */
     enum { PACK_K = 256 };
-    if (tb && K <= PACK_K) {
+    /* K <= 16 stays on the dot kernel: fm_gemm_ex sends those products to short_nt, which
+     * keeps the dot kernel's bits (see FM_GEMM_NT_TRANSPOSED), and this is its fallback. */
+    if (tb && K > 16 && K <= PACK_K) {
         float packed[PACK_K * BNR * V];
         for (int j = j0; j < j1; j += BNR * V) {
             int cols = j1 - j < BNR * V ? j1 - j : BNR * V;
@@ -359,7 +361,7 @@ int FN(fm_gemm_block)(int ta, int tb, int i0, int i1, int j0, int j1, int K, con
                 for (; any; any &= any - 1) nonzero_k[n++] = __builtin_ctz(any);
                 for (int j = j0; j < j1; j += BNR * V) {
                     int cols = j1 - j < BNR * V ? j1 - j : BNR * V;
-                    FN(bcast_rows)(rows, ta, i, j, cols, K, nonzero_k, n, A, lda, B, ldb, accumulate,
+                    FN(bcast_rows)(rows, ta, i, j, cols, K, nonzero_k, n, A, lda, B + j, ldb, accumulate,
                                    C, ldc, ep);
                 }
             }
