@@ -141,7 +141,7 @@ assert r['epochs'] == 1 and r['params'] == 288618, r" "$OUT_TEXT"
 fi
 if expect_ok "conv: cnn preset with flags over its settings" "$FMNIST" train --data "$CB/tiny" --val 50 --model cnn \
     --epochs 1 --batch 16 --augment none --optimizer adamw --tta --out "$CB/cnnflags"; then
-    check "conv: flags override the cnn preset" grep -q '^Training: adamw lr 0.001, weight decay 0.01, test-time flips, early stopping after 3, batch 16, 1 epochs' <<<"$OUT_TEXT"
+    check "conv: flags override the cnn preset" grep -q '^Training: adamw lr 0.001, cosine schedule, weight decay 0.01, test-time flips, batch 16, 1 epochs' <<<"$OUT_TEXT"
 fi
 
 # ============================================================ model files with conv and batch norm

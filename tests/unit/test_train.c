@@ -612,7 +612,8 @@ void test_preset_train_params(test_ctx *t) {
     CHECK(t, memcmp(&p, &untouched, sizeof p) == 0, "parameters touched");
     fm_error err = {0};
     CHECK(t, fm_preset_train_params("cnn", &p, &tta) == 1, "cnn has no settings");
-    CHECK(t, p.optimizer == FM_OPT_ADAM && p.batch == 32 && p.epochs == 12 && p.patience == 3 && p.augment.flip &&
+    CHECK(t, p.optimizer == FM_OPT_ADAM && p.batch == 32 && p.epochs == 15 && p.patience == 0 &&
+                 p.schedule == FM_SCHED_COSINE && p.augment.flip &&
                  !p.augment.shift && tta == 0, "cnn settings");
     CHECK(t, fm_train_params_check(&p, &err) == FM_OK, "cnn: %s", err.msg);
     p = fm_train_default_params();
