@@ -213,7 +213,7 @@ static int config_key(const char *cmd, config *cf, const char *data_dir) {
 static int read_config_file(const char *cmd, const char *path, char ***texts, int *n) {
     FILE *f = fopen(path, "rb");
     if (!f) return cli_error(cmd, "--file %s: cannot open: %s", path, strerror(errno));
-    char *buf = malloc(CONFIG_FILE_MAX + 1);
+    char *buf = malloc(CONFIG_FILE_MAX + 2); /* one byte past the limit tells an oversize file, one for the NUL */
     size_t size = buf ? fread(buf, 1, CONFIG_FILE_MAX + 1, f) : 0;
     int bad = ferror(f);
     fclose(f);
