@@ -88,8 +88,12 @@ static void check_onnx(const char *path, const fm_model *m) {
             if (t->dims[d] <= 0) abort();
             count *= (uint64_t)t->dims[d];
         }
-        if (!t->has_raw_data || t->raw_data.len != count * sizeof(float)) abort();
-        weights += count;
+        /* Weights are FLOAT; shapes and axes (Reshape, Unsqueeze, the flips) are INT64. */
+        size_t elem = t->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT   ? sizeof(float)
+                      : t->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__INT64 ? sizeof(int64_t)
+                                                                              : 0;
+        if (!elem || !t->has_raw_data || t->raw_data.len != count * elem) abort();
+        if (elem == sizeof(float)) weights += count;
         known[n++] = t->name;
     }
     for (size_t i = 0; i < g->n_node; i++) {
