@@ -8,6 +8,25 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+fm_dataset test_band_data(uint32_t n, uint64_t seed, int noise, int lift, int mid_end) {
+    fm_dataset ds = {0};
+    ds.n = n, ds.h = 8, ds.w = 8, ds.n_classes = 3;
+    ds.images = malloc((size_t)n * 64);
+    ds.labels = malloc(n);
+    fm_rng rng;
+    fm_rng_seed(&rng, seed);
+    for (uint32_t i = 0; i < n; i++) {
+        int c = (int)fm_rng_below(&rng, 3);
+        ds.labels[i] = (uint8_t)c;
+        for (int p = 0; p < 64; p++) {
+            int x = p % 8, band = x < 3 ? 0 : (x < mid_end ? 1 : 2);
+            int v = (int)fm_rng_below(&rng, (uint32_t)noise) + (band == c ? lift : 0);
+            ds.images[(size_t)i * 64 + p] = (uint8_t)(v > 255 ? 255 : v);
+        }
+    }
+    return ds;
+}
+
 #define TEST(name) void name(test_ctx *t);
 #include "tests.def"
 #undef TEST

@@ -50,6 +50,12 @@ void test_path(char *out, size_t cap, const char *name);
 int test_mkdir(const char *path);
 /* Whole-file helpers for building malformed inputs; return 0 on failure. */
 int test_write_file(const char *path, const void *data, size_t len);
+
+/* n images of 8x8 in 3 classes with shuffled labels: class c is bright in its own band of
+ * columns (0-2, 3 to mid_end-1, mid_end-7) on a noisy background, so a small model separates
+ * them. Pixel = uniform noise below `noise`, plus `lift` inside the class's band, capped at 255.
+ * The tests that train on it tune noise, lift and the bands to how hard they want the task. */
+fm_dataset test_band_data(uint32_t n, uint64_t seed, int noise, int lift, int mid_end);
 unsigned char *test_read_file(const char *path, size_t *len);
 
 #endif

@@ -141,25 +141,8 @@ void test_augment_batch_seeded(test_ctx *t) {
     CHECK(t, memcmp(a, x, sizeof x) == 0 && fm_rng_next(&r1) == fm_rng_next(&r2), "none did something");
 }
 
-/* n images of 8x8 in 3 classes (left, middle, right bands), shuffled labels. */
-static fm_dataset bands(uint32_t n, uint64_t seed) {
-    fm_dataset ds = {0};
-    ds.n = n, ds.h = 8, ds.w = 8, ds.n_classes = 3;
-    ds.images = malloc((size_t)n * 64);
-    ds.labels = malloc(n);
-    fm_rng rng;
-    fm_rng_seed(&rng, seed);
-    for (uint32_t i = 0; i < n; i++) {
-        int c = (int)fm_rng_below(&rng, 3);
-        ds.labels[i] = (uint8_t)c;
-        for (int p = 0; p < 64; p++) {
-            int x = p % 8, band = x < 3 ? 0 : (x < 5 ? 1 : 2);
-            int v = (int)fm_rng_below(&rng, 90) + (band == c ? 150 : 0);
-            ds.images[(size_t)i * 64 + p] = (uint8_t)(v > 255 ? 255 : v);
-        }
-    }
-    return ds;
-}
+/* The band images (harness.h) at this file's noise, lift and bands. */
+static fm_dataset bands(uint32_t n, uint64_t seed) { return test_band_data(n, seed, 90, 150, 5); }
 
 static fm_model *small_model(test_ctx *t, const char *spec) {
     fm_error err = {0};

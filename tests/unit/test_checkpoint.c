@@ -12,25 +12,8 @@
 #include <sys/stat.h>
 #include <zlib.h>
 
-/* n images of 8x8 in 3 classes, each lighting up its own band of columns on noise. */
-static fm_dataset ck_data(uint32_t n, uint64_t seed) {
-    fm_dataset ds = {0};
-    ds.n = n, ds.h = 8, ds.w = 8, ds.n_classes = 3;
-    ds.images = malloc((size_t)n * 64);
-    ds.labels = malloc(n);
-    fm_rng rng;
-    fm_rng_seed(&rng, seed);
-    for (uint32_t i = 0; i < n; i++) {
-        int c = (int)fm_rng_below(&rng, 3);
-        ds.labels[i] = (uint8_t)c;
-        for (int k = 0; k < 64; k++) {
-            int band = k % 8 < 3 ? 0 : (k % 8 < 6 ? 1 : 2);
-            int v = (int)fm_rng_below(&rng, 120) + (band == c ? 120 : 0);
-            ds.images[(size_t)i * 64 + k] = (uint8_t)v;
-        }
-    }
-    return ds;
-}
+/* The band images (harness.h) at this file's noise, lift and bands. */
+static fm_dataset ck_data(uint32_t n, uint64_t seed) { return test_band_data(n, seed, 120, 120, 6); }
 
 static fm_model *ck_model(test_ctx *t, const char *spec) {
     fm_error err = {0};

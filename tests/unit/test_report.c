@@ -65,25 +65,8 @@ static int same_color(const int px[3], rgb c) {
     return 1;
 }
 
-/* n images of 8x8 in 3 classes, class c bright in its own band of columns. */
-static fm_dataset make_bands(uint32_t n, uint64_t seed) {
-    fm_dataset ds = {0};
-    ds.n = n, ds.h = 8, ds.w = 8, ds.n_classes = 3;
-    ds.images = malloc((size_t)n * 64);
-    ds.labels = malloc(n);
-    fm_rng rng;
-    fm_rng_seed(&rng, seed);
-    for (uint32_t i = 0; i < n; i++) {
-        int c = (int)fm_rng_below(&rng, 3);
-        ds.labels[i] = (uint8_t)c;
-        for (int p = 0; p < 64; p++) {
-            int x = p % 8, band = x < 3 ? 0 : (x < 6 ? 1 : 2);
-            int v = (int)fm_rng_below(&rng, 120) + (band == c ? 120 : 0);
-            ds.images[(size_t)i * 64 + p] = (uint8_t)(v > 255 ? 255 : v);
-        }
-    }
-    return ds;
-}
+/* The band images (harness.h) at this file's noise, lift and bands. */
+static fm_dataset make_bands(uint32_t n, uint64_t seed) { return test_band_data(n, seed, 120, 120, 6); }
 
 void test_confusion_matrix_counts(test_ctx *t) {
     /* 5 images, 3 classes; predictions are the argmax (first on ties, as fm_evaluate counts). */

@@ -39,28 +39,8 @@ void test_train_params_check(test_ctx *t) {
     CHECK(t, fm_train_params_check(&p, &err) == FM_OK, "%s", err.msg);
 }
 
-/* n images of 8x8 in 3 classes: class c lights up its own band of columns (0-2, 3-5, 6-7) on a
- * noisy background, so a linear model can separate them. Labels are shuffled, not in blocks. */
-static fm_dataset make_data(uint32_t n, uint64_t seed) {
-    fm_dataset ds = {0};
-    ds.n = n, ds.h = 8, ds.w = 8, ds.n_classes = 3;
-    ds.images = malloc((size_t)n * 64);
-    ds.labels = malloc(n);
-    fm_rng rng;
-    fm_rng_seed(&rng, seed);
-    for (uint32_t i = 0; i < n; i++) {
-        int c = (int)fm_rng_below(&rng, 3);
-        ds.labels[i] = (uint8_t)c;
-        for (int y = 0; y < 8; y++) {
-            for (int x = 0; x < 8; x++) {
-                int band = x < 3 ? 0 : (x < 6 ? 1 : 2);
-                int v = (int)fm_rng_below(&rng, 90) + (band == c ? 150 : 0);
-                ds.images[(size_t)i * 64 + y * 8 + x] = (uint8_t)(v > 255 ? 255 : v);
-            }
-        }
-    }
-    return ds;
-}
+/* The band images (harness.h) at this file's noise, lift and bands. */
+static fm_dataset make_data(uint32_t n, uint64_t seed) { return test_band_data(n, seed, 90, 150, 6); }
 
 static fm_model *make_model(test_ctx *t, const char *spec, fm_scale_kind scaling) {
     fm_error err = {0};
