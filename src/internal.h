@@ -39,6 +39,20 @@ void *fm_alloc_floats(size_t n, int zero);
  * a 47 MB set, and waiting for them from memory took ~7 us of a ~200 us training step. */
 void fm_prefetch_images(const fm_dataset *ds, const int32_t *rows, size_t count);
 
+/* ---------------------------------------------------------------- floating-point mode */
+
+/* Subnormal numbers flushed to zero, as TensorFlow does on CPUs: Adam's moments for weights
+ * that never get a gradient (the pixels that are always 0) decay through the subnormal range,
+ * where every multiply and square root of the fused update took microcode assists, and mlp's
+ * backward pass took 127 us a step instead of 87 on one thread. Entry points that compute
+ * (fm_fit, fm_evaluate, fm_predict*) and fm_pool_run set the mode on the calling thread and
+ * restore it before they return; pool workers keep it set, so every thread computes alike and
+ * results do not depend on the thread count. No-ops where there is no SSE. */
+typedef unsigned fm_fpenv;
+fm_fpenv fm_fpenv_enter(void);
+void fm_fpenv_leave(fm_fpenv saved);
+int fm_fpenv_flushing(void); /* whether this thread flushes now (for tests) */
+
 /* ---------------------------------------------------------------- threads */
 
 /* A pool of threads-1 workers plus the calling thread (pool.c). fm_pool_run calls fn(ctx, task)
@@ -85,6 +99,13 @@ typedef struct {
     const float *mask;
     int ldm;
     const fm_adam_update *adam;
+    /* When set (and the product is NN, not accumulating, with no mask or Adam): computed as two
+     * products over the halves of K, added before the epilogue. A dense layer's forward pass
+     * sets it, so that each of two threads reads only the rows of the weights it updates in the
+     * backward pass (fm_gemm_ex splits that one by rows): the weights, 400 KB for mlp's first
+     * layer, then stay in one core's cache instead of crossing twice a step. The halves are
+     * fixed, whatever the thread count, so results still do not depend on it. */
+    int split_k;
 } fm_epilogue;
 
 /* The instruction sets fm_gemm has kernels for, slowest first; fm_simd_best() is the best this

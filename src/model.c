@@ -955,8 +955,8 @@ size_t fm_model_summary(const fm_model *m, const char *title, char *buf, size_t 
 /* Inference runs in chunks of at most 1000 rows, the size the arena is reserved for once. */
 #define PREDICT_CHUNK 1000u
 
-fm_status fm_predict_inputs(fm_model *m, const float *x, uint32_t count, float *probs,
-                            int threads, fm_error *err) {
+static fm_status predict_inputs(fm_model *m, const float *x, uint32_t count, float *probs,
+                                int threads, fm_error *err) {
     uint32_t chunk = fm_model_batch_limit(m, count < PREDICT_CHUNK ? (count ? count : 1) : PREDICT_CHUNK);
     fm_status s = fm_model_reserve(m, chunk, err);
     if (s) return s;
@@ -977,8 +977,16 @@ fm_status fm_predict_inputs(fm_model *m, const float *x, uint32_t count, float *
     return FM_OK;
 }
 
-fm_status fm_predict_pixels(fm_model *m, const uint8_t *pixels, uint32_t count, float *probs,
+fm_status fm_predict_inputs(fm_model *m, const float *x, uint32_t count, float *probs,
                             int threads, fm_error *err) {
+    fm_fpenv saved = fm_fpenv_enter();
+    fm_status s = predict_inputs(m, x, count, probs, threads, err);
+    fm_fpenv_leave(saved);
+    return s;
+}
+
+static fm_status predict_pixels(fm_model *m, const uint8_t *pixels, uint32_t count,
+                                float *probs, int threads, fm_error *err) {
     fm_dataset images = {count, m->in_h, m->in_w, (uint8_t *)pixels, NULL, m->classes.n};
     uint32_t chunk = fm_model_batch_limit(m, count < PREDICT_CHUNK ? (count ? count : 1) : PREDICT_CHUNK);
     fm_status s = fm_model_reserve(m, chunk, err);
@@ -991,6 +999,14 @@ fm_status fm_predict_pixels(fm_model *m, const uint8_t *pixels, uint32_t count, 
         fm_model_infer_probs(m, probs + (size_t)i * C, (int)B, threads);
     }
     return FM_OK;
+}
+
+fm_status fm_predict_pixels(fm_model *m, const uint8_t *pixels, uint32_t count, float *probs,
+                            int threads, fm_error *err) {
+    fm_fpenv saved = fm_fpenv_enter();
+    fm_status s = predict_pixels(m, pixels, count, probs, threads, err);
+    fm_fpenv_leave(saved);
+    return s;
 }
 
 fm_status fm_predict(fm_model *m, const fm_dataset *ds, uint32_t start, uint32_t count,

@@ -79,7 +79,10 @@ static int work_on(fm_pool *p, uint32_t gen, int from_front) {
 
 static void *worker_main(void *arg) {
     fm_pool *p = arg;
-    uint32_t seen = gen_of(atomic_load(&p->state));
+    (void)fm_fpenv_enter(); /* for the thread's life: it computes only for the library */
+    /* The generation the pool was created with, not the current one: a job published before
+     * this thread got going is still one to help with (a closed one is simply found closed). */
+    uint32_t seen = 0;
     while (!atomic_load(&p->stop)) {
         double t0 = fm_now_seconds();
         uint32_t gen;
@@ -158,8 +161,16 @@ int fm_pool_threads(const fm_pool *p) { return p ? p->threads : 1; }
 #define UNHELPED_JOBS 8
 #define SOLO_SECONDS 20e-3
 
+static void pool_run(fm_pool *p, int n_tasks, fm_task_fn fn, void *ctx);
+
 void fm_pool_run(fm_pool *p, int n_tasks, fm_task_fn fn, void *ctx) {
     if (n_tasks <= 0) return;
+    fm_fpenv saved = fm_fpenv_enter();
+    pool_run(p, n_tasks, fn, ctx);
+    fm_fpenv_leave(saved);
+}
+
+static void pool_run(fm_pool *p, int n_tasks, fm_task_fn fn, void *ctx) {
     double start = p ? fm_now_seconds() : 0.0;
     if (!p || p->threads == 1 || n_tasks == 1 || n_tasks > MAX_TASKS || start < p->solo_until) {
         for (int t = 0; t < n_tasks; t++) fn(ctx, t);

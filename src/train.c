@@ -163,8 +163,8 @@ static fm_status evaluate_into(fm_model *m, const fm_dataset *ds, uint32_t batch
     return FM_OK;
 }
 
-fm_status fm_evaluate(fm_model *m, const fm_dataset *ds, uint32_t batch, int threads,
-                      fm_eval_result *out, fm_error *err) {
+static fm_status evaluate(fm_model *m, const fm_dataset *ds, uint32_t batch, int threads,
+                          fm_eval_result *out, fm_error *err) {
     memset(out, 0, sizeof *out);
     if (ds->h != m->in_h || ds->w != m->in_w) {
         return fm_fail(err, FM_ERR_ARG, "the model takes %ux%u images but the data has %ux%u",
@@ -189,6 +189,14 @@ fm_status fm_evaluate(fm_model *m, const fm_dataset *ds, uint32_t batch, int thr
         out->per_class[c] = out->per_class_n[c] ? (double)right[c] / out->per_class_n[c] : NAN;
     }
     return FM_OK;
+}
+
+fm_status fm_evaluate(fm_model *m, const fm_dataset *ds, uint32_t batch, int threads,
+                      fm_eval_result *out, fm_error *err) {
+    fm_fpenv saved = fm_fpenv_enter();
+    fm_status s = evaluate(m, ds, batch, threads, out, err);
+    fm_fpenv_leave(saved);
+    return s;
 }
 
 /* Everything a run owns besides the model, allocated once. */
@@ -305,8 +313,8 @@ static fm_status checkpoint_save(const char *path, fm_checkpoint *ck, const fm_m
     return fm_checkpoint_write(path, ck, err);
 }
 
-fm_status fm_fit(fm_model *m, const fm_dataset *ds, const fm_train_params *p, fm_history *hist,
-                 fm_error *err) {
+static fm_status fit(fm_model *m, const fm_dataset *ds, const fm_train_params *p,
+                     fm_history *hist, fm_error *err) {
     if (hist) memset(hist, 0, sizeof *hist);
     fm_status s = fm_train_params_check(p, err);
     if (s) return s;
@@ -570,5 +578,14 @@ fm_status fm_fit(fm_model *m, const fm_dataset *ds, const fm_train_params *p, fm
     } else {
         free(epochs);
     }
+    return s;
+}
+
+/* The library's floating-point mode (fpenv.c) for the whole run, serial parts included. */
+fm_status fm_fit(fm_model *m, const fm_dataset *ds, const fm_train_params *p, fm_history *hist,
+                 fm_error *err) {
+    fm_fpenv saved = fm_fpenv_enter();
+    fm_status s = fit(m, ds, p, hist, err);
+    fm_fpenv_leave(saved);
     return s;
 }

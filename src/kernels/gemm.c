@@ -200,6 +200,57 @@ static void gemm_task(void *ctx, int task) {
     }
 }
 
+/* The split-K product (fm_epilogue.split_k), for blocks of rows that fit the buffer: task 0
+ * computes the first half of K into C, task 1 the second into part, and the halves are added
+ * before the epilogue. The split falls on a multiple of ROW_UNIT, where a two-thread row split of
+ * the weight gradient puts its middle, so the same thread owns the same rows of the weights in
+ * both passes. A row's result depends on that row alone, whatever the block and thread count: a
+ * server's single image gets the bits it gets in a batch of 1,000. */
+#define SPLIT_K_FLOATS 16384
+
+typedef struct {
+    fm_simd level;
+    int M, N, K, k0, lda, ldb, ldc;
+    const float *A, *B;
+    float *C, *part;
+} split_k_job;
+
+static void split_k_task(void *ctx, int task) {
+    const split_k_job *s = ctx;
+    if (task == 0) {
+        run_block(s->level, 0, 0, 0, s->M, 0, s->N, s->k0, s->A, s->lda, s->B, s->ldb, 0, s->C,
+                  s->ldc, NULL);
+    } else {
+        run_block(s->level, 0, 0, 0, s->M, 0, s->N, s->K - s->k0, s->A + s->k0, s->lda,
+                  s->B + (size_t)s->k0 * (size_t)s->ldb, s->ldb, 0, s->part, s->N, NULL);
+    }
+}
+
+static void split_k_gemm(fm_simd level, int M, int N, int K, const float *A, int lda,
+                         const float *B, int ldb, float *C, int ldc, const fm_epilogue *ep,
+                         fm_pool *pool) {
+    float part[SPLIT_K_FLOATS];
+    int units = (K + ROW_UNIT - 1) / ROW_UNIT, block = SPLIT_K_FLOATS / N;
+    /* each half alone is worth a second thread from about 2.5 us of work */
+    if ((double)(M < block ? M : block) * N * K < 262144.0) pool = NULL;
+    for (int i0 = 0; i0 < M; i0 += block) {
+        int rows = M - i0 < block ? M - i0 : block;
+        split_k_job s = {level, rows, N, K, units / 2 * ROW_UNIT, lda, ldb, ldc,
+                         A + (size_t)i0 * (size_t)lda, B, C + (size_t)i0 * (size_t)ldc, part};
+        fm_pool_run(pool, 2, split_k_task, &s);
+        for (int i = 0; i < rows; i++) {
+            float *c = s.C + (size_t)i * (size_t)ldc;
+            const float *q = part + (size_t)i * (size_t)N;
+            for (int j = 0; j < N; j++) {
+                float v = c[j] + q[j];
+                if (ep->bias) v = v + ep->bias[j];
+                if (ep->relu) v = v > 0.0f ? v : 0.0f;
+                c[j] = v;
+            }
+        }
+    }
+}
+
 void fm_gemm_ex(fm_simd level, int trans_a, int trans_b, int M, int N, int K, const float *A,
                 int lda, const float *B, int ldb, int accumulate, float *C, int ldc,
                 const fm_epilogue *ep, fm_pool *pool) {
@@ -219,6 +270,11 @@ void fm_gemm_ex(fm_simd level, int trans_a, int trans_b, int M, int N, int K, co
         B = b_t, ldb = N, trans_b = FM_GEMM_NT_TRANSPOSED;
     }
     int nth = fm_pool_threads(pool);
+    if (ep && ep->split_k && !trans_a && !trans_b && !accumulate && !ep->mask && !ep->adam &&
+        K >= 4 * ROW_UNIT && N <= SPLIT_K_FLOATS) {
+        split_k_gemm(level, M, N, K, A, lda, B, ldb, C, ldc, ep, pool);
+        return;
+    }
     /* Handing work to another thread costs a microsecond or two: not worth it below ~5 us. */
     if ((double)M * N * (K > 0 ? K : 1) < 262144.0) nth = 1;
     gemm_job g = {level, trans_a, trans_b, M, N, K, lda, ldb, ldc, accumulate, A, B, C, ep, 0, 1, 1};

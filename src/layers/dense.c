@@ -8,7 +8,7 @@
  * computed in the same pass (the model fuses a dense layer with the ReLU after it). */
 void dense_forward(float *out, const float *inp, const float *weight, const float *bias, int B,
                    int I, int O, int relu, fm_pool *pool) {
-    fm_epilogue ep = {bias, relu, NULL, 0, NULL};
+    fm_epilogue ep = {bias, relu, NULL, 0, NULL, 1};
     fm_gemm_ex(fm_simd_best(), 0, 0, B, O, I, inp, I, weight, O, 0, out, O, &ep, pool);
 }
 
@@ -25,11 +25,11 @@ void dense_backward(float *dinp, float *dweight, float *dbias, const float *dout
     /* dinp = dout · weight^T, masked by the ReLU's output when there is one; first, because the
      * weight may be updated below */
     if (dinp) {
-        fm_epilogue ep = {NULL, 0, relu_inp ? inp : NULL, I, NULL};
+        fm_epilogue ep = {NULL, 0, relu_inp ? inp : NULL, I, NULL, 0};
         fm_gemm_ex(level, 0, 1, B, I, O, dout, O, weight, O, 0, dinp, I, &ep, pool);
     }
     /* dweight (+)= inp^T · dout */
-    fm_epilogue ep = {NULL, 0, NULL, 0, adam_w};
+    fm_epilogue ep = {NULL, 0, NULL, 0, adam_w, 0};
     fm_gemm_ex(level, 1, 0, I, O, B, inp, I, dout, O, accumulate, dweight, O, adam_w ? &ep : NULL,
                pool);
     if (!accumulate) {

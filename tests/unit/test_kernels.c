@@ -5,6 +5,8 @@
 #include "internal.h"
 
 #include <float.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,9 +24,10 @@ typedef struct {
     float zeros;
 } gemm_case;
 
-/* Which epilogue a case runs with: none, bias + ReLU (dense forward), or a ReLU mask (dense
- * backward through a ReLU). */
-enum { EP_NONE, EP_BIAS_RELU, EP_MASK };
+/* Which epilogue a case runs with: none, bias + ReLU (dense forward), a ReLU mask (dense
+ * backward through a ReLU), or bias + ReLU on a product split in two halves of K (what a dense
+ * layer's forward pass asks for; the other layouts ignore the split). */
+enum { EP_NONE, EP_BIAS_RELU, EP_MASK, EP_SPLIT_K };
 
 /* Every level this CPU runs, the portable one first. */
 static int levels(fm_simd *out) {
@@ -63,8 +66,9 @@ static void run_case_at(test_ctx *t, gemm_case c, fm_simd level, fm_pool *pool, 
         for (int k = bcols; k < ldb; k++) B[(size_t)r * ldb + k] = NAN;
     memcpy(C, C0, nc * sizeof(float));
     memcpy(R, C0, nc * sizeof(float));
-    fm_epilogue ep = {NULL, 0, NULL, 0, NULL};
-    if (ep_kind == EP_BIAS_RELU) ep.bias = bias, ep.relu = 1;
+    fm_epilogue ep = {NULL, 0, NULL, 0, NULL, 0};
+    if (ep_kind == EP_BIAS_RELU || ep_kind == EP_SPLIT_K) ep.bias = bias, ep.relu = 1;
+    ep.split_k = ep_kind == EP_SPLIT_K;
     if (ep_kind == EP_MASK) ep.mask = mask, ep.ldm = ldc;
     fm_gemm_ex(level, c.ta, c.tb, c.M, c.N, c.K, A, lda, B, ldb, c.acc, C, ldc,
                ep_kind == EP_NONE ? NULL : &ep, pool);
@@ -88,7 +92,7 @@ static void run_case_at(test_ctx *t, gemm_case c, fm_simd level, fm_pool *pool, 
                 mag += fabs(a * b);
             }
             double want = R[at];
-            if (ep_kind == EP_BIAS_RELU) {
+            if (ep_kind == EP_BIAS_RELU || ep_kind == EP_SPLIT_K) {
                 want = (float)(R[at] + bias[j]);
                 want = want > 0.0 ? want : 0.0;
                 mag += fabs(bias[j]);
@@ -160,22 +164,27 @@ void test_gemm_sparse_inputs(test_ctx *t) {
 /* The fused epilogues (bias + ReLU as in the dense forward pass, a ReLU mask as in its backward
  * pass) at every level. */
 void test_gemm_epilogues(test_ctx *t) {
-    static const int shapes[][3] = {{1, 17, 16}, {7, 63, 31}, {13, 129, 12}, {32, 128, 784},
-                                    {32, 10, 128}, {33, 17, 100}};
+    static const int shapes[][3] = {{1, 17, 16},   {7, 63, 31},   {13, 129, 12}, {32, 128, 784},
+                                    {32, 10, 128}, {33, 17, 100}, {1, 128, 784}, {3, 100, 97}};
     fm_simd lv[3];
     int n = levels(lv);
+    fm_pool *pool2 = fm_pool_create(2);
     uint64_t seed = 300;
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         for (int ta = 0; ta < 2; ta++) {
             for (int tb = 0; tb < 2; tb++) {
-                for (int ep = EP_BIAS_RELU; ep <= EP_MASK; ep++) {
+                for (int ep = EP_BIAS_RELU; ep <= EP_SPLIT_K; ep++) {
                     gemm_case c = {ta, tb, shapes[s][0], shapes[s][1], shapes[s][2], 3, 0, 0.3f};
-                    for (int l = 0; l < n; l++) run_case_at(t, c, lv[l], NULL, ep, seed);
+                    for (int l = 0; l < n; l++) {
+                        run_case_at(t, c, lv[l], NULL, ep, seed);
+                        if (ep == EP_SPLIT_K) run_case_at(t, c, lv[l], pool2, ep, seed);
+                    }
                     seed++;
                 }
             }
         }
     }
+    fm_pool_free(pool2);
 }
 
 /* An Adam step fused into the product (how the trainer updates weight matrices) gives the same
@@ -219,7 +228,7 @@ void test_gemm_fused_adam(test_ctx *t) {
                 adam_apply(w[0], G, m[0], v[0], nc, 1e-3f, 0.9f, 0.999f, 1e-7f);
                 /* Fused. */
                 fm_adam_update up = {w[1], m[1], v[1], N, 1e-3f, 0.9f, 0.999f, 1e-7f, 2.0f * l2};
-                fm_epilogue ep = {NULL, 0, NULL, 0, &up};
+                fm_epilogue ep = {NULL, 0, NULL, 0, &up, 0};
                 fm_gemm_ex(lv[l], 1, 0, M, N, K, A, M, B, N, 0, scratch, N, &ep, pool);
                 int same = memcmp(w[0], w[1], nc * sizeof(float)) == 0 &&
                            memcmp(m[0], m[1], nc * sizeof(float)) == 0 &&
@@ -282,18 +291,20 @@ void test_gemm_threads_bit_identical(test_ctx *t) {
         fill(B, (size_t)K * N, &rng, 0.0f);
         fill(C0, (size_t)M * N, &rng, 0.0f);
         fill(bias, (size_t)N, &rng, 0.0f);
-        fm_epilogue ep = {bias, 1, C0, N, NULL};
+        fm_epilogue ep = {bias, 1, C0, N, NULL, 0};
         for (int l = 0; l < n_levels; l++) {
             for (int ta = 0; ta < 2; ta++) {
                 for (int tb = 0; tb < 2; tb++) {
-                    for (int acc = 0; acc < 3; acc++) {
+                    for (int acc = 0; acc < 4; acc++) {
                         int lda = ta ? M : K, ldb = tb ? K : N;
+                        ep.split_k = acc == 3; /* acc 3: bias + ReLU on two halves of K */
+                        ep.mask = acc == 3 ? NULL : C0;
                         for (int th = 0; th < 4; th++) {
                             C[th] = malloc((size_t)M * N * sizeof(float));
                             memcpy(C[th], C0, (size_t)M * N * sizeof(float));
                             /* acc 2: overwrite, with bias, ReLU and a mask */
                             fm_gemm_ex(lv[l], ta, tb, M, N, K, A, lda, B, ldb, acc == 1, C[th], N,
-                                       acc == 2 ? &ep : NULL, pools[th]);
+                                       acc >= 2 ? &ep : NULL, pools[th]);
                         }
                         for (int th = 1; th < 4; th++) {
                             CHECK(t, memcmp(C[0], C[th], (size_t)M * N * sizeof(float)) == 0,
@@ -400,7 +411,7 @@ void test_gemm_short_nt_same_bits(test_ctx *t) {
         for (int l = 0; l < n_levels; l++) {
             if (lv[l] == FM_SIMD_GENERIC) continue;
             for (int variant = 0; variant < 3; variant++) {
-                fm_epilogue ep = {NULL, 0, mask, N, NULL};
+                fm_epilogue ep = {NULL, 0, mask, N, NULL, 0};
                 int acc = variant == 1;
                 memcpy(C1, C0, nc * sizeof(float));
                 memcpy(C2, C0, nc * sizeof(float));
@@ -445,4 +456,84 @@ void test_simd_levels(test_ctx *t) {
     CHECK(t, strcmp(fm_simd_name(FM_SIMD_AVX512), "avx512") == 0, "avx512 name");
     CHECK(t, FM_SIMD_GENERIC < FM_SIMD_AVX2 && FM_SIMD_AVX2 < FM_SIMD_AVX512, "level order");
     printf("     kernels: %s (every level up to it is tested)\n", fm_simd_name(fm_simd_best()));
+}
+
+/* A dense layer's forward pass (bias + ReLU on two halves of K) gives each image the same bits
+ * alone as in a batch, on one thread and on two: a server answering one image at a time agrees
+ * with `evaluate`. 300 rows of 128 outputs take three blocks of the split's buffer. */
+void test_gemm_split_k_rows_independent(test_ctx *t) {
+    enum { M = 300, N = 128, K = 784 };
+    float *A = malloc((size_t)M * K * sizeof(float)), *B = malloc((size_t)K * N * sizeof(float));
+    float *bias = malloc(N * sizeof(float)), *C = malloc((size_t)M * N * sizeof(float));
+    float row[N];
+    fm_rng rng;
+    fm_rng_seed(&rng, 4242);
+    fill(A, (size_t)M * K, &rng, 0.5f);
+    fill(B, (size_t)K * N, &rng, 0.0f);
+    fill(bias, N, &rng, 0.0f);
+    fm_epilogue ep = {bias, 1, NULL, 0, NULL, 1};
+    fm_pool *pools[2] = {NULL, fm_pool_create(2)};
+    fm_simd lv[3];
+    int n_levels = levels(lv);
+    for (int l = 0; l < n_levels; l++) {
+        for (int p = 0; p < 2; p++) {
+            fm_gemm_ex(lv[l], 0, 0, M, N, K, A, K, B, N, 0, C, N, &ep, pools[p]);
+            int same = 1;
+            for (int i = 0; i < M; i++) {
+                fm_gemm_ex(lv[l], 0, 0, 1, N, K, A + (size_t)i * K, K, B, N, 0, row, N, &ep, pools[p]);
+                same &= memcmp(row, C + (size_t)i * N, sizeof row) == 0;
+            }
+            CHECK(t, same, "%s, %d thread(s): a row alone differs from the same row in a batch",
+                  fm_simd_name(lv[l]), p + 1);
+        }
+    }
+    fm_pool_free(pools[1]);
+    free(A), free(B), free(bias), free(C);
+}
+
+/* Tasks run with subnormals flushed to zero on every thread (fpenv.c), and the caller's own mode
+ * comes back after the job. Task 0 (the caller takes tasks from the front) waits up to two
+ * seconds for a worker to finish one of the others, so that a worker's mode is checked too. */
+typedef struct {
+    volatile float tiny; /* volatile: computed when the task runs, not by the compiler */
+    float out[8];
+    int flushing[8];
+    pthread_t caller;
+    int wait_for_worker;
+    _Atomic int worker_ran;
+} fpenv_probe;
+
+static void fpenv_task(void *ctx, int task) {
+    fpenv_probe *p = ctx;
+    if (task == 0 && p->wait_for_worker) {
+        double until = fm_now_seconds() + 2.0;
+        while (pthread_equal(pthread_self(), p->caller) && !atomic_load(&p->worker_ran) &&
+               fm_now_seconds() < until) {
+        }
+    }
+    p->out[task] = p->tiny * 0.5f;
+    p->flushing[task] = fm_fpenv_flushing();
+    if (!pthread_equal(pthread_self(), p->caller)) atomic_store(&p->worker_ran, 1);
+}
+
+void test_fpenv_pool_flushes(test_ctx *t) {
+    fm_pool *pools[2] = {NULL, fm_pool_create(2)};
+    for (int p = 0; p < 2; p++) {
+        fpenv_probe probe = {FLT_MIN, {0}, {0}, pthread_self(), p == 1, 0};
+        int before = fm_fpenv_flushing();
+        fm_pool_run(pools[p], 8, fpenv_task, &probe);
+        for (int i = 0; i < 8; i++) {
+            CHECK(t, probe.flushing[i] && probe.out[i] == 0.0f,
+                  "%d thread(s), task %d: FLT_MIN/2 gave %g (flushing %d)", p + 1, i,
+                  (double)probe.out[i], probe.flushing[i]);
+        }
+        if (p == 1) CHECK(t, atomic_load(&probe.worker_ran), "no worker ran a task in 2 s");
+        CHECK(t, fm_fpenv_flushing() == before, "the caller's floating-point mode changed");
+    }
+#if defined(__x86_64__)
+    /* outside the library's entry points the caller keeps gradual underflow */
+    volatile float tiny = FLT_MIN;
+    CHECK(t, !fm_fpenv_flushing() && tiny * 0.5f > 0.0f, "the test itself runs flushing");
+#endif
+    fm_pool_free(pools[1]);
 }
