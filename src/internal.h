@@ -123,9 +123,7 @@ void fm_gemm_ex(fm_simd level, int trans_a, int trans_b, int M, int N, int K, co
                 const fm_epilogue *ep, fm_pool *pool);
 
 /* The per-instruction-set tiles: rows [i0,i1) x columns [j0,j1) of C; return 0 for a layout they
- * do not handle. trans_b may also be FM_GEMM_NT_TRANSPOSED: an NT product with K <= 16 whose B
- * the caller has transposed to [K, N] (ldb), computed with the NT dot kernel's arithmetic. Defined in gemm_avx512.c and gemm_avx2.c from the template gemm_simd.h. */
-#define FM_GEMM_NT_TRANSPOSED 2
+ * do not handle. Defined in gemm_avx512.c and gemm_avx2.c from the template gemm_simd.h. */
 int fm_gemm_block_avx512(int ta, int tb, int i0, int i1, int j0, int j1, int K, const float *A,
                          int lda, const float *B, int ldb, int accumulate, float *C, int ldc,
                          const fm_epilogue *ep);

@@ -230,67 +230,19 @@ static inline void FN(dot_tile)(int i, int rows, int j, int cols, int K, const f
     }
 }
 
-/* ---------------------------------------------------------------- short-K NT kernel
- * NT with K <= 16 from BT = B^T [K, N] (FM_GEMM_NT_TRANSPOSED), with dot_tile's arithmetic
- * exactly, vectorised over V columns j instead of horizontally: lane l of a dot product is the
- * fused multiply-add chain over k = l, l+V, ... from +0 (a partial last chunk adds 0*0 to its
- * empty lanes, as dot_tile's masked tail does), then the lanes are added halving down to four
- * and (0+1)+(2+3), VHSUM4's tree; x[l] holds lane l for V outputs. */
-static void FN(short_nt)(int i0, int i1, int j0, int j1, int K, const float *A, int lda,
-                         const float *BT, int ldbt, int accumulate, float *C, int ldc,
-                         const fm_epilogue *ep) {
-    for (int i = i0; i < i1; i++) {
-        const float *a = A + (size_t)i * (size_t)lda;
-        float *c = C + (size_t)i * (size_t)ldc;
-        for (int j = j0; j < j1; j += V) {
-            int n = j1 - j < V ? j1 - j : V;
-            VEC x[V];
-#pragma GCC unroll 16
-            for (int l = 0; l < V; l++) x[l] = VZERO();
-            /* k = k0 + l goes to lane l; the lanes are unrolled so that x stays in registers */
-            for (int k0 = 0; k0 < K; k0 += V) {
-#pragma GCC unroll 16
-                for (int l = 0; l < V; l++) {
-                    if (k0 + l < K) {
-                        const float *b = BT + (size_t)(k0 + l) * (size_t)ldbt + j;
-                        x[l] = VFMA(VSET1(a[k0 + l]), n == V ? VLOAD(b) : VLOADN(b, n), x[l]);
-                    } else {
-                        x[l] = VADD(x[l], VZERO()); /* the masked tail's 0*0 */
-                    }
-                }
-            }
-#pragma GCC unroll 4
-            for (int w = V / 2; w >= 4; w /= 2) {
-#pragma GCC unroll 8
-                for (int l = 0; l < w; l++) x[l] = VADD(x[l], x[l + w]);
-            }
-            VEC s = VADD(VADD(x[0], x[1]), VADD(x[2], x[3]));
-            s = FN(epilogue_vec)(s, c + j, n, j, i, accumulate, ep);
-            if (ep && ep->adam) FN(adam_vec)(ep->adam, i, j, n, s);
-            else if (n == V) VSTORE(c + j, s);
-            else VSTOREN(c + j, s, n);
-        }
-    }
-}
-
 /* Rows [i0,i1) x columns [j0,j1) of C. Returns 0 for the layout it does not handle (TT), which
  * the caller then computes with the portable code. */
 int FN(fm_gemm_block)(int ta, int tb, int i0, int i1, int j0, int j1, int K, const float *A,
                       int lda, const float *B, int ldb, int accumulate, float *C, int ldc,
                       const fm_epilogue *ep) {
-    if (tb == FM_GEMM_NT_TRANSPOSED) {
-        FN(short_nt)(i0, i1, j0, j1, K, A, lda, B, ldb, accumulate, C, ldc, ep);
-        return 1;
-    }
     if (ta && tb) return 0;
     /* B transposed with a short K (a dense layer's input gradient dout · W^T, K = its outputs):
      * each panel of BNR*V columns of op(B) is packed once into a K x BNR*V block, and the
      * broadcast kernel runs on it. The dot kernel below spends as long on its final horizontal
      * sums as on a K of 128, and reached under half the broadcast kernel's rate there. */
     enum { PACK_K = 256 };
-    /* K <= 16 stays on the dot kernel: fm_gemm_ex sends those products to short_nt, which
-     * keeps the dot kernel's bits (see FM_GEMM_NT_TRANSPOSED), and this is its fallback. */
-    if (tb && K > 16 && K <= PACK_K) {
+    /* (fm_gemm_ex transposes the smallest of these whole, which gives the same bits.) */
+    if (tb && K <= PACK_K) {
         float packed[PACK_K * BNR * V];
         for (int j = j0; j < j1; j += BNR * V) {
             int cols = j1 - j < BNR * V ? j1 - j : BNR * V;
