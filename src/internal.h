@@ -39,6 +39,10 @@ void *fm_alloc_floats(size_t n, int zero);
  * a 47 MB set, and waiting for them from memory took ~7 us of a ~200 us training step. */
 void fm_prefetch_images(const fm_dataset *ds, const int32_t *rows, size_t count);
 
+/* fm_scale_images for pixels [p0, p1) of each image only (the rest of out is left alone). */
+void fm_scale_pixels(float *out, const fm_dataset *ds, const int32_t *rows, size_t count,
+                     fm_scaling sc, size_t p0, size_t p1);
+
 /* ---------------------------------------------------------------- floating-point mode */
 
 /* Subnormal numbers flushed to zero, as TensorFlow does on CPUs: Adam's moments for weights
@@ -121,6 +125,11 @@ const char *fm_simd_name(fm_simd level);
 void fm_gemm_ex(fm_simd level, int trans_a, int trans_b, int M, int N, int K, const float *A,
                 int lda, const float *B, int ldb, int accumulate, float *C, int ldc,
                 const fm_epilogue *ep, fm_pool *pool);
+
+/* Where a split-K product (fm_epilogue.split_k) of depth K splits it, and where a two-thread
+ * weight gradient with K rows puts its middle: the trainer scales each half of a batch's pixels
+ * on the thread that then reads them. */
+int fm_gemm_split_k_at(int K);
 
 /* The per-instruction-set tiles: rows [i0,i1) x columns [j0,j1) of C; return 0 for a layout they
  * do not handle. Defined in gemm_avx512.c and gemm_avx2.c from the template gemm_simd.h. */

@@ -285,6 +285,22 @@ static void sgd_task(void *ctx, int task) {
              o->p->momentum, o->p->nesterov);
 }
 
+/* A batch's pixels scaled in two halves, split where the first dense layer's products split
+ * (fm_gemm_split_k_at): each thread writes the half it reads next, in its own cache. */
+typedef struct {
+    float *out;
+    const fm_dataset *ds;
+    const int32_t *rows;
+    size_t count, split, D;
+    fm_scaling sc;
+} scale_job;
+
+static void scale_task(void *ctx, int task) {
+    const scale_job *j = ctx;
+    fm_scale_pixels(j->out, j->ds, j->rows, j->count, j->sc, task ? j->split : 0,
+                    task ? j->D : j->split);
+}
+
 /* The run's position and counters, as a checkpoint records them (the arrays are the run's). */
 typedef struct {
     int epochs_done, batches_done, stopped_early;
@@ -393,6 +409,7 @@ static fm_status fit(fm_model *m, const fm_dataset *ds, const fm_train_params *p
                                       (long)p->step_epochs * batches, p->step_gamma};
     float lr_now = lr;
     const int augment = fm_augment_active(&p->augment);
+    const size_t D = fm_model_in_size(m);
     /* Plain Adam on a model of dense layers (and activations) runs inside the backward pass,
      * using each weight gradient while it is in registers; anything else stores gradients and
      * steps over the flat array afterwards. */
@@ -448,7 +465,9 @@ static fm_status fit(fm_model *m, const fm_dataset *ds, const fm_train_params *p
             uint32_t start = (uint32_t)bi * batch;
             int B = (int)(train.n - start < batch ? train.n - start : batch);
             const int32_t *rows = rb.order + start;
-            fm_scale_images(fm_model_input(m), &train, rows, (size_t)B, m->scaling);
+            scale_job sj = {fm_model_input(m), &train, rows, (size_t)B, 0, D, m->scaling};
+            sj.split = (size_t)fm_gemm_split_k_at((int)D);
+            fm_pool_run(fm_model_pool(m, threads), 2, scale_task, &sj);
             uint32_t next = train.n - start - (uint32_t)B; /* on their way while this one trains */
             fm_prefetch_images(&train, rows + B, next < batch ? next : batch);
             for (int b = 0; b < B; b++) rb.labels[b] = train.labels[rows[b]];

@@ -177,9 +177,15 @@ FM_VECTOR_CLONES static void scale_row(float *dst, const uint8_t *src, size_t D,
 void fm_scale_images(float *out, const fm_dataset *ds, const int32_t *rows, size_t count,
                      fm_scaling sc) {
     size_t D = (size_t)ds->h * ds->w;
+    fm_scale_pixels(out, ds, rows, count, sc, 0, D);
+}
+
+void fm_scale_pixels(float *out, const fm_dataset *ds, const int32_t *rows, size_t count,
+                     fm_scaling sc, size_t p0, size_t p1) {
+    size_t D = (size_t)ds->h * ds->w;
     for (size_t r = 0; r < count; r++) {
         const uint8_t *src = ds->images + (size_t)(rows ? (size_t)rows[r] : r) * D;
-        scale_row(out + r * D, src, D, sc.mean, sc.std);
+        scale_row(out + r * D + p0, src + p0, p1 - p0, sc.mean, sc.std);
     }
 }
 

@@ -226,16 +226,18 @@ static void split_k_task(void *ctx, int task) {
     }
 }
 
+int fm_gemm_split_k_at(int K) { return (K + ROW_UNIT - 1) / ROW_UNIT / 2 * ROW_UNIT; }
+
 static void split_k_gemm(fm_simd level, int M, int N, int K, const float *A, int lda,
                          const float *B, int ldb, float *C, int ldc, const fm_epilogue *ep,
                          fm_pool *pool) {
     float part[SPLIT_K_FLOATS];
-    int units = (K + ROW_UNIT - 1) / ROW_UNIT, block = SPLIT_K_FLOATS / N;
+    int block = SPLIT_K_FLOATS / N;
     /* each half alone is worth a second thread from about 2.5 us of work */
     if ((double)(M < block ? M : block) * N * K < 262144.0) pool = NULL;
     for (int i0 = 0; i0 < M; i0 += block) {
         int rows = M - i0 < block ? M - i0 : block;
-        split_k_job s = {level, rows, N, K, units / 2 * ROW_UNIT, lda, ldb, ldc,
+        split_k_job s = {level, rows, N, K, fm_gemm_split_k_at(K), lda, ldb, ldc,
                          A + (size_t)i0 * (size_t)lda, B, C + (size_t)i0 * (size_t)ldc, part};
         fm_pool_run(pool, 2, split_k_task, &s);
         for (int i = 0; i < rows; i++) {

@@ -28,10 +28,22 @@ void dense_backward(float *dinp, float *dweight, float *dbias, const float *dout
         fm_epilogue ep = {NULL, 0, relu_inp ? inp : NULL, I, NULL, 0};
         fm_gemm_ex(level, 0, 1, B, I, O, dout, O, weight, O, 0, dinp, I, &ep, pool);
     }
-    /* dweight (+)= inp^T · dout */
+    /* dweight (+)= inp^T · dout. With fewer outputs than a vector holds (a 10-class layer), each
+     * row of the weight is a masked partial vector and a fused step does one per row: mlp's
+     * 128x10 took 4.9 us so. The gradient is then stored and Adam runs once over the flat
+     * array, with the same operations in the same order, so the same bits. */
+    int fuse = adam_w && O >= 16;
     fm_epilogue ep = {NULL, 0, NULL, 0, adam_w, 0};
-    fm_gemm_ex(level, 1, 0, I, O, B, inp, I, dout, O, accumulate, dweight, O, adam_w ? &ep : NULL,
+    fm_gemm_ex(level, 1, 0, I, O, B, inp, I, dout, O, accumulate, dweight, O, fuse ? &ep : NULL,
                pool);
+    if (adam_w && !fuse) {
+        size_t n = (size_t)I * (size_t)O;
+        if (adam_w->l2x2 != 0.0f) {
+            for (size_t i = 0; i < n; i++) dweight[i] = dweight[i] + adam_w->l2x2 * adam_w->params[i];
+        }
+        adam_apply(adam_w->params, dweight, adam_w->m, adam_w->v, n, adam_w->alpha, adam_w->beta1,
+                   adam_w->beta2, adam_w->eps);
+    }
     if (!accumulate) {
         for (int j = 0; j < O; j++) dbias[j] = 0.0f;
     }
