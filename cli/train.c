@@ -617,6 +617,16 @@ int train_run(const char *cmd, const train_options *o, const fm_dataset *given_t
     cJSON_AddStringToObject(run, "init", mp.init == FM_INIT_HE_UNIFORM ? "he" : "glorot");
     cJSON_AddStringToObject(run, "scale", fm_model_scaling(model).kind == FM_SCALE_STANDARD ? "standard" : "unit");
     cJSON_AddStringToObject(run, "data", dir);
+    if (o->ck) {
+        /* A resumed run's training time is its epochs' times, the ones before the interruption
+         * included (their seconds come back from the checkpoint's history, and a broken epoch
+         * counts the part before the stop); this session's own time is reported beside it. */
+        double sum = 0.0;
+        for (int e = 0; e < hist.n; e++) sum += hist.epochs[e].seconds;
+        cJSON_AddBoolToObject(run, "resumed", 1);
+        cJSON_AddNumberToObject(run, "seconds_since_resume", train_seconds);
+        if (sum > train_seconds) train_seconds = sum;
+    }
     cJSON_AddNumberToObject(run, "train_seconds", train_seconds);
     if (!no_test) {
         fm_eval_result ev;

@@ -78,6 +78,14 @@ expect_ok "checkpoint: 2-epoch run" "$FMNIST" train "${CK_MLP[@]}" --epochs 2 --
 expect_ok "checkpoint: extend it to 3 epochs" "$FMNIST" train --resume "$CK/mlp-2" --epochs 3 --quiet
 ck_same "checkpoint: extended run is bit-identical to the 3-epoch run" "$CK/mlp-ref/model.safetensors" "$CK/mlp-2/model.safetensors"
 check "checkpoint: extended history has 3 epochs" test "$(wc -l <"$CK/mlp-2/history.csv")" -eq 4
+# train_seconds covers all three epochs, not just the one trained after the resume
+check "checkpoint: a resumed run's train_seconds counts every epoch" python3 -c "
+import json, csv, sys
+run = json.load(open('$CK/mlp-2/run.json'))
+secs = [float(r['seconds']) for r in csv.DictReader(open('$CK/mlp-2/history.csv'))]
+ok = run.get('resumed') is True and abs(run['train_seconds'] - sum(secs)) <= 1e-3 * sum(secs) + 1e-6
+ok = ok and run['seconds_since_resume'] < run['train_seconds']
+sys.exit(0 if ok else 1)"
 
 # ============================================================ bad resumes
 expect_ok "checkpoint: a 1-epoch run to resume" "$FMNIST" train "${CK_SMALL[@]}" --epochs 1 --out "$CK/one"
