@@ -86,6 +86,9 @@ typedef struct {
     /* --resume: the checkpoint to continue (owned; train_run resumes it), and storage for the
      * settings read from its note. */
     fm_checkpoint *ck;
+    /* Set by `fmnist experiment`: its key for the run, kept in the checkpoint's note so that the
+     * same command resumes an interrupted run only when its settings are still the same. */
+    const char *run_key;
     char spec_buf[2048], data_buf[FM_PATH_MAX];
 } train_options;
 
@@ -96,7 +99,7 @@ int train_parse(const char *cmd, int argc, char **argv, train_options *o);
  * the options of the run DIR's checkpoint holds. Returns 0 or 1 after printing an error. */
 int train_resume_parse(const char *cmd, int argc, char **argv, train_options *o);
 /* The text train_run keeps in each checkpoint (JSON: model as given, data folder, init, no_test,
- * no_report); NULL when out of memory. Free with free(). */
+ * no_report, and experiment_key when run_key is set); NULL when out of memory. Free with free(). */
 char *train_checkpoint_note(const train_options *o, const char *data_dir);
 /* Trains and writes the run folder: model, history, run.json, then the report unless
  * o->no_report. The data sets may be given already loaded (with the folder they came from), or

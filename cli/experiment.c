@@ -1,7 +1,8 @@
 /* experiment.c — `fmnist experiment`: trains a set of configurations one after another (by
  * default the notebooks' tasks), each into its own run folder with its report, then compares them
  * in a table, a chart of validation accuracy and a page. Configurations with identical settings
- * share one run; finished runs are found again and skipped, so an interrupted experiment resumes. */
+ * share one run; finished runs are found again and skipped and an interrupted one continues from
+ * its checkpoint, so the same command resumes an interrupted experiment. */
 #define _POSIX_C_SOURCE 200809L
 #include "cli.h"
 
@@ -70,7 +71,8 @@ static void help(void) {
            "\n"
            "Configurations with identical settings share one run (trained once). A run is done\n"
            "when its folder holds " DONE_MARKER " with its settings, written after its report;\n"
-           "run the same command again after an interruption and it skips what is done.\n");
+           "run the same command again after an interruption and it skips what is done and\n"
+           "continues the interrupted run from its checkpoint.\n");
 }
 
 typedef struct {
@@ -274,6 +276,40 @@ static int run_is_done(const char *folder, const char *key) {
     return stat(path, &st) == 0;
 }
 
+/* Whether folder holds the checkpoint of an interrupted run of this configuration (its note holds
+ * the same key) with training left to do; a damaged or foreign one is trained over. */
+static int run_is_resumable(const char *folder, const char *key) {
+    char path[FM_PATH_MAX + 128];
+    snprintf(path, sizeof path, "%s/checkpoint.fmck", folder);
+    struct stat st;
+    if (stat(path, &st) != 0) return 0;
+    fm_checkpoint *ck = NULL;
+    fm_error err = {0};
+    if (fm_checkpoint_load(path, &ck, &err)) return 0;
+    cJSON *note = cJSON_Parse(fm_checkpoint_note(ck));
+    const char *k = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(note, "experiment_key"));
+    int same = k && strcmp(k, key) == 0;
+    cJSON_Delete(note);
+    int done, batches_done, batches, stopped;
+    fm_checkpoint_position(ck, &done, &batches_done, &batches, &stopped);
+    int left = !stopped && (batches_done > 0 || done < fm_checkpoint_train_params(ck).epochs);
+    fm_checkpoint_free(ck);
+    return same && left;
+}
+
+/* Resumes the run in folder as `fmnist train --resume folder` would, on the loaded data. */
+static int resume_run(const char *cmd, const config *cf, const char *folder, const char *dir,
+                      const fm_dataset *train, const fm_dataset *test) {
+    train_options r;
+    char *argv[] = {"train", "--resume", (char *)folder, "--data", (char *)dir, NULL};
+    if (train_resume_parse(cmd, 5, argv, &r)) return 1;
+    r.run_key = cf->key;
+    r.quiet = cf->o.quiet, r.json = cf->o.json;
+    int rc = train_run(cmd, &r, train, test, dir);
+    fm_checkpoint_free(r.ck);
+    return rc;
+}
+
 /* What the table needs from a finished run folder. */
 typedef struct {
     fm_history history;
@@ -467,11 +503,19 @@ int cmd_experiment(int argc, char **argv) {
                 cli_error(cmd, "%s: cannot remove: %s", marker, strerror(errno));
                 goto done;
             }
-            printf("[%d/%d] %s: %s\n", i + 1, n, cf->name, cf->text);
+            int resume = run_is_resumable(folder, cf->key);
+            printf("[%d/%d] %s: %s%s\n", i + 1, n, cf->name, cf->text,
+                   resume ? " (resuming its checkpoint)" : "");
             fflush(stdout);
             cf->o.out = folder;
+            cf->o.run_key = cf->key;
             double t0 = fm_now_seconds();
-            if (train_run(cmd, &cf->o, &train, &test, dir)) goto done;
+            int trc = resume ? resume_run(cmd, cf, folder, dir, &train, &test)
+                             : train_run(cmd, &cf->o, &train, &test, dir);
+            if (trc) {
+                rc = trc; /* 130 or 143 when a signal stopped it */
+                goto done;
+            }
             snprintf(text, sizeof text, "%s\n", cf->key);
             if (cli_write_file(cmd, marker, text)) goto done;
             if (quiet) printf("        trained in %.1fs -> %s\n", fm_now_seconds() - t0, folder);

@@ -543,8 +543,13 @@ int train_run(const char *cmd, const train_options *o, const fm_dataset *given_t
     if (st) {
         if (pr.tty && !quiet) printf("\n");
         if (st == FM_ERR_CANCELLED && stop_signal && !pr.save_failed) {
-            cli_error(cmd, "interrupted by %s: %s; resume with: fmnist train --resume %s",
-                      stop_signal == SIGINT ? "SIGINT" : "SIGTERM", err.msg, outdir);
+            if (o->run_key) {
+                cli_error(cmd, "interrupted by %s: %s; the same fmnist experiment command resumes it",
+                          stop_signal == SIGINT ? "SIGINT" : "SIGTERM", err.msg);
+            } else {
+                cli_error(cmd, "interrupted by %s: %s; resume with: fmnist train --resume %s",
+                          stop_signal == SIGINT ? "SIGINT" : "SIGTERM", err.msg, outdir);
+            }
             rc = 128 + stop_signal;
             goto cleanup;
         }

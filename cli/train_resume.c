@@ -19,6 +19,7 @@ char *train_checkpoint_note(const train_options *o, const char *data_dir) {
     cJSON_AddStringToObject(n, "init", o->mp.init == FM_INIT_HE_UNIFORM ? "he" : "glorot");
     cJSON_AddBoolToObject(n, "no_test", o->no_test);
     cJSON_AddBoolToObject(n, "no_report", o->no_report);
+    if (o->run_key) cJSON_AddStringToObject(n, "experiment_key", o->run_key);
     char *text = cJSON_PrintUnformatted(n);
     cJSON_Delete(n);
     return text;

@@ -318,28 +318,34 @@ printf 'name=a\n\0name=b\n' >"$RX-nul.txt"
 expect_fail "experiment: --file with a NUL byte" '^fmnist experiment: --file .*-nul\.txt: not a text file \(NUL byte at offset 7\)$' "${RX_LIST[@]}" --file "$RX-nul.txt"
 expect_fail "experiment: unknown option" '^fmnist experiment: unknown option --frobnicate' "${RX_LIST[@]}" --frobnicate
 
-# Interrupted and resumed: a finishes, b is killed while it trains, c shares a's run. The same
-# command then skips a and trains b again from the start. (SIGTERM: a background job of a
-# script ignores SIGINT.)
+# Interrupted and resumed: a finishes, b is stopped by SIGTERM after its first epoch, c shares
+# a's run. The same command then skips a and continues b from its checkpoint, to the weights an
+# uninterrupted b has. (SIGTERM: a background job of a script ignores SIGINT.)
+RX_B="name=b model=mlp64 epochs=25 val=500"
 RX_RUN=("$FMNIST" experiment --data "$RP/small" --out "$RX/run" --quiet
-    "name=a epochs=1 val=500" "name=b model=mlp64 epochs=25 val=500" "name=c model=dense:128:relu,dense:10 epochs=1 val=500")
+    "name=a epochs=1 val=500" "$RX_B" "name=c model=dense:128:relu,dense:10 epochs=1 val=500")
 "${RX_RUN[@]}" >"$RX-first.log" 2>&1 &
 rx_pid=$!
 for _ in $(seq 1200); do
-    [ -e "$RX/run/a/experiment-config.txt" ] && [ -e "$RX/run/b" ] && break
+    [ -e "$RX/run/a/experiment-config.txt" ] && [ -e "$RX/run/b/checkpoint.fmck" ] && break
     kill -0 $rx_pid 2>/dev/null || break
     sleep 0.05
 done
 kill -TERM $rx_pid 2>/dev/null
 wait $rx_pid
 rx_rc=$?
-check "experiment: interrupted while b trains (exit $rx_rc)" test $rx_rc -ne 0 -a -e "$RX/run/a/experiment-config.txt" -a ! -e "$RX/run/b/experiment-config.txt"
+check "experiment: interrupted while b trains (exit $rx_rc)" test $rx_rc -eq 143 -a -e "$RX/run/a/experiment-config.txt" -a ! -e "$RX/run/b/experiment-config.txt"
+check "experiment: the interruption says how to resume" grep -qE '^fmnist experiment: interrupted by SIGTERM: training stopped at epoch [0-9]+, batch [0-9]+ of [0-9]+; checkpoint saved to .*/run/b/checkpoint\.fmck; the same fmnist experiment command resumes it$' "$RX-first.log"
 rx_sum=$(cksum <"$RX/run/a/model.safetensors" 2>/dev/null)
 if expect_ok "experiment: resumed" "${RX_RUN[@]}"; then
     check "experiment: the finished run is skipped" grep -q '^\[1/3\] a: done earlier, skipped' <<<"$OUT_TEXT"
-    check "experiment: the half-finished run trains again" grep -q '^\[2/3\] b: name=b model=mlp64 epochs=25 val=500' <<<"$OUT_TEXT"
+    check "experiment: the half-finished run continues" grep -q '^\[2/3\] b: name=b model=mlp64 epochs=25 val=500 (resuming its checkpoint)$' <<<"$OUT_TEXT"
     check "experiment: identical settings share a run" grep -q '^\[3/3\] c: same settings as a, shares its run' <<<"$OUT_TEXT"
     check "experiment: the skipped run's model is untouched" test "$rx_sum" = "$(cksum <"$RX/run/a/model.safetensors")"
+fi
+if expect_ok "experiment: b uninterrupted, for reference" "$FMNIST" experiment --data "$RP/small" --out "$RX/ref" --quiet "$RX_B"; then
+    check "experiment: the resumed run ends with the uninterrupted run's weights" \
+        cmp -s "$RX/run/b/model.safetensors" "$RX/ref/b/model.safetensors"
 fi
 check "experiment: results.csv agrees with the runs" python3 -c '
 import csv, json, sys
