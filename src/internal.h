@@ -64,6 +64,14 @@ void fm_gemm_ref(int trans_a, int trans_b, int M, int N, int K, const float *A, 
 void fm_gemm(int trans_a, int trans_b, int M, int N, int K, const float *A, int lda,
              const float *B, int ldb, int accumulate, float *C, int ldc, int threads);
 
+/* out (width floats, a multiple of 16) = (accumulate ? out : 0) + sum over t < n of
+ * val[t] * src[idx[t] * ld + 0 .. width): the rows a sparse vector picks, scaled and summed in
+ * t order (the convolution's sparse backward pass); fm_gather_axpy_ref is its plain loop. */
+void fm_gather_axpy(float *out, int width, int accumulate, const float *src, size_t ld,
+                    const int32_t *idx, const float *val, int n);
+void fm_gather_axpy_ref(float *out, int width, int accumulate, const float *src, size_t ld,
+                        const int32_t *idx, const float *val, int n);
+
 /* An Adam step applied to a weight matrix as its gradient comes out of the product (see
  * fm_epilogue): params, m and v are laid out like C with leading dimension ld. The arithmetic is
  * adam_step's, operation for operation, with g = gradient + l2x2 * w first when l2x2 is not 0

@@ -61,8 +61,13 @@ void test_conv2d_shapes(test_ctx *t) {
     CHECK(t, !fm_conv_shape_make(&s, 1, 2, 5, 3, 3, 1, 0), "valid 3x3 on 2x5 accepted");
     CHECK(t, !fm_conv_shape_make(&s, 1, 5, 5, 3, 0, 1, 0), "kernel 0 accepted");
     CHECK(t, !fm_conv_shape_make(&s, 1, 5, 5, 3, 3, 0, 1), "stride 0 accepted");
-    CHECK(t, fm_conv_shape_make(&s, 2, 5, 5, 3, 3, 1, 1) && fm_conv_col_size(&s) == (2 * 9 + 3) * 25 + 2 * 9 * 3,
-          "col size %zu (columns, the transposed output gradient, the transposed weight)", fm_conv_col_size(&s));
+    /* The dense path's columns, transposed output gradient and transposed weight, or the sparse
+     * path's columns (rows padded to 32), input, weight, one row, and the non-zero lists by
+     * channel and by position, whichever is larger. */
+    size_t dense = (2 * 9 + 3) * 25 + 2 * 9 * 3;
+    size_t sparse = 25 * 32 + 2 * 25 + 3 * 32 + 32 + (3 + 1 + 2 * 3 * 25) + (25 + 1 + 2 * 3 * 25);
+    CHECK(t, fm_conv_shape_make(&s, 2, 5, 5, 3, 3, 1, 1) && fm_conv_col_size(&s) == (dense > sparse ? dense : sparse),
+          "col size %zu, want max(%zu, %zu)", fm_conv_col_size(&s), dense, sparse);
 }
 
 void test_conv2d_hand_values(test_ctx *t) {
@@ -88,8 +93,9 @@ void test_conv2d_hand_values(test_ctx *t) {
 }
 
 /* Runs one case through both paths and compares; dweight and dbias start non-zero to show that
- * both accumulate. */
-static void check_conv_case(test_ctx *t, const conv_case *c, uint64_t seed) {
+ * both accumulate. About `zeros` of the output gradient is 0: at 0.9 the backward pass takes its
+ * sparse path (under SPARSE_MAX_DENSITY of non-zeros), at 0 the dense one. */
+static void check_conv_case(test_ctx *t, const conv_case *c, uint64_t seed, float zeros) {
     fm_conv_shape s;
     if (!fm_conv_shape_make(&s, c->C, c->H, c->W, c->OC, c->K, c->stride, c->same)) {
         CHECK(t, 0, "case %dx%d k%d s%d does not fit", c->H, c->W, c->K, c->stride);
@@ -109,6 +115,7 @@ static void check_conv_case(test_ctx *t, const conv_case *c, uint64_t seed) {
     fill(w, n_w, &rng, -1, 1);
     fill(bias, c->OC, &rng, -1, 1);
     fill(dout, n_out, &rng, -1, 1);
+    for (size_t i = 0; i < n_out; i++) dout[i] = fm_rng_uniform(&rng) < zeros ? 0.0f : dout[i];
     fill(dw, n_w, &rng, -1, 1);
     memcpy(dw_ref, dw, n_w * sizeof(float));
     fill(db, c->OC, &rng, -1, 1);
@@ -131,6 +138,7 @@ static void check_conv_case(test_ctx *t, const conv_case *c, uint64_t seed) {
      * about 8e-6 from the exact double sum). */
     double grow_dx = sqrt((double)c->OC * c->K * c->K / 64.0);
     grow_dx = grow_dx > 1.0 ? grow_dx : 1.0;
+    /* (the sparse path sums a subset of the same terms: the same bounds hold) */
     for (size_t i = 0; i < n_in; i++) CHECK_NEAR(t, dx[i], dx_ref[i], 1e-5 * grow_dx * (1 + fabs(dx_ref[i])));
     for (size_t i = 0; i < n_w; i++) CHECK_NEAR(t, dw[i], dw_ref[i], 1e-5 * grow * (1 + fabs(dw_ref[i])));
     for (int i = 0; i < c->OC; i++) CHECK_NEAR(t, db[i], db_ref[i], 1e-5 * grow * (1 + fabs(db_ref[i])));
@@ -160,11 +168,14 @@ static void check_conv_case(test_ctx *t, const conv_case *c, uint64_t seed) {
 
 void test_conv2d_matches_reference(test_ctx *t) {
     for (size_t i = 0; i < sizeof CONV_CASES / sizeof CONV_CASES[0]; i++) {
-        check_conv_case(t, &CONV_CASES[i], 100 + i);
+        check_conv_case(t, &CONV_CASES[i], 100 + i, 0.0f);
+        check_conv_case(t, &CONV_CASES[i], 300 + i, 0.9f);
     }
-    /* A layer of the cnn preset's size, where fm_gemm splits the work between threads. */
-    const conv_case big = {2, 32, 26, 26, 64, 3, 1, 0};
-    check_conv_case(t, &big, 7);
+    /* A layer of the cnn preset's size, where fm_gemm splits the work between threads; sparse
+     * with two groups of samples (one per thread) and the last one short. */
+    const conv_case big = {2, 32, 26, 26, 64, 3, 1, 0}, big6 = {6, 32, 26, 26, 64, 3, 1, 0};
+    check_conv_case(t, &big, 7, 0.0f);
+    check_conv_case(t, &big6, 8, 0.9f);
 }
 
 void test_conv2d_gradients(test_ctx *t) {
@@ -184,6 +195,8 @@ void test_conv2d_gradients(test_ctx *t) {
         fill(w, n_w, &rng, -1, 1);
         fill(bias, c->OC, &rng, -1, 1);
         fill(R, n_out, &rng, -1, 1);
+        /* every other case with 90% of dL/dout zero, through the sparse backward path */
+        for (size_t i = 0; i < n_out && ci % 2 == 1; i++) R[i] = fm_rng_uniform(&rng) < 0.9f ? 0.0f : R[i];
         conv2d_backward(dx, dw, db, R, x, w, col, 1, dwork, c->B, &s, NULL);
         /* The loss is linear in each argument: a large step costs no truncation error. */
         const float h = 0.125f;
