@@ -34,6 +34,10 @@ fm_status fm_fail(fm_error *err, fm_status s, const char *fmt, ...) FM_PRINTF(3,
  * halves of a row would share the line at the seam. */
 void *fm_alloc_floats(size_t n, int zero);
 
+/* out (n) = n draws of fm_rng_uniform, the same values in the same order, the generator left
+ * where they leave it. */
+void fm_rng_uniform_fill(fm_rng *rng, float *out, size_t n);
+
 /* Asks the CPU to start loading the pixels of count images at the given rows, so that
  * fm_scale_images finds them in cache a step later: a shuffled batch is 32 scattered images of
  * a 47 MB set, and waiting for them from memory took ~7 us of a ~200 us training step. */
