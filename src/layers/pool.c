@@ -5,11 +5,39 @@
 
 #include <string.h>
 
+/* The common 2x2 window, stride 2, with the same comparisons in the same order as the general
+ * loop below, written as selects: the branches there are a coin toss on real activations, and
+ * their mispredictions made pooling 4% of cnn's training time. */
+static void maxpool2x2_forward(float *out, int32_t *argmax, const float *inp, int B, int C, int H,
+                               int W, int OH, int OW) {
+    for (int bc = 0; bc < B * C; bc++) {
+        const float *plane = inp + (size_t)bc * H * W;
+        float *o = out + (size_t)bc * OH * OW;
+        int32_t *a = argmax + (size_t)bc * OH * OW;
+        for (int oh = 0; oh < OH; oh++) {
+            const float *r0 = plane + (size_t)(2 * oh) * W, *r1 = r0 + W;
+            for (int ow = 0; ow < OW; ow++) {
+                int at = 2 * oh * W + 2 * ow, best = at;
+                float mx = r0[2 * ow], v;
+                v = r0[2 * ow + 1], best = v > mx ? at + 1 : best, mx = v > mx ? v : mx;
+                v = r1[2 * ow], best = v > mx ? at + W : best, mx = v > mx ? v : mx;
+                v = r1[2 * ow + 1], best = v > mx ? at + W + 1 : best, mx = v > mx ? v : mx;
+                o[oh * OW + ow] = mx;
+                a[oh * OW + ow] = best;
+            }
+        }
+    }
+}
+
 /* inp is (B,C,H,W), out and argmax are (B,C,OH,OW). argmax holds the index (ih*W + iw) of each
  * window's maximum within its channel plane, the first one on ties, so backward needs no
  * comparisons. NaN inputs never win a comparison, so a window of NaNs reports its first pixel. */
 void maxpool2d_forward(float *out, int32_t *argmax, const float *inp, int B, int C, int H, int W,
                        int K, int S, int OH, int OW) {
+    if (K == 2 && S == 2) {
+        maxpool2x2_forward(out, argmax, inp, B, C, H, W, OH, OW);
+        return;
+    }
     for (int bc = 0; bc < B * C; bc++) {
         const float *plane = inp + (size_t)bc * H * W;
         float *o = out + (size_t)bc * OH * OW;

@@ -253,6 +253,31 @@ void test_maxpool_values(test_ctx *t) {
     float sum = 0;
     for (int i = 0; i < 20; i++) sum += dx[i];
     CHECK(t, dx[1] == 1 && dx[7] == 2 && dx[10] == 3 && dx[18] == 4 && sum == 10, "scatter");
+
+    /* 2x2 windows have their own loop: against the definition on 2 planes of 5x7 (an odd row
+     * and column dropped) of few distinct values (many ties), a NaN first in one window and
+     * later in another. */
+    enum { P = 2, H = 5, W = 7, OH = 2, OW = 3 };
+    float xs[P * H * W], o[P * OH * OW];
+    int32_t a[P * OH * OW];
+    fm_rng rng;
+    fm_rng_seed(&rng, 5);
+    for (int i = 0; i < P * H * W; i++) xs[i] = (float)fm_rng_below(&rng, 3);
+    xs[0] = NAN, xs[W + 3] = NAN;
+    maxpool2d_forward(o, a, xs, 1, P, H, W, 2, 2, OH, OW);
+    for (int p = 0; p < P; p++) {
+        for (int i = 0; i < OH * OW; i++) {
+            int oh = i / OW, ow = i % OW, best = 2 * oh * W + 2 * ow;
+            for (int k = 1; k < 4; k++) {
+                int at = (2 * oh + k / 2) * W + 2 * ow + k % 2;
+                if (xs[p * H * W + at] > xs[p * H * W + best]) best = at;
+            }
+            float want = xs[p * H * W + best], got = o[p * OH * OW + i];
+            CHECK(t, a[p * OH * OW + i] == best && memcmp(&got, &want, sizeof got) == 0,
+                  "plane %d window %d: %g at %d, want %g at %d", p, i, (double)got, a[p * OH * OW + i],
+                  (double)want, best);
+        }
+    }
 }
 
 void test_maxpool_gradients(test_ctx *t) {
