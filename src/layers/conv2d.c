@@ -237,10 +237,18 @@ static void im2row(float *colT, const float *xh, const fm_conv_shape *s) {
     for (int oh = 0; oh < s->OH; oh++) {
         for (int ow = 0; ow < s->OW; ow++) {
             float *row = colT + ((size_t)oh * s->OW + ow) * CKKp;
+            const int iw0 = ow * s->stride - s->pad_l, inside = iw0 >= 0 && iw0 + s->KW <= s->W;
             for (int kh = 0; kh < s->KH; kh++) {
                 int ih = oh * s->stride - s->pad_t + kh;
+                if (inside && ih >= 0 && ih < s->H) {
+                    /* the KW taps of a kernel row are neighbouring pixels: KW*C floats in xh */
+                    const float *src = xh + ((size_t)ih * s->W + iw0) * C;
+                    float *dst = row + kh * s->KW * C;
+                    for (int k = 0; k < s->KW * C; k++) dst[k] = src[k];
+                    continue;
+                }
                 for (int kw = 0; kw < s->KW; kw++) {
-                    int iw = ow * s->stride - s->pad_l + kw;
+                    int iw = iw0 + kw;
                     float *dst = row + (kh * s->KW + kw) * C;
                     if (ih < 0 || ih >= s->H || iw < 0 || iw >= s->W) {
                         for (int c = 0; c < C; c++) dst[c] = 0.0f;
@@ -267,17 +275,24 @@ static void sparse_sample(float *dx, float *dw, float *db, int first, const floa
     const float *wp = ws + l.wp;
     int32_t *oc_ptr = (int32_t *)(ws + l.oc_ptr), *oc_p = (int32_t *)(ws + l.oc_p);
     float *oc_g = ws + l.oc_g;
-    /* the non-zeros channel by channel, positions ascending; written whatever the value and
-     * kept only when it is not zero, so that the loop has no branch to mispredict */
+    /* the non-zeros channel by channel, positions ascending: a bit mask of 32 positions at a
+     * time (compares that vectorise), then one step per set bit rather than per position */
     int n = 0;
     for (int oc = 0; oc < OC; oc++) {
         const float *row = dy + (size_t)oc * P;
         oc_ptr[oc] = n;
         float sum = 0.0f;
-        for (int p = 0; p < P; p++) {
-            float g = row[p];
-            oc_p[n] = p, oc_g[n] = g;
-            n += g != 0.0f;
+        for (int p0 = 0; p0 < P; p0 += 32) {
+            uint32_t bits = 0;
+            if (P - p0 >= 32) {
+                for (int i = 0; i < 32; i++) bits |= (uint32_t)(row[p0 + i] != 0.0f) << i;
+            } else {
+                for (int i = 0; i < P - p0; i++) bits |= (uint32_t)(row[p0 + i] != 0.0f) << i;
+            }
+            for (; bits; bits &= bits - 1) {
+                int p = p0 + __builtin_ctz(bits);
+                oc_p[n] = p, oc_g[n] = row[p], n++;
+            }
         }
         for (int t = oc_ptr[oc]; t < n; t++) sum += oc_g[t];
         db[oc] = first ? sum : db[oc] + sum;
@@ -312,9 +327,14 @@ static void sparse_sample(float *dx, float *dw, float *db, int first, const floa
         if (cnt == 0) continue;
         fm_gather_axpy(tmp, CKKp, 0, wp, (size_t)CKKp, p_oc + p_ptr[p], p_g + p_ptr[p], cnt);
         int oh = p / s->OW, ow = p % s->OW;
+        const int iw0 = ow * s->stride - s->pad_l, inside = iw0 >= 0 && iw0 + s->KW <= s->W;
         for (int kh = 0; kh < s->KH; kh++) {
             int ih = oh * s->stride - s->pad_t + kh;
             if (ih < 0 || ih >= s->H) continue;
+            if (inside) { /* a kernel row's taps in one run, as in im2row */
+                add_rows(dxh + ((size_t)ih * s->W + iw0) * C, tmp + kh * s->KW * C, 1, s->KW * C);
+                continue;
+            }
             for (int kw = 0; kw < s->KW; kw++) {
                 int iw = ow * s->stride - s->pad_l + kw;
                 if (iw < 0 || iw >= s->W) continue;
