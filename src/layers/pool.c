@@ -6,8 +6,8 @@
 #include <string.h>
 
 /* The common 2x2 window, stride 2, with the same comparisons in the same order as the general
- * loop below, written as selects: the branches there are a coin toss on real activations, and
- * their mispredictions made pooling 4% of cnn's training time. */
+ * loop below, written as selects over row pointers so that the compiler vectorises them: the
+ * branches there are a coin toss on real activations, and made pooling 4% of cnn's training. */
 static void maxpool2x2_forward(float *out, int32_t *argmax, const float *inp, int B, int C, int H,
                                int W, int OH, int OW) {
     for (int bc = 0; bc < B * C; bc++) {
@@ -15,15 +15,19 @@ static void maxpool2x2_forward(float *out, int32_t *argmax, const float *inp, in
         float *o = out + (size_t)bc * OH * OW;
         int32_t *a = argmax + (size_t)bc * OH * OW;
         for (int oh = 0; oh < OH; oh++) {
-            const float *r0 = plane + (size_t)(2 * oh) * W, *r1 = r0 + W;
+            const float *restrict r0 = plane + (size_t)(2 * oh) * W, *restrict r1 = r0 + W;
+            float *restrict orow = o + (size_t)oh * OW;
+            int32_t *restrict arow = a + (size_t)oh * OW;
+            const int row_at = 2 * oh * W;
             for (int ow = 0; ow < OW; ow++) {
-                int at = 2 * oh * W + 2 * ow, best = at;
-                float mx = r0[2 * ow], v;
-                v = r0[2 * ow + 1], best = v > mx ? at + 1 : best, mx = v > mx ? v : mx;
-                v = r1[2 * ow], best = v > mx ? at + W : best, mx = v > mx ? v : mx;
-                v = r1[2 * ow + 1], best = v > mx ? at + W + 1 : best, mx = v > mx ? v : mx;
-                o[oh * OW + ow] = mx;
-                a[oh * OW + ow] = best;
+                float x0 = r0[2 * ow], x1 = r0[2 * ow + 1], x2 = r1[2 * ow], x3 = r1[2 * ow + 1];
+                int best = row_at + 2 * ow;
+                float mx = x0;
+                best = x1 > mx ? row_at + 2 * ow + 1 : best, mx = x1 > mx ? x1 : mx;
+                best = x2 > mx ? row_at + W + 2 * ow : best, mx = x2 > mx ? x2 : mx;
+                best = x3 > mx ? row_at + W + 2 * ow + 1 : best, mx = x3 > mx ? x3 : mx;
+                orow[ow] = mx;
+                arow[ow] = best;
             }
         }
     }

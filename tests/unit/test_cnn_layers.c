@@ -254,10 +254,10 @@ void test_maxpool_values(test_ctx *t) {
     for (int i = 0; i < 20; i++) sum += dx[i];
     CHECK(t, dx[1] == 1 && dx[7] == 2 && dx[10] == 3 && dx[18] == 4 && sum == 10, "scatter");
 
-    /* 2x2 windows have their own loop: against the definition on 2 planes of 5x7 (an odd row
-     * and column dropped) of few distinct values (many ties), a NaN first in one window and
-     * later in another. */
-    enum { P = 2, H = 5, W = 7, OH = 2, OW = 3 };
+    /* 2x2 windows have their own loop (vectorised 16 windows at a time, then 8, then one by
+     * one): against the definition on 2 planes of 5x51 (an odd row and column dropped) of few
+     * distinct values (many ties), a NaN first in one window and later in another. */
+    enum { P = 2, H = 5, W = 51, OH = 2, OW = 25 };
     float xs[P * H * W], o[P * OH * OW];
     int32_t a[P * OH * OW];
     fm_rng rng;
