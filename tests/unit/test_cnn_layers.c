@@ -178,6 +178,56 @@ void test_conv2d_matches_reference(test_ctx *t) {
     check_conv_case(t, &big6, 8, 0.9f);
 }
 
+/* The Winograd forward pass (3x3, stride 1, at least 8 input channels) against the definition:
+ * same padding with odd sizes (half tiles at the edges), valid with several blocks of tile rows,
+ * channel counts with and without a vector's worth, a single tile row. Its transforms add up to
+ * 4 inputs, and up to 9 weights over 4, before the products, and 9 sums of them after: each
+ * output's rounding is that of a sum of C*16 terms up to ~9x the direct products (about 1e-6 here,
+ * measured), well inside a relative 1e-5 * sqrt(C*9/8). */
+void test_conv2d_winograd(test_ctx *t) {
+    const conv_case cases[] = {
+        {2, 8, 7, 9, 3, 3, 1, 1},    /* same, odd height and width, no full vector of channels */
+        {1, 20, 9, 30, 5, 3, 1, 0},  /* valid 7x28: odd height, 14 tiles across, 2 blocks */
+        {2, 17, 31, 6, 4, 3, 1, 1},  /* same, tall and narrow: 3 tiles across, 16 rows, 1 block */
+        {1, 32, 4, 26, 3, 3, 1, 0},  /* valid, a single row of tiles (2x24) */
+    };
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        const conv_case *c = &cases[ci];
+        fm_conv_shape s;
+        fm_conv_shape_make(&s, c->C, c->H, c->W, c->OC, c->K, c->stride, c->same);
+        CHECK(t, fm_winograd_fits(&s), "case %zu does not take the Winograd path", ci);
+        size_t n_in = (size_t)c->B * c->C * c->H * c->W, n_out = (size_t)c->B * c->OC * s.OH * s.OW;
+        size_t n_w = (size_t)c->OC * c->C * 9;
+        float *x = alloc_floats(n_in), *w = alloc_floats(n_w), *bias = alloc_floats(c->OC);
+        float *out = alloc_floats(n_out + 1), *ref = alloc_floats(n_out);
+        float *col = alloc_floats(2 * fm_conv_col_size(&s));
+        fm_rng rng;
+        fm_rng_seed(&rng, 500 + ci);
+        fill(x, n_in, &rng, -1, 1);
+        fill(w, n_w, &rng, -1, 1);
+        fill(bias, c->OC, &rng, -1, 1);
+        out[n_out] = 12345.0f; /* nothing written past the output */
+        conv2d_forward(out, x, w, bias, col, 1, c->B, &s, NULL);
+        conv2d_forward_ref(ref, x, w, bias, c->B, &s);
+        double tol = 1e-5 * sqrt(c->C * 9.0 / 8.0);
+        int bad = 0;
+        for (size_t i = 0; i < n_out && bad < 5; i++) {
+            if (!(fabs(out[i] - ref[i]) <= tol * (1 + fabs(ref[i])))) {
+                CHECK(t, 0, "case %zu: out[%zu] %.7g vs %.7g", ci, i, (double)out[i], (double)ref[i]);
+                bad++;
+            }
+        }
+        CHECK(t, out[n_out] == 12345.0f, "case %zu wrote past its output", ci);
+        /* two threads, the same bits */
+        float *out2 = alloc_floats(n_out);
+        fm_pool *pool2 = fm_pool_create(2);
+        conv2d_forward(out2, x, w, bias, col, 2, c->B, &s, pool2);
+        CHECK(t, memcmp(out, out2, n_out * sizeof(float)) == 0, "case %zu: 2 threads differ", ci);
+        fm_pool_free(pool2);
+        free(x), free(w), free(bias), free(out), free(ref), free(col), free(out2);
+    }
+}
+
 void test_conv2d_gradients(test_ctx *t) {
     for (size_t ci = 0; ci < sizeof CONV_CASES / sizeof CONV_CASES[0]; ci++) {
         const conv_case *c = &CONV_CASES[ci];
