@@ -76,6 +76,11 @@ void fm_gather_axpy(float *out, int width, int accumulate, const float *src, siz
 void fm_gather_axpy_ref(float *out, int width, int accumulate, const float *src, size_t ld,
                         const int32_t *idx, const float *val, int n);
 
+/* dst (cols x rows, rows ldd apart) = src (rows x cols, rows lds apart) transposed, 16x16 blocks
+ * at a time in registers; fm_transpose_ref is the element-by-element loop. */
+void fm_transpose(float *dst, size_t ldd, const float *src, size_t lds, int rows, int cols);
+void fm_transpose_ref(float *dst, size_t ldd, const float *src, size_t lds, int rows, int cols);
+
 /* An Adam step applied to a weight matrix as its gradient comes out of the product (see
  * fm_epilogue): params, m and v are laid out like C with leading dimension ld. The arithmetic is
  * adam_step's, operation for operation, with g = gradient + l2x2 * w first when l2x2 is not 0

@@ -169,11 +169,13 @@ void fm_winograd_sample(float *out, const float *x, const float *bias, float *ws
     }
     const int rows = s->H < g.HP - s->pad_t ? s->H : g.HP - s->pad_t;
     const int cols = s->W < g.WP - s->pad_l ? s->W : g.WP - s->pad_l;
-    for (int h = 0; h < rows; h++) {
-        for (int w = 0; w < cols; w++) {
-            float *dst = xh + ((size_t)(h + s->pad_t) * g.WP + w + s->pad_l) * C;
-            const float *src = x + (size_t)h * s->W + w;
-            for (int c = 0; c < C; c++) dst[c] = src[(size_t)c * s->H * s->W];
+    const size_t HW = (size_t)s->H * s->W;
+    if (rows == s->H && cols == s->W && cols == g.WP) {
+        fm_transpose(xh + (size_t)s->pad_t * g.WP * C, (size_t)C, x, HW, C, (int)HW);
+    } else {
+        for (int h = 0; h < rows; h++) {
+            fm_transpose(xh + ((size_t)(h + s->pad_t) * g.WP + s->pad_l) * C, (size_t)C,
+                         x + (size_t)h * s->W, HW, C, cols);
         }
     }
     for (int ty0 = 0; ty0 < g.TH; ty0 += g.RB) {
@@ -186,12 +188,5 @@ void fm_winograd_sample(float *out, const float *x, const float *bias, float *ws
         }
         transform_output(yh, M, bias, OC, ty0, ty1, s, &g);
     }
-    /* back to (OC, OH*OW), 16 positions at a time so that the reads stay in few cache lines */
-    for (int p0 = 0; p0 < P; p0 += 16) {
-        int p1 = p0 + 16 < P ? p0 + 16 : P;
-        for (int oc = 0; oc < OC; oc++) {
-            float *o = out + (size_t)oc * P;
-            for (int p = p0; p < p1; p++) o[p] = yh[(size_t)p * OC + oc];
-        }
-    }
+    fm_transpose(out, (size_t)P, yh, (size_t)OC, P, OC); /* back to (OC, OH*OW) */
 }

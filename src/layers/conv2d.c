@@ -145,16 +145,10 @@ static void col2im_add(float *dinp, const float *col, const fm_conv_shape *s) {
     }
 }
 
-/* dyT (P, OC) = dy (OC, P)^T (also used for the weight), 16 rows of dy at a time: they are read
- * in step (16 cache lines in flight) and each row of dyT is written 16 floats at a time. */
+/* dyT (P, OC) = dy (OC, P)^T (also used for the weight and to move samples between channels
+ * first and last), 16x16 blocks at a time in registers. */
 static void transpose(float *dyT, const float *dy, int OC, int P) {
-    for (int o0 = 0; o0 < OC; o0 += 16) {
-        int o1 = o0 + 16 < OC ? o0 + 16 : OC;
-        for (int p = 0; p < P; p++) {
-            float *dst = dyT + (size_t)p * OC;
-            for (int o = o0; o < o1; o++) dst[o] = dy[(size_t)o * P + p];
-        }
-    }
+    fm_transpose(dyT, (size_t)OC, dy, (size_t)P, OC, P);
 }
 
 /* How many tasks a layer splits its batch into: one per thread, each with its own column

@@ -494,3 +494,28 @@ void test_gather_axpy_matches_reference(test_ctx *t) {
         free(src), free(out), free(ref), free(start);
     }
 }
+
+/* fm_transpose against the element-by-element loop: whole 16x16 blocks, ragged edges in either
+ * direction, fewer than 16 rows or columns, and leading dimensions wider than the matrix (the
+ * padding left untouched). Exact: a transpose only moves values. */
+void test_transpose_matches_reference(test_ctx *t) {
+    const int shapes[][2] = {{16, 16}, {32, 676}, {676, 32}, {17, 33}, {5, 40}, {40, 5}, {1, 1}, {48, 64}};
+    fm_rng rng;
+    fm_rng_seed(&rng, 43);
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        const int rows = shapes[si][0], cols = shapes[si][1];
+        const size_t lds = (size_t)cols + 3, ldd = (size_t)rows + 5;
+        float *src = malloc(sizeof(float) * lds * rows), *got = malloc(sizeof(float) * ldd * cols);
+        float *want = malloc(sizeof(float) * ldd * cols);
+        fill(src, lds * rows, &rng, 0.0f);
+        for (size_t i = 0; i < ldd * cols; i++) got[i] = want[i] = -7.0f;
+        fm_transpose(got, ldd, src, lds, rows, cols);
+        fm_transpose_ref(want, ldd, src, lds, rows, cols);
+        CHECK(t, memcmp(got, want, sizeof(float) * ldd * cols) == 0, "%dx%d transposed differently", rows, cols);
+        for (int i = 0; i < rows && i < 3; i++) {
+            CHECK(t, got[(size_t)(cols - 1) * ldd + i] == src[(size_t)i * lds + cols - 1], "%dx%d: [%d][%d]",
+                  rows, cols, i, cols - 1);
+        }
+        free(src), free(got), free(want);
+    }
+}
