@@ -250,11 +250,12 @@ void fm_winograd_sample(float *out, const float *x, const float *bias, float *ws
 /* Pooling over KxK windows moved by stride S, no padding: (B,C,H,W) -> (B,C,OH,OW) with
  * OH = (H-K)/S + 1. Max pooling records, per output, the index of its maximum within the
  * channel's HxW plane (the first one on ties); backward sends each gradient there. Backward
- * passes overwrite dinp. Global average pooling is (B,C,H,W) -> (B,C). */
+ * passes overwrite dinp. Global average pooling is (B,C,H,W) -> (B,C). Max pooling splits its
+ * channel planes over pool's threads (NULL: the calling thread), the same bits either way. */
 void maxpool2d_forward(float *out, int32_t *argmax, const float *inp, int B, int C, int H, int W,
-                       int K, int S, int OH, int OW);
+                       int K, int S, int OH, int OW, fm_pool *pool);
 void maxpool2d_backward(float *dinp, const float *dout, const int32_t *argmax, int B, int C,
-                        int H, int W, int OH, int OW);
+                        int H, int W, int OH, int OW, fm_pool *pool);
 void avgpool2d_forward(float *out, const float *inp, int B, int C, int H, int W, int K, int S,
                        int OH, int OW);
 void avgpool2d_backward(float *dinp, const float *dout, int B, int C, int H, int W, int K, int S,

@@ -291,7 +291,7 @@ void test_maxpool_values(test_ctx *t) {
                          -3, -4, 0, 1, 99};
     float out[4];
     int32_t arg[4];
-    maxpool2d_forward(out, arg, x, 1, 1, 4, 5, 2, 2, 2, 2);
+    maxpool2d_forward(out, arg, x, 1, 1, 4, 5, 2, 2, 2, 2, NULL);
     CHECK(t, out[0] == 5 && out[1] == 7 && out[2] == -1 && out[3] == 1, "%g %g %g %g", (double)out[0],
           (double)out[1], (double)out[2], (double)out[3]);
     /* Ties go to the first maximum in reading order: the 7 at (1,2), not (1,3). */
@@ -299,7 +299,7 @@ void test_maxpool_values(test_ctx *t) {
           arg[0], arg[1], arg[2], arg[3]);
     const float d[4] = {1, 2, 3, 4};
     float dx[20];
-    maxpool2d_backward(dx, d, arg, 1, 1, 4, 5, 2, 2);
+    maxpool2d_backward(dx, d, arg, 1, 1, 4, 5, 2, 2, NULL);
     float sum = 0;
     for (int i = 0; i < 20; i++) sum += dx[i];
     CHECK(t, dx[1] == 1 && dx[7] == 2 && dx[10] == 3 && dx[18] == 4 && sum == 10, "scatter");
@@ -314,7 +314,7 @@ void test_maxpool_values(test_ctx *t) {
     fm_rng_seed(&rng, 5);
     for (int i = 0; i < P * H * W; i++) xs[i] = (float)fm_rng_below(&rng, 3);
     xs[0] = NAN, xs[W + 3] = NAN;
-    maxpool2d_forward(o, a, xs, 1, P, H, W, 2, 2, OH, OW);
+    maxpool2d_forward(o, a, xs, 1, P, H, W, 2, 2, OH, OW, NULL);
     for (int p = 0; p < P; p++) {
         for (int i = 0; i < OH * OW; i++) {
             int oh = i / OW, ow = i % OW, best = 2 * oh * W + 2 * ow;
@@ -328,6 +328,17 @@ void test_maxpool_values(test_ctx *t) {
                   (double)want, best);
         }
     }
+    /* Two threads split the planes: the same outputs, argmaxes and gradients. */
+    float o2[P * OH * OW], g[P * OH * OW], dx1[P * H * W], dx2[P * H * W];
+    int32_t a2[P * OH * OW];
+    for (int i = 0; i < P * OH * OW; i++) g[i] = (float)i;
+    fm_pool *pool2 = fm_pool_create(2);
+    maxpool2d_forward(o2, a2, xs, 1, P, H, W, 2, 2, OH, OW, pool2);
+    maxpool2d_backward(dx1, g, a, 1, P, H, W, OH, OW, NULL);
+    maxpool2d_backward(dx2, g, a2, 1, P, H, W, OH, OW, pool2);
+    CHECK(t, memcmp(o, o2, sizeof o) == 0 && memcmp(a, a2, sizeof a) == 0 && memcmp(dx1, dx2, sizeof dx1) == 0,
+          "max pooling differs with 2 threads");
+    fm_pool_free(pool2);
 }
 
 void test_maxpool_gradients(test_ctx *t) {
@@ -343,16 +354,16 @@ void test_maxpool_gradients(test_ctx *t) {
         fm_rng_seed(&rng, 300 + k);
         fill_distinct(x, N, &rng);
         fill(R, (size_t)n_out, &rng, -1, 1);
-        maxpool2d_forward(out, arg, x, B, C, H, W, K, S, OH, OW);
-        maxpool2d_backward(dx, R, arg, B, C, H, W, OH, OW);
+        maxpool2d_forward(out, arg, x, B, C, H, W, K, S, OH, OW, NULL);
+        maxpool2d_backward(dx, R, arg, B, C, H, W, OH, OW, NULL);
         const float h = 1e-3f;
         for (int i = 0; i < N; i++) {
             float keep = x[i];
             x[i] = keep + h;
-            maxpool2d_forward(out, arg, x, B, C, H, W, K, S, OH, OW);
+            maxpool2d_forward(out, arg, x, B, C, H, W, K, S, OH, OW, NULL);
             double up = dot_loss(out, R, (size_t)n_out);
             x[i] = keep - h;
-            maxpool2d_forward(out, arg, x, B, C, H, W, K, S, OH, OW);
+            maxpool2d_forward(out, arg, x, B, C, H, W, K, S, OH, OW, NULL);
             double down = dot_loss(out, R, (size_t)n_out);
             x[i] = keep;
             double fd = (up - down) / (2.0 * h);
