@@ -309,14 +309,34 @@ static void sparse_sample(float *dx, float *dw, float *db, int first, const floa
     }
     oc_ptr[OC] = n;
     transpose(xh, x, C, HW);
-    im2row(colT, xh, s);
-    for (int oc = 0; oc < OC; oc++) {
-        fm_gather_axpy(dw + (size_t)oc * CKKp, CKKp, !first, colT, (size_t)CKKp, oc_p + oc_ptr[oc],
-                       oc_g + oc_ptr[oc], oc_ptr[oc + 1] - oc_ptr[oc]);
+    /* Without padding, and with a kernel row's taps a whole number of vectors (KW*C floats, 96
+     * on cnn's second layer), the columns need not be built: kernel row kh of position p's
+     * column is a run of xh itself, at p's top-left input pixel plus kh rows, so the sums read
+     * xh directly, one kernel row at a time. The same chains of multiply-adds either way. */
+    const int direct = s->pad_t == 0 && s->pad_l == 0 && s->KW * C % 16 == 0; /* (then CKKp = CKK) */
+    int32_t *p_ptr = (int32_t *)(ws + l.p_ptr), *p_oc = (int32_t *)(ws + l.p_oc);
+    if (direct) {
+        int32_t *pix = p_oc; /* free until the lists by position: the pixels of oc_p */
+        for (int t = 0; t < n; t++) {
+            int p = oc_p[t];
+            pix[t] = (p / s->OW) * s->stride * s->W + p % s->OW * s->stride;
+        }
+        const int run = s->KW * C;
+        for (int oc = 0; oc < OC; oc++) {
+            for (int kh = 0; kh < s->KH; kh++) {
+                fm_gather_axpy(dw + (size_t)oc * CKKp + kh * run, run, !first, xh + (size_t)kh * s->W * C,
+                               (size_t)C, pix + oc_ptr[oc], oc_g + oc_ptr[oc], oc_ptr[oc + 1] - oc_ptr[oc]);
+            }
+        }
+    } else {
+        im2row(colT, xh, s);
+        for (int oc = 0; oc < OC; oc++) {
+            fm_gather_axpy(dw + (size_t)oc * CKKp, CKKp, !first, colT, (size_t)CKKp, oc_p + oc_ptr[oc],
+                           oc_g + oc_ptr[oc], oc_ptr[oc + 1] - oc_ptr[oc]);
+        }
     }
     if (!dx) return;
     /* the same non-zeros position by position, channels ascending (a counting sort) */
-    int32_t *p_ptr = (int32_t *)(ws + l.p_ptr), *p_oc = (int32_t *)(ws + l.p_oc);
     float *p_g = ws + l.p_g;
     for (int p = 0; p <= P; p++) p_ptr[p] = 0;
     for (int t = 0; t < n; t++) p_ptr[oc_p[t] + 1]++;
@@ -335,6 +355,16 @@ static void sparse_sample(float *dx, float *dw, float *db, int first, const floa
     for (int p = 0; p < P; p++) {
         int cnt = p_ptr[p + 1] - p_ptr[p];
         if (cnt == 0) continue;
+        if (direct) {
+            /* each kernel row's sum goes straight onto its run of the input gradient */
+            const int run = s->KW * C;
+            size_t pix = (size_t)(p / s->OW) * s->stride * s->W + (size_t)(p % s->OW) * s->stride;
+            for (int kh = 0; kh < s->KH; kh++) {
+                fm_gather_axpy(dxh + (pix + (size_t)kh * s->W) * C, run, 1, wp + kh * run, (size_t)CKKp,
+                               p_oc + p_ptr[p], p_g + p_ptr[p], cnt);
+            }
+            continue;
+        }
         fm_gather_axpy(tmp, CKKp, 0, wp, (size_t)CKKp, p_oc + p_ptr[p], p_g + p_ptr[p], cnt);
         int oh = p / s->OW, ow = p % s->OW;
         const int iw0 = ow * s->stride - s->pad_l, inside = iw0 >= 0 && iw0 + s->KW <= s->W;

@@ -176,6 +176,10 @@ void test_conv2d_matches_reference(test_ctx *t) {
     const conv_case big = {2, 32, 26, 26, 64, 3, 1, 0}, big6 = {6, 32, 26, 26, 64, 3, 1, 0};
     check_conv_case(t, &big, 7, 0.0f);
     check_conv_case(t, &big6, 8, 0.9f);
+    /* no padding and kernel rows of whole vectors (KW*C = 48): the sparse path reads the input
+     * itself instead of columns, here with stride 2 */
+    const conv_case runs = {2, 16, 9, 9, 5, 3, 2, 0};
+    check_conv_case(t, &runs, 9, 0.9f);
 }
 
 /* The Winograd forward pass (3x3, stride 1, at least 8 input channels) against the definition:
