@@ -191,8 +191,8 @@ void test_conv2d_matches_reference(test_ctx *t) {
 void test_conv2d_winograd(test_ctx *t) {
     const conv_case cases[] = {
         {2, 8, 7, 9, 3, 3, 1, 1},    /* same, odd height and width, no full vector of channels */
-        {1, 20, 9, 30, 5, 3, 1, 0},  /* valid 7x28: odd height, 14 tiles across, 2 blocks */
-        {2, 17, 31, 6, 4, 3, 1, 1},  /* same, tall and narrow: 3 tiles across, 16 rows, 1 block */
+        {1, 20, 9, 30, 5, 3, 1, 0},  /* valid 7x28: odd height, 14 tiles across, a block per row */
+        {2, 17, 31, 6, 4, 3, 1, 1},  /* same, tall and narrow: 3 tiles across, 16 rows in blocks of 5 */
         {1, 32, 4, 26, 3, 3, 1, 0},  /* valid, a single row of tiles (2x24) */
     };
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
