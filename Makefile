@@ -42,7 +42,7 @@ LDLIBS  += $(CAIRO_LIBS) -lcjson -lz -lm
 LDFLAGS += -pthread $(LDSAN)
 
 LIB_SRC := src/util.c src/fpenv.c src/pool.c src/model.c src/train.c src/kernels/gemm.c src/kernels/gemm_avx512.c \
-           src/kernels/gemm_avx2.c src/layers/dense.c \
+           src/kernels/gemm_avx2.c src/kernels/gather_axpy.c src/kernels/winograd.c src/kernels/transpose.c src/layers/dense.c \
            src/layers/activation.c src/layers/softmax_xent.c src/optim/sgd.c src/optim/adam.c \
            src/data/idx.c src/data/dataset.c src/io/safetensors.c src/io/checkpoint.c
 # Convolutional networks: layers, optimizers and schedules, augmentation.
@@ -104,6 +104,8 @@ $(BUILD)/gen/stb/stb_image.h: $(STB_DIR)/stb_image.h src/data/stb_image-fixes.pa
 # stb is not our code: its warnings and its integer arithmetic (UBSan) are left to it, as in
 # Debian's build; AddressSanitizer still checks its memory accesses under SAN=1.
 $(BUILD)/src/data/stb_impl.o: CFLAGS += -w -fno-sanitize=undefined
+# `acc += g * row` as one fused multiply-add (ISO C mode turns contraction off; see the file).
+$(BUILD)/src/kernels/gather_axpy.o: CFLAGS += -ffp-contract=fast
 $(BUILD)/src/data/image.o $(BUILD)/src/data/stb_impl.o $(BUILD)/tests/unit/test_image.o: $(BUILD)/gen/stb/stb_image.h
 
 # The whole suite: what the README's Quick start and CI run (after scripts/setup.sh).

@@ -34,6 +34,10 @@ fm_status fm_fail(fm_error *err, fm_status s, const char *fmt, ...) FM_PRINTF(3,
  * halves of a row would share the line at the seam. */
 void *fm_alloc_floats(size_t n, int zero);
 
+/* out (n) = n draws of fm_rng_uniform, the same values in the same order, the generator left
+ * where they leave it. */
+void fm_rng_uniform_fill(fm_rng *rng, float *out, size_t n);
+
 /* Asks the CPU to start loading the pixels of count images at the given rows, so that
  * fm_scale_images finds them in cache a step later: a shuffled batch is 32 scattered images of
  * a 47 MB set, and waiting for them from memory took ~7 us of a ~200 us training step. */
@@ -81,6 +85,19 @@ void fm_gemm_ref(int trans_a, int trans_b, int M, int N, int K, const float *A, 
                  const float *B, int ldb, int accumulate, float *C, int ldc);
 void fm_gemm(int trans_a, int trans_b, int M, int N, int K, const float *A, int lda,
              const float *B, int ldb, int accumulate, float *C, int ldc, int threads);
+
+/* out (width floats, a multiple of 16) = (accumulate ? out : 0) + sum over t < n of
+ * val[t] * src[idx[t] * ld + 0 .. width): the rows a sparse vector picks, scaled and summed in
+ * t order (the convolution's sparse backward pass); fm_gather_axpy_ref is its plain loop. */
+void fm_gather_axpy(float *out, int width, int accumulate, const float *src, size_t ld,
+                    const int32_t *idx, const float *val, int n);
+void fm_gather_axpy_ref(float *out, int width, int accumulate, const float *src, size_t ld,
+                        const int32_t *idx, const float *val, int n);
+
+/* dst (cols x rows, rows ldd apart) = src (rows x cols, rows lds apart) transposed, 16x16 blocks
+ * at a time in registers; fm_transpose_ref is the element-by-element loop. */
+void fm_transpose(float *dst, size_t ldd, const float *src, size_t lds, int rows, int cols);
+void fm_transpose_ref(float *dst, size_t ldd, const float *src, size_t lds, int rows, int cols);
 
 /* An Adam step applied to a weight matrix as its gradient comes out of the product (see
  * fm_epilogue): params, m and v are laid out like C with leading dimension ld. The arithmetic is
@@ -248,14 +265,25 @@ void conv2d_forward_ref(float *out, const float *inp, const float *weight, const
 void conv2d_backward_ref(float *dinp, float *dweight, float *dbias, const float *dout,
                          const float *inp, const float *weight, int B, const fm_conv_shape *s);
 
+/* The forward pass of a 3x3, stride-1 convolution (fm_winograd_fits) by Winograd's F(2x2, 3x3)
+ * (src/kernels/winograd.c), one sample at a time in a work space of fm_winograd_ws_size floats:
+ * fm_winograd_prepare transforms the weights into it once, then each fm_winograd_sample writes
+ * out (OC, OH, OW) = the convolution of x (C, H, W) plus bias. */
+int fm_winograd_fits(const fm_conv_shape *s);
+size_t fm_winograd_ws_size(const fm_conv_shape *s);
+void fm_winograd_prepare(float *ws, const float *weight, const fm_conv_shape *s);
+void fm_winograd_sample(float *out, const float *x, const float *bias, float *ws,
+                        const fm_conv_shape *s);
+
 /* Pooling over KxK windows moved by stride S, no padding: (B,C,H,W) -> (B,C,OH,OW) with
  * OH = (H-K)/S + 1. Max pooling records, per output, the index of its maximum within the
  * channel's HxW plane (the first one on ties); backward sends each gradient there. Backward
- * passes overwrite dinp. Global average pooling is (B,C,H,W) -> (B,C). */
+ * passes overwrite dinp. Global average pooling is (B,C,H,W) -> (B,C). Max pooling splits its
+ * channel planes over pool's threads (NULL: the calling thread), the same bits either way. */
 void maxpool2d_forward(float *out, int32_t *argmax, const float *inp, int B, int C, int H, int W,
-                       int K, int S, int OH, int OW);
+                       int K, int S, int OH, int OW, fm_pool *pool);
 void maxpool2d_backward(float *dinp, const float *dout, const int32_t *argmax, int B, int C,
-                        int H, int W, int OH, int OW);
+                        int H, int W, int OH, int OW, fm_pool *pool);
 void avgpool2d_forward(float *out, const float *inp, int B, int C, int H, int W, int K, int S,
                        int OH, int OW);
 void avgpool2d_backward(float *dinp, const float *dout, int B, int C, int H, int W, int K, int S,

@@ -728,7 +728,8 @@ static void cnn_layer_forward(fm_model *m, int l, float *y, const float *x, int 
                        &L->conv, fm_model_pool(m, threads));
         break;
     case FM_LAYER_MAXPOOL:
-        maxpool2d_forward(y, idx_at(m, l), x, B, C, H, W, L->kernel, L->stride, (int)L->out_h, (int)L->out_w);
+        maxpool2d_forward(y, idx_at(m, l), x, B, C, H, W, L->kernel, L->stride, (int)L->out_h, (int)L->out_w,
+                          fm_model_pool(m, threads));
         break;
     case FM_LAYER_AVGPOOL:
         avgpool2d_forward(y, x, B, C, H, W, L->kernel, L->stride, (int)L->out_h, (int)L->out_w);
@@ -770,7 +771,8 @@ static void cnn_layer_backward(fm_model *m, int l, float *dinp, const float *dou
                         m->col, m->n_col, m->dwork, B, &L->conv, fm_model_pool(m, threads));
         break;
     case FM_LAYER_MAXPOOL:
-        if (dinp) maxpool2d_backward(dinp, dout, idx_at(m, l), B, C, H, W, (int)L->out_h, (int)L->out_w);
+        if (dinp) maxpool2d_backward(dinp, dout, idx_at(m, l), B, C, H, W, (int)L->out_h, (int)L->out_w,
+                                     fm_model_pool(m, threads));
         break;
     case FM_LAYER_AVGPOOL:
         if (dinp) avgpool2d_backward(dinp, dout, B, C, H, W, L->kernel, L->stride, (int)L->out_h, (int)L->out_w);

@@ -74,7 +74,7 @@ void fm_rng_seed(fm_rng *rng, uint64_t seed) {
 
 static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
-uint64_t fm_rng_next(fm_rng *rng) {
+static inline uint64_t next(fm_rng *rng) {
     uint64_t *s = rng->s;
     uint64_t result = rotl(s[1] * 5, 7) * 9;
     uint64_t t = s[1] << 17;
@@ -87,8 +87,18 @@ uint64_t fm_rng_next(fm_rng *rng) {
     return result;
 }
 
+uint64_t fm_rng_next(fm_rng *rng) { return next(rng); }
+
 float fm_rng_uniform(fm_rng *rng) {
-    return (float)(fm_rng_next(rng) >> 40) * (1.0f / 16777216.0f); /* 24 random bits */
+    return (float)(next(rng) >> 40) * (1.0f / 16777216.0f); /* 24 random bits */
+}
+
+/* n calls of fm_rng_uniform in one loop, with the state in registers rather than behind a call
+ * per draw (dropout's masks: 9,344 draws per image for the cnn preset). */
+void fm_rng_uniform_fill(fm_rng *rng, float *out, size_t n) {
+    fm_rng r = *rng;
+    for (size_t i = 0; i < n; i++) out[i] = (float)(next(&r) >> 40) * (1.0f / 16777216.0f);
+    *rng = r;
 }
 
 uint32_t fm_rng_below(fm_rng *rng, uint32_t n) {

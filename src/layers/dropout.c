@@ -6,8 +6,9 @@
  * so that the expected output equals the input; mask keeps that factor (0 or 1/(1-p)). */
 void dropout_forward(float *out, float *mask, const float *inp, size_t n, float p, fm_rng *rng) {
     const float scale = 1.0f / (1.0f - p);
+    fm_rng_uniform_fill(rng, mask, n); /* the draws first, then a loop that vectorises */
     for (size_t i = 0; i < n; i++) {
-        mask[i] = fm_rng_uniform(rng) >= p ? scale : 0.0f;
+        mask[i] = mask[i] >= p ? scale : 0.0f;
         out[i] = inp[i] * mask[i];
     }
 }

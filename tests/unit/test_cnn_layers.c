@@ -61,8 +61,13 @@ void test_conv2d_shapes(test_ctx *t) {
     CHECK(t, !fm_conv_shape_make(&s, 1, 2, 5, 3, 3, 1, 0), "valid 3x3 on 2x5 accepted");
     CHECK(t, !fm_conv_shape_make(&s, 1, 5, 5, 3, 0, 1, 0), "kernel 0 accepted");
     CHECK(t, !fm_conv_shape_make(&s, 1, 5, 5, 3, 3, 0, 1), "stride 0 accepted");
-    CHECK(t, fm_conv_shape_make(&s, 2, 5, 5, 3, 3, 1, 1) && fm_conv_col_size(&s) == (2 * 9 + 3) * 25 + 2 * 9 * 3,
-          "col size %zu (columns, the transposed output gradient, the transposed weight)", fm_conv_col_size(&s));
+    /* The dense path's columns, transposed output gradient and transposed weight, or the sparse
+     * path's columns (rows padded to 32), input, weight, one row, and the non-zero lists by
+     * channel and by position, whichever is larger. */
+    size_t dense = (2 * 9 + 3) * 25 + 2 * 9 * 3;
+    size_t sparse = 25 * 32 + 2 * 25 + 3 * 32 + 32 + (3 + 1 + 2 * 3 * 25) + (25 + 1 + 2 * 3 * 25);
+    CHECK(t, fm_conv_shape_make(&s, 2, 5, 5, 3, 3, 1, 1) && fm_conv_col_size(&s) == (dense > sparse ? dense : sparse),
+          "col size %zu, want max(%zu, %zu)", fm_conv_col_size(&s), dense, sparse);
 }
 
 void test_conv2d_hand_values(test_ctx *t) {
@@ -88,8 +93,9 @@ void test_conv2d_hand_values(test_ctx *t) {
 }
 
 /* Runs one case through both paths and compares; dweight and dbias start non-zero to show that
- * both accumulate. */
-static void check_conv_case(test_ctx *t, const conv_case *c, uint64_t seed) {
+ * both accumulate. About `zeros` of the output gradient is 0: at 0.9 the backward pass takes its
+ * sparse path (under SPARSE_MAX_DENSITY of non-zeros), at 0 the dense one. */
+static void check_conv_case(test_ctx *t, const conv_case *c, uint64_t seed, float zeros) {
     fm_conv_shape s;
     if (!fm_conv_shape_make(&s, c->C, c->H, c->W, c->OC, c->K, c->stride, c->same)) {
         CHECK(t, 0, "case %dx%d k%d s%d does not fit", c->H, c->W, c->K, c->stride);
@@ -109,6 +115,7 @@ static void check_conv_case(test_ctx *t, const conv_case *c, uint64_t seed) {
     fill(w, n_w, &rng, -1, 1);
     fill(bias, c->OC, &rng, -1, 1);
     fill(dout, n_out, &rng, -1, 1);
+    for (size_t i = 0; i < n_out; i++) dout[i] = fm_rng_uniform(&rng) < zeros ? 0.0f : dout[i];
     fill(dw, n_w, &rng, -1, 1);
     memcpy(dw_ref, dw, n_w * sizeof(float));
     fill(db, c->OC, &rng, -1, 1);
@@ -131,6 +138,7 @@ static void check_conv_case(test_ctx *t, const conv_case *c, uint64_t seed) {
      * about 8e-6 from the exact double sum). */
     double grow_dx = sqrt((double)c->OC * c->K * c->K / 64.0);
     grow_dx = grow_dx > 1.0 ? grow_dx : 1.0;
+    /* (the sparse path sums a subset of the same terms: the same bounds hold) */
     for (size_t i = 0; i < n_in; i++) CHECK_NEAR(t, dx[i], dx_ref[i], 1e-5 * grow_dx * (1 + fabs(dx_ref[i])));
     for (size_t i = 0; i < n_w; i++) CHECK_NEAR(t, dw[i], dw_ref[i], 1e-5 * grow * (1 + fabs(dw_ref[i])));
     for (int i = 0; i < c->OC; i++) CHECK_NEAR(t, db[i], db_ref[i], 1e-5 * grow * (1 + fabs(db_ref[i])));
@@ -160,11 +168,68 @@ static void check_conv_case(test_ctx *t, const conv_case *c, uint64_t seed) {
 
 void test_conv2d_matches_reference(test_ctx *t) {
     for (size_t i = 0; i < sizeof CONV_CASES / sizeof CONV_CASES[0]; i++) {
-        check_conv_case(t, &CONV_CASES[i], 100 + i);
+        check_conv_case(t, &CONV_CASES[i], 100 + i, 0.0f);
+        check_conv_case(t, &CONV_CASES[i], 300 + i, 0.9f);
     }
-    /* A layer of the cnn preset's size, where fm_gemm splits the work between threads. */
-    const conv_case big = {2, 32, 26, 26, 64, 3, 1, 0};
-    check_conv_case(t, &big, 7);
+    /* A layer of the cnn preset's size, where fm_gemm splits the work between threads; sparse
+     * with two groups of samples (one per thread) and the last one short. */
+    const conv_case big = {2, 32, 26, 26, 64, 3, 1, 0}, big6 = {6, 32, 26, 26, 64, 3, 1, 0};
+    check_conv_case(t, &big, 7, 0.0f);
+    check_conv_case(t, &big6, 8, 0.9f);
+    /* no padding and kernel rows of whole vectors (KW*C = 48): the sparse path reads the input
+     * itself instead of columns, here with stride 2 */
+    const conv_case runs = {2, 16, 9, 9, 5, 3, 2, 0};
+    check_conv_case(t, &runs, 9, 0.9f);
+}
+
+/* The Winograd forward pass (3x3, stride 1, at least 8 input channels) against the definition:
+ * same padding with odd sizes (half tiles at the edges), valid with several blocks of tile rows,
+ * channel counts with and without a vector's worth, a single tile row. Its transforms add up to
+ * 4 inputs, and up to 9 weights over 4, before the products, and 9 sums of them after: each
+ * output's rounding is that of a sum of C*16 terms up to ~9x the direct products (about 1e-6 here,
+ * measured), well inside a relative 1e-5 * sqrt(C*9/8). */
+void test_conv2d_winograd(test_ctx *t) {
+    const conv_case cases[] = {
+        {2, 8, 7, 9, 3, 3, 1, 1},    /* same, odd height and width, no full vector of channels */
+        {1, 20, 9, 30, 5, 3, 1, 0},  /* valid 7x28: odd height, 14 tiles across, a block per row */
+        {2, 17, 31, 6, 4, 3, 1, 1},  /* same, tall and narrow: 3 tiles across, 16 rows in blocks of 5 */
+        {1, 32, 4, 26, 3, 3, 1, 0},  /* valid, a single row of tiles (2x24) */
+    };
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        const conv_case *c = &cases[ci];
+        fm_conv_shape s;
+        fm_conv_shape_make(&s, c->C, c->H, c->W, c->OC, c->K, c->stride, c->same);
+        CHECK(t, fm_winograd_fits(&s), "case %zu does not take the Winograd path", ci);
+        size_t n_in = (size_t)c->B * c->C * c->H * c->W, n_out = (size_t)c->B * c->OC * s.OH * s.OW;
+        size_t n_w = (size_t)c->OC * c->C * 9;
+        float *x = alloc_floats(n_in), *w = alloc_floats(n_w), *bias = alloc_floats(c->OC);
+        float *out = alloc_floats(n_out + 1), *ref = alloc_floats(n_out);
+        float *col = alloc_floats(2 * fm_conv_col_size(&s));
+        fm_rng rng;
+        fm_rng_seed(&rng, 500 + ci);
+        fill(x, n_in, &rng, -1, 1);
+        fill(w, n_w, &rng, -1, 1);
+        fill(bias, c->OC, &rng, -1, 1);
+        out[n_out] = 12345.0f; /* nothing written past the output */
+        conv2d_forward(out, x, w, bias, col, 1, c->B, &s, NULL);
+        conv2d_forward_ref(ref, x, w, bias, c->B, &s);
+        double tol = 1e-5 * sqrt(c->C * 9.0 / 8.0);
+        int bad = 0;
+        for (size_t i = 0; i < n_out && bad < 5; i++) {
+            if (!(fabs(out[i] - ref[i]) <= tol * (1 + fabs(ref[i])))) {
+                CHECK(t, 0, "case %zu: out[%zu] %.7g vs %.7g", ci, i, (double)out[i], (double)ref[i]);
+                bad++;
+            }
+        }
+        CHECK(t, out[n_out] == 12345.0f, "case %zu wrote past its output", ci);
+        /* two threads, the same bits */
+        float *out2 = alloc_floats(n_out);
+        fm_pool *pool2 = fm_pool_create(2);
+        conv2d_forward(out2, x, w, bias, col, 2, c->B, &s, pool2);
+        CHECK(t, memcmp(out, out2, n_out * sizeof(float)) == 0, "case %zu: 2 threads differ", ci);
+        fm_pool_free(pool2);
+        free(x), free(w), free(bias), free(out), free(ref), free(col), free(out2);
+    }
 }
 
 void test_conv2d_gradients(test_ctx *t) {
@@ -184,6 +249,8 @@ void test_conv2d_gradients(test_ctx *t) {
         fill(w, n_w, &rng, -1, 1);
         fill(bias, c->OC, &rng, -1, 1);
         fill(R, n_out, &rng, -1, 1);
+        /* every other case with 90% of dL/dout zero, through the sparse backward path */
+        for (size_t i = 0; i < n_out && ci % 2 == 1; i++) R[i] = fm_rng_uniform(&rng) < 0.9f ? 0.0f : R[i];
         conv2d_backward(dx, dw, db, R, x, w, col, 1, dwork, c->B, &s, NULL);
         /* The loss is linear in each argument: a large step costs no truncation error. */
         const float h = 0.125f;
@@ -228,7 +295,7 @@ void test_maxpool_values(test_ctx *t) {
                          -3, -4, 0, 1, 99};
     float out[4];
     int32_t arg[4];
-    maxpool2d_forward(out, arg, x, 1, 1, 4, 5, 2, 2, 2, 2);
+    maxpool2d_forward(out, arg, x, 1, 1, 4, 5, 2, 2, 2, 2, NULL);
     CHECK(t, out[0] == 5 && out[1] == 7 && out[2] == -1 && out[3] == 1, "%g %g %g %g", (double)out[0],
           (double)out[1], (double)out[2], (double)out[3]);
     /* Ties go to the first maximum in reading order: the 7 at (1,2), not (1,3). */
@@ -236,10 +303,46 @@ void test_maxpool_values(test_ctx *t) {
           arg[0], arg[1], arg[2], arg[3]);
     const float d[4] = {1, 2, 3, 4};
     float dx[20];
-    maxpool2d_backward(dx, d, arg, 1, 1, 4, 5, 2, 2);
+    maxpool2d_backward(dx, d, arg, 1, 1, 4, 5, 2, 2, NULL);
     float sum = 0;
     for (int i = 0; i < 20; i++) sum += dx[i];
     CHECK(t, dx[1] == 1 && dx[7] == 2 && dx[10] == 3 && dx[18] == 4 && sum == 10, "scatter");
+
+    /* 2x2 windows have their own loop (vectorised 16 windows at a time, then 8, then one by
+     * one): against the definition on 2 planes of 5x51 (an odd row and column dropped) of few
+     * distinct values (many ties), a NaN first in one window and later in another. */
+    enum { P = 2, H = 5, W = 51, OH = 2, OW = 25 };
+    float xs[P * H * W], o[P * OH * OW];
+    int32_t a[P * OH * OW];
+    fm_rng rng;
+    fm_rng_seed(&rng, 5);
+    for (int i = 0; i < P * H * W; i++) xs[i] = (float)fm_rng_below(&rng, 3);
+    xs[0] = NAN, xs[W + 3] = NAN;
+    maxpool2d_forward(o, a, xs, 1, P, H, W, 2, 2, OH, OW, NULL);
+    for (int p = 0; p < P; p++) {
+        for (int i = 0; i < OH * OW; i++) {
+            int oh = i / OW, ow = i % OW, best = 2 * oh * W + 2 * ow;
+            for (int k = 1; k < 4; k++) {
+                int at = (2 * oh + k / 2) * W + 2 * ow + k % 2;
+                if (xs[p * H * W + at] > xs[p * H * W + best]) best = at;
+            }
+            float want = xs[p * H * W + best], got = o[p * OH * OW + i];
+            CHECK(t, a[p * OH * OW + i] == best && memcmp(&got, &want, sizeof got) == 0,
+                  "plane %d window %d: %g at %d, want %g at %d", p, i, (double)got, a[p * OH * OW + i],
+                  (double)want, best);
+        }
+    }
+    /* Two threads split the planes: the same outputs, argmaxes and gradients. */
+    float o2[P * OH * OW], g[P * OH * OW], dx1[P * H * W], dx2[P * H * W];
+    int32_t a2[P * OH * OW];
+    for (int i = 0; i < P * OH * OW; i++) g[i] = (float)i;
+    fm_pool *pool2 = fm_pool_create(2);
+    maxpool2d_forward(o2, a2, xs, 1, P, H, W, 2, 2, OH, OW, pool2);
+    maxpool2d_backward(dx1, g, a, 1, P, H, W, OH, OW, NULL);
+    maxpool2d_backward(dx2, g, a2, 1, P, H, W, OH, OW, pool2);
+    CHECK(t, memcmp(o, o2, sizeof o) == 0 && memcmp(a, a2, sizeof a) == 0 && memcmp(dx1, dx2, sizeof dx1) == 0,
+          "max pooling differs with 2 threads");
+    fm_pool_free(pool2);
 }
 
 void test_maxpool_gradients(test_ctx *t) {
@@ -255,16 +358,16 @@ void test_maxpool_gradients(test_ctx *t) {
         fm_rng_seed(&rng, 300 + k);
         fill_distinct(x, N, &rng);
         fill(R, (size_t)n_out, &rng, -1, 1);
-        maxpool2d_forward(out, arg, x, B, C, H, W, K, S, OH, OW);
-        maxpool2d_backward(dx, R, arg, B, C, H, W, OH, OW);
+        maxpool2d_forward(out, arg, x, B, C, H, W, K, S, OH, OW, NULL);
+        maxpool2d_backward(dx, R, arg, B, C, H, W, OH, OW, NULL);
         const float h = 1e-3f;
         for (int i = 0; i < N; i++) {
             float keep = x[i];
             x[i] = keep + h;
-            maxpool2d_forward(out, arg, x, B, C, H, W, K, S, OH, OW);
+            maxpool2d_forward(out, arg, x, B, C, H, W, K, S, OH, OW, NULL);
             double up = dot_loss(out, R, (size_t)n_out);
             x[i] = keep - h;
-            maxpool2d_forward(out, arg, x, B, C, H, W, K, S, OH, OW);
+            maxpool2d_forward(out, arg, x, B, C, H, W, K, S, OH, OW, NULL);
             double down = dot_loss(out, R, (size_t)n_out);
             x[i] = keep;
             double fd = (up - down) / (2.0 * h);

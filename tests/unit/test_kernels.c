@@ -540,3 +540,76 @@ void test_fpenv_pool_flushes(test_ctx *t) {
 #endif
     fm_pool_free(pools[1]);
 }
+
+/* fm_gather_axpy against its plain loop: widths of one vector, of one register-resident chunk
+ * (18 vectors, the cnn preset's 288 taps), of two uneven chunks (25 vectors), unaligned rows and
+ * output, repeated and unsorted indices, no terms at all, with and without accumulating. Both sum
+ * the same terms in the same order and differ only in the fused multiply-adds' roundings: at
+ * most one rounding per term, so the difference stays under 2 * (n + 1) * u * (|out| + sum|terms|). */
+void test_gather_axpy_matches_reference(test_ctx *t) {
+    const int widths[] = {16, 288, 400};
+    const int counts[] = {0, 1, 7, 150};
+    fm_rng rng;
+    fm_rng_seed(&rng, 41);
+    const int rows = 60;
+    for (size_t wi = 0; wi < sizeof widths / sizeof widths[0]; wi++) {
+        const int width = widths[wi];
+        const size_t ld = (size_t)width + 3; /* rows start off the vector grid */
+        float *src = malloc(sizeof(float) * (ld * rows + 1)), *out = malloc(sizeof(float) * (width + 1));
+        float *ref = malloc(sizeof(float) * (width + 1)), *start = malloc(sizeof(float) * width);
+        int32_t idx[150];
+        float val[150];
+        fill(src, ld * rows + 1, &rng, 0.0f);
+        for (size_t ci = 0; ci < sizeof counts / sizeof counts[0]; ci++) {
+            const int n = counts[ci];
+            for (int k = 0; k < n; k++) {
+                idx[k] = (int32_t)(fm_rng_uniform(&rng) * rows) % rows;
+                val[k] = 2.0f * fm_rng_uniform(&rng) - 1.0f;
+            }
+            for (int acc = 0; acc <= 1; acc++) {
+                fill(start, (size_t)width, &rng, 0.0f);
+                memcpy(out + 1, start, sizeof(float) * width); /* out + 1: not vector-aligned */
+                memcpy(ref, start, sizeof(float) * width);
+                fm_gather_axpy(out + 1, width, acc, src + 1, ld, idx, val, n);
+                fm_gather_axpy_ref(ref, width, acc, src + 1, ld, idx, val, n);
+                int bad = 0;
+                for (int j = 0; j < width && !bad; j++) {
+                    double mag = acc ? fabs(start[j]) : 0.0;
+                    for (int k = 0; k < n; k++) mag += fabs((double)val[k] * src[1 + (size_t)idx[k] * ld + j]);
+                    double tol = 2.0 * (n + 1) * ldexp(mag, -24);
+                    if (fabs((double)out[1 + j] - ref[j]) > tol) {
+                        CHECK(t, 0, "width %d, %d terms, accumulate %d: out[%d] %.9g vs %.9g (tolerance %.3g)",
+                              width, n, acc, j, (double)out[1 + j], (double)ref[j], tol);
+                        bad = 1;
+                    }
+                }
+            }
+        }
+        free(src), free(out), free(ref), free(start);
+    }
+}
+
+/* fm_transpose against the element-by-element loop: whole 16x16 blocks, ragged edges in either
+ * direction, fewer than 16 rows or columns, and leading dimensions wider than the matrix (the
+ * padding left untouched). Exact: a transpose only moves values. */
+void test_transpose_matches_reference(test_ctx *t) {
+    const int shapes[][2] = {{16, 16}, {32, 676}, {676, 32}, {17, 33}, {5, 40}, {40, 5}, {1, 1}, {48, 64}};
+    fm_rng rng;
+    fm_rng_seed(&rng, 43);
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        const int rows = shapes[si][0], cols = shapes[si][1];
+        const size_t lds = (size_t)cols + 3, ldd = (size_t)rows + 5;
+        float *src = malloc(sizeof(float) * lds * rows), *got = malloc(sizeof(float) * ldd * cols);
+        float *want = malloc(sizeof(float) * ldd * cols);
+        fill(src, lds * rows, &rng, 0.0f);
+        for (size_t i = 0; i < ldd * cols; i++) got[i] = want[i] = -7.0f;
+        fm_transpose(got, ldd, src, lds, rows, cols);
+        fm_transpose_ref(want, ldd, src, lds, rows, cols);
+        CHECK(t, memcmp(got, want, sizeof(float) * ldd * cols) == 0, "%dx%d transposed differently", rows, cols);
+        for (int i = 0; i < rows && i < 3; i++) {
+            CHECK(t, got[(size_t)(cols - 1) * ldd + i] == src[(size_t)i * lds + cols - 1], "%dx%d: [%d][%d]",
+                  rows, cols, i, cols - 1);
+        }
+        free(src), free(got), free(want);
+    }
+}

@@ -21,3 +21,20 @@ void test_rng_deterministic(test_ctx *t) {
         CHECK(t, k < 7, "below %u", k);
     }
 }
+
+/* The batch fill (dropout's masks) draws exactly what one call after another would, and leaves
+ * the generator in the same state. */
+void test_rng_uniform_fill(test_ctx *t) {
+    fm_rng a, b;
+    fm_rng_seed(&a, 11);
+    fm_rng_seed(&b, 11);
+    float got[1000];
+    fm_rng_uniform_fill(&a, got, 1000);
+    for (int i = 0; i < 1000; i++) {
+        float want = fm_rng_uniform(&b);
+        CHECK(t, memcmp(&got[i], &want, sizeof want) == 0, "draw %d: %g, one by one %g", i, (double)got[i], (double)want);
+    }
+    CHECK(t, fm_rng_next(&a) == fm_rng_next(&b), "the generator ends elsewhere");
+    fm_rng_uniform_fill(&a, got, 0);
+    CHECK(t, fm_rng_next(&a) == fm_rng_next(&b), "an empty fill moves the generator");
+}
