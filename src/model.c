@@ -712,6 +712,34 @@ static int32_t *idx_at(const fm_model *m, int layer) {
     return m->pool_idx + m->layers[layer].aux_off * m->cap_batch;
 }
 
+/* ReLU's passes over a convolution's output (a million values for cnn's second layer at batch
+ * 32), split between the pool's threads in slices of whole vectors: element by element, so the
+ * same bits whatever the split. On one thread they left the other waiting ~5% of a cnn step. */
+typedef struct {
+    int backward;
+    float *out;
+    const float *a, *b; /* forward: the input; backward: the output gradient and the output */
+    size_t n;
+    int tasks;
+} relu_job;
+
+static void relu_task(void *ctx, int task) {
+    const relu_job *j = ctx;
+    size_t lo = (j->n * (size_t)task / (size_t)j->tasks) & ~(size_t)15;
+    size_t hi = task + 1 == j->tasks ? j->n : (j->n * (size_t)(task + 1) / (size_t)j->tasks) & ~(size_t)15;
+    if (lo >= hi) return;
+    if (j->backward) relu_backward(j->out + lo, j->a + lo, j->b + lo, hi - lo);
+    else relu_forward(j->out + lo, j->a + lo, hi - lo);
+}
+
+static void relu_pooled(fm_model *m, int threads, int backward, float *out, const float *a,
+                        const float *b, size_t n) {
+    fm_pool *pool = fm_model_pool(m, threads);
+    relu_job j = {backward, out, a, b, n, 1};
+    if (pool && n >= 65536) j.tasks = 2 * fm_pool_threads(pool);
+    fm_pool_run(pool, j.tasks, relu_task, &j);
+}
+
 /* Dropout acts only in training, and only with a generator for its draws. */
 static int dropping(const fm_model *m, const fm_layer *L) {
     return m->training && m->rng && L->rate > 0.0f;
@@ -811,7 +839,7 @@ float *fm_model_forward_from(fm_model *m, const float *x, int B, int threads) {
                           (int)L->out_size, relu, pool);
             break;
         }
-        case FM_LAYER_RELU: relu_forward(y, x, n); break;
+        case FM_LAYER_RELU: relu_pooled(m, threads, 0, y, x, NULL, n); break;
         case FM_LAYER_TANH: tanh_forward(y, x, n); break;
         case FM_LAYER_SIGMOID: sigmoid_forward(y, x, n); break;
         case FM_LAYER_FLATTEN: memcpy(y, x, n * sizeof(float)); break;
@@ -857,7 +885,7 @@ void fm_model_backward(fm_model *m, const float *dlogits, float *grads, int B, i
             if (l == 0 && L->n_params == 0) break;
             if (l == 0) dinp = NULL;
             switch (L->kind) {
-            case FM_LAYER_RELU: relu_backward(dinp, dout, y, n); break;
+            case FM_LAYER_RELU: relu_pooled(m, threads, 1, dinp, dout, y, n); break;
             case FM_LAYER_TANH: tanh_backward(dinp, dout, y, n); break;
             case FM_LAYER_SIGMOID: sigmoid_backward(dinp, dout, y, n); break;
             case FM_LAYER_FLATTEN: memcpy(dinp, dout, n * sizeof(float)); break;

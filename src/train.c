@@ -285,6 +285,26 @@ static void sgd_task(void *ctx, int task) {
              o->p->momentum, o->p->nesterov);
 }
 
+/* Adam over the flat parameter array (the models whose steps are not fused into the backward
+ * pass: convolutions, batch norm), in slices of whole vectors on the pool's threads: element by
+ * element, so the slicing changes no bit. */
+typedef struct {
+    const fm_train_params *p;
+    float *params, *grads, *m1, *m2;
+    size_t n;
+    float alpha;
+    int tasks;
+} adam_job;
+
+static void adam_task(void *ctx, int task) {
+    const adam_job *o = ctx;
+    size_t lo = (o->n * (size_t)task / (size_t)o->tasks) & ~(size_t)15;
+    size_t hi = task + 1 == o->tasks ? o->n : (o->n * (size_t)(task + 1) / (size_t)o->tasks) & ~(size_t)15;
+    if (lo >= hi) return;
+    adam_apply(o->params + lo, o->grads + lo, o->m1 + lo, o->m2 + lo, hi - lo, o->alpha,
+               o->p->beta1, o->p->beta2, o->p->eps);
+}
+
 /* A batch's pixels scaled in two halves, split where the first dense layer's products split
  * (fm_gemm_split_k_at): each thread writes the half it reads next, in its own cache. */
 typedef struct {
@@ -501,10 +521,13 @@ static fm_status fit(fm_model *m, const fm_dataset *ds, const fm_train_params *p
                 fm_model_backward(m, m->dbuf[0], rb.grads, B, threads, NULL);
                 if (p->l2 > 0.0f) l2_add_gradients(m, rb.grads, p->l2);
                 if (p->weight_decay > 0.0f) decay_kernels(m, lr_now, p->weight_decay);
+                fm_pool *pool = fm_model_pool(m, threads);
                 if (adam) {
-                    adam_step(m->params, rb.grads, rb.m1, rb.m2, P, lr_now, p->beta1, p->beta2, p->eps, step);
+                    adam_job opt = {p, m->params, rb.grads, rb.m1, rb.m2, P,
+                                    adam_alpha(lr_now, p->beta1, p->beta2, step), 1};
+                    if (pool && P >= 16384) opt.tasks = 2 * fm_pool_threads(pool);
+                    fm_pool_run(pool, opt.tasks, adam_task, &opt);
                 } else {
-                    fm_pool *pool = fm_model_pool(m, threads);
                     sgd_job opt = {p, m->params, rb.grads, rb.m1, P, lr_now, 1};
                     /* Two slices per thread, and none under ~16k parameters (a few microseconds). */
                     if (pool && P >= 16384) opt.tasks = 2 * fm_pool_threads(pool);
