@@ -303,16 +303,18 @@ void dropout_backward(float *dinp, const float *dout, const float *mask, size_t 
  * mean and invstd = 1/sqrt(var + eps) for backward, and moves the running statistics towards
  * them by momentum (PyTorch's convention: running = (1-momentum)*running + momentum*batch, the
  * variance unbiased). Inference normalises with the running statistics. Backward accumulates
- * (+=) into dgamma and dbeta and overwrites dinp. */
+ * (+=) into dgamma and dbeta and overwrites dinp. Channels are split between the pool's threads
+ * (NULL: the caller alone), with the same bits whatever the split. */
 void batchnorm_forward_train(float *out, float *mean, float *invstd, float *running_mean,
                              float *running_var, const float *inp, const float *gamma,
-                             const float *beta, int B, int C, int HW, float momentum, float eps);
+                             const float *beta, int B, int C, int HW, float momentum, float eps,
+                             fm_pool *pool);
 void batchnorm_forward_infer(float *out, const float *inp, const float *gamma, const float *beta,
                              const float *running_mean, const float *running_var, int B, int C,
-                             int HW, float eps);
+                             int HW, float eps, fm_pool *pool);
 void batchnorm_backward(float *dinp, float *dgamma, float *dbeta, const float *dout,
                         const float *inp, const float *mean, const float *invstd,
-                        const float *gamma, int B, int C, int HW);
+                        const float *gamma, int B, int C, int HW, fm_pool *pool);
 
 /* Softmax cross-entropy from logits [B,C], numerically stable (log-sum-exp around the max).
  * Forward writes probabilities, returns the summed loss over the batch and counts correct argmax

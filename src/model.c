@@ -769,10 +769,11 @@ static void cnn_layer_forward(fm_model *m, int l, float *y, const float *x, int 
         if (m->training) {
             float *mean = m->bn_work + L->work_off;
             batchnorm_forward_train(y, mean, mean + C, running_mean, running_var, x, gamma, beta, B,
-                                    C, H * W, FM_BN_MOMENTUM, FM_BN_EPS);
+                                    C, H * W, FM_BN_MOMENTUM, FM_BN_EPS, fm_model_pool(m, threads));
             m->batches_tracked[l]++;
         } else {
-            batchnorm_forward_infer(y, x, gamma, beta, running_mean, running_var, B, C, H * W, FM_BN_EPS);
+            batchnorm_forward_infer(y, x, gamma, beta, running_mean, running_var, B, C, H * W, FM_BN_EPS,
+                                    fm_model_pool(m, threads));
         }
         break;
     }
@@ -809,7 +810,7 @@ static void cnn_layer_backward(fm_model *m, int l, float *dinp, const float *dou
     case FM_LAYER_BATCHNORM: {
         const float *mean = m->bn_work + L->work_off;
         batchnorm_backward(dinp, grads + L->w_off, grads + L->b_off, dout, x, mean, mean + C,
-                           m->params + L->w_off, B, C, H * W);
+                           m->params + L->w_off, B, C, H * W, fm_model_pool(m, threads));
         break;
     }
     case FM_LAYER_DROPOUT:

@@ -478,14 +478,14 @@ void test_batchnorm_values(test_ctx *t) {
      * running_mean = 0.4, running_var = 0.9 + 0.1*20/3 = 1.5666667. */
     const float x[4] = {1, 3, 5, 7}, gamma[1] = {2}, beta[1] = {0.5f};
     float out[4], mean[1], invstd[1], rm[1] = {0}, rv[1] = {1};
-    batchnorm_forward_train(out, mean, invstd, rm, rv, x, gamma, beta, 2, 1, 2, 0.1f, 1e-5f);
+    batchnorm_forward_train(out, mean, invstd, rm, rv, x, gamma, beta, 2, 1, 2, 0.1f, 1e-5f, NULL);
     CHECK_NEAR(t, mean[0], 4.0, 1e-6);
     CHECK_NEAR(t, invstd[0], 1.0 / sqrt(5.0 + 1e-5), 1e-7);
     CHECK_NEAR(t, rm[0], 0.4, 1e-7);
     CHECK_NEAR(t, rv[0], 0.9 + 0.1 * 20.0 / 3.0, 1e-6);
     for (int i = 0; i < 4; i++) CHECK_NEAR(t, out[i], 2.0 * (x[i] - 4.0) / sqrt(5.0 + 1e-5) + 0.5, 1e-5);
     /* Inference uses the running statistics. */
-    batchnorm_forward_infer(out, x, gamma, beta, rm, rv, 2, 1, 2, 1e-5f);
+    batchnorm_forward_infer(out, x, gamma, beta, rm, rv, 2, 1, 2, 1e-5f, NULL);
     for (int i = 0; i < 4; i++) CHECK_NEAR(t, out[i], 2.0 * (x[i] - rm[0]) / sqrt(rv[0] + 1e-5) + 0.5, 1e-5);
 
     /* Training output per channel: mean beta, standard deviation gamma (over B*HW values). */
@@ -495,7 +495,7 @@ void test_batchnorm_values(test_ctx *t) {
     fm_rng rng;
     fm_rng_seed(&rng, 500);
     fill(xs, N, &rng, 5, 9); /* far from zero mean */
-    batchnorm_forward_train(ys, m, is, rms, rvs, xs, g, be, B, C, HW, 0.1f, 1e-5f);
+    batchnorm_forward_train(ys, m, is, rms, rvs, xs, g, be, B, C, HW, 0.1f, 1e-5f, NULL);
     for (int c = 0; c < C; c++) {
         double s = 0, sq = 0;
         for (int b = 0; b < B; b++) {
@@ -514,7 +514,7 @@ void test_batchnorm_values(test_ctx *t) {
 static double bn_loss(const float *x, const float *gamma, const float *beta, const float *R, int B,
                       int C, int HW) {
     float out[256], mean[8], invstd[8], rm[8] = {0}, rv[8] = {0};
-    batchnorm_forward_train(out, mean, invstd, rm, rv, x, gamma, beta, B, C, HW, 0.1f, 1e-5f);
+    batchnorm_forward_train(out, mean, invstd, rm, rv, x, gamma, beta, B, C, HW, 0.1f, 1e-5f, NULL);
     return dot_loss(out, R, (size_t)B * C * HW);
 }
 
@@ -531,8 +531,8 @@ void test_batchnorm_gradients(test_ctx *t) {
         fill(R, (size_t)N, &rng, -1, 1);
         fill(gamma, (size_t)C, &rng, 0.5f, 1.5f);
         fill(beta, (size_t)C, &rng, -0.5f, 0.5f);
-        batchnorm_forward_train(out, mean, invstd, rm, rv, x, gamma, beta, B, C, HW, 0.1f, 1e-5f);
-        batchnorm_backward(dx, dgamma, dbeta, R, x, mean, invstd, gamma, B, C, HW);
+        batchnorm_forward_train(out, mean, invstd, rm, rv, x, gamma, beta, B, C, HW, 0.1f, 1e-5f, NULL);
+        batchnorm_backward(dx, dgamma, dbeta, R, x, mean, invstd, gamma, B, C, HW, NULL);
         const float h = 1e-2f;
         struct { float *v, *g; int n; const char *name; } parts[] = {
             {x, dx, N, "dinp"}, {gamma, dgamma, C, "dgamma"}, {beta, dbeta, C, "dbeta"}};
@@ -558,4 +558,43 @@ void test_batchnorm_gradients(test_ctx *t) {
             CHECK_NEAR(t, s, 0.0, 1e-5);
         }
     }
+}
+
+/* Batch norm's three passes split by channels on 2 and 3 threads (the split starts at 65,536
+ * values: here 8 x 13 x 784) give the bits of one thread: statistics, running estimates, outputs
+ * and all three gradients. */
+void test_batchnorm_threads_bit_identical(test_ctx *t) {
+    enum { B = 8, C = 13, HW = 784, N = B * C * HW };
+    float *x = malloc(N * sizeof(float)), *R = malloc(N * sizeof(float));
+    float *out[3], *dx[3], *inf[3];
+    float gamma[C], beta[C], mean[3][C], invstd[3][C], rm[3][C], rv[3][C], dg[3][C], db[3][C];
+    fm_rng rng;
+    fm_rng_seed(&rng, 530);
+    fill(x, N, &rng, -2, 3);
+    fill(R, N, &rng, -1, 1);
+    fill(gamma, C, &rng, 0.5f, 1.5f);
+    fill(beta, C, &rng, -0.5f, 0.5f);
+    fm_pool *pools[3] = {NULL, fm_pool_create(2), fm_pool_create(3)};
+    for (int p = 0; p < 3; p++) {
+        out[p] = malloc(N * sizeof(float)), dx[p] = malloc(N * sizeof(float));
+        inf[p] = malloc(N * sizeof(float));
+        for (int c = 0; c < C; c++) rm[p][c] = 0.1f * c, rv[p][c] = 1.0f + 0.05f * c, dg[p][c] = db[p][c] = 0.5f;
+        batchnorm_forward_train(out[p], mean[p], invstd[p], rm[p], rv[p], x, gamma, beta, B, C, HW,
+                                0.1f, 1e-5f, pools[p]);
+        batchnorm_backward(dx[p], dg[p], db[p], R, x, mean[p], invstd[p], gamma, B, C, HW, pools[p]);
+        batchnorm_forward_infer(inf[p], x, gamma, beta, rm[p], rv[p], B, C, HW, 1e-5f, pools[p]);
+    }
+    for (int p = 1; p < 3; p++) {
+        int same = memcmp(out[0], out[p], N * sizeof(float)) == 0 &&
+                   memcmp(dx[0], dx[p], N * sizeof(float)) == 0 &&
+                   memcmp(inf[0], inf[p], N * sizeof(float)) == 0 &&
+                   memcmp(mean[0], mean[p], sizeof mean[0]) == 0 &&
+                   memcmp(invstd[0], invstd[p], sizeof invstd[0]) == 0 &&
+                   memcmp(rm[0], rm[p], sizeof rm[0]) == 0 && memcmp(rv[0], rv[p], sizeof rv[0]) == 0 &&
+                   memcmp(dg[0], dg[p], sizeof dg[0]) == 0 && memcmp(db[0], db[p], sizeof db[0]) == 0;
+        CHECK(t, same, "batch norm on %d threads differs from one thread", p + 1);
+    }
+    for (int p = 0; p < 3; p++) free(out[p]), free(dx[p]), free(inf[p]);
+    fm_pool_free(pools[1]), fm_pool_free(pools[2]);
+    free(x), free(R);
 }
