@@ -2,8 +2,9 @@
 #   make                 optimised build in build/
 #   make test            the whole suite (unit, command line, end to end on the real data)
 #   make SAN=1 test-fast the unit and command-line tests under AddressSanitizer + UBSan (build-san/)
-#   make PORTABLE=1      no -march=native (a binary for other x86-64 machines; the kernels still
-#                        pick AVX-512 or AVX2 at run time)
+#   make PORTABLE=1      no -march=native (a binary for other x86-64 machines; the GEMM tiles
+#                        still pick AVX-512 or AVX2 at run time, the convolution's Winograd,
+#                        gather and transpose kernels run as SSE2)
 #   make bench           the benchmark against PyTorch (bench/README.md)
 
 CC      ?= cc
