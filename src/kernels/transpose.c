@@ -11,6 +11,14 @@ typedef int32_t i16 __attribute__((vector_size(64)));
  * 2, 1) every 2s x 2s block [[A, B], [C, D]] of s x s blocks becomes [[A, C], [B, D]], rows i and
  * i+s trading halves of each 2s-column segment; after the four the whole block is transposed.
  * Lanes 16..31 of a shuffle's mask pick from its second operand. */
+#if defined(__clang__)
+/* clang (the fuzz build) has no __builtin_shuffle with a mask in a variable: the plain loop. */
+static void block16(float *dst, size_t ldd, const float *src, size_t lds) {
+    for (int i = 0; i < 16; i++) {
+        for (int j = 0; j < 16; j++) dst[(size_t)j * ldd + i] = src[(size_t)i * lds + j];
+    }
+}
+#else
 static void block16(float *dst, size_t ldd, const float *src, size_t lds) {
     v16 r[16];
     for (int i = 0; i < 16; i++) r[i] = *(const v16 *)(src + (size_t)i * lds);
@@ -36,6 +44,7 @@ static void block16(float *dst, size_t ldd, const float *src, size_t lds) {
 #undef ROUND
     for (int i = 0; i < 16; i++) *(v16 *)(dst + (size_t)i * ldd) = r[i];
 }
+#endif
 
 void fm_transpose(float *dst, size_t ldd, const float *src, size_t lds, int rows, int cols) {
     const int rows16 = rows / 16 * 16, cols16 = cols / 16 * 16;
