@@ -11,7 +11,9 @@ mkdir -p "$CK/mlp-data" "$CK/conv-data" "$CK/small"
 "$FIXTURES" subset "$DATA" "$CK/mlp-data" 20000 200 || fail "checkpoint setup" "fixtures subset failed"
 "$FIXTURES" subset "$DATA" "$CK/conv-data" 8000 200 || fail "checkpoint setup" "fixtures subset failed"
 "$FIXTURES" subset "$DATA" "$CK/small" 2000 200 || fail "checkpoint setup" "fixtures subset failed"
-CK_MLP=(--data "$CK/mlp-data" --model "dense:128:relu,dropout:0.2,dense:10" --augment shift=1,flip
+# 512 hidden units: an epoch long enough (~0.4 s on one thread) that the interruption below,
+# 0.1 s after the first checkpoint appears, lands inside the second epoch, not after it.
+CK_MLP=(--data "$CK/mlp-data" --model "dense:512:relu,dropout:0.2,dense:10" --augment shift=1,flip
         --epochs 3 --val 1000 --threads 1 --no-report --no-test --quiet)
 CK_CONV=(--data "$CK/conv-data" --model "conv:4:3:same,relu,maxpool:2,dropout:0.25,dense:10"
          --augment shift=1,flip,erase=0.2 --optimizer sgd --momentum 0.9 --epochs 3 --val 500
