@@ -76,6 +76,18 @@ void fm_pool_free(fm_pool *p);
 int fm_pool_threads(const fm_pool *p);
 void fm_pool_run(fm_pool *p, int n_tasks, fm_task_fn fn, void *ctx);
 
+/* An element-wise pass over n floats on the pool: two slices per thread once n reaches min_n
+ * (a few microseconds of work), else one; fm_slice gives task's slice [lo, hi), starting on a
+ * multiple of 16 floats (whole cache lines and vectors), the last one ending at n. Element-wise
+ * work gives the same bits whatever the split. */
+static inline int fm_slice_tasks(const fm_pool *pool, size_t n, size_t min_n) {
+    return pool && n >= min_n ? 2 * fm_pool_threads(pool) : 1;
+}
+static inline void fm_slice(size_t n, int task, int tasks, size_t *lo, size_t *hi) {
+    *lo = (n * (size_t)task / (size_t)tasks) & ~(size_t)15;
+    *hi = task + 1 == tasks ? n : (n * (size_t)(task + 1) / (size_t)tasks) & ~(size_t)15;
+}
+
 /* ---------------------------------------------------------------- kernels */
 
 /* C[M,N] = op(A)[M,K] · op(B)[K,N] (+ C when accumulate), all row-major; op transposes when the

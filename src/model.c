@@ -726,8 +726,8 @@ typedef struct {
 
 static void relu_task(void *ctx, int task) {
     const relu_job *j = ctx;
-    size_t lo = (j->n * (size_t)task / (size_t)j->tasks) & ~(size_t)15;
-    size_t hi = task + 1 == j->tasks ? j->n : (j->n * (size_t)(task + 1) / (size_t)j->tasks) & ~(size_t)15;
+    size_t lo, hi;
+    fm_slice(j->n, task, j->tasks, &lo, &hi);
     if (lo >= hi) return;
     if (j->backward) relu_backward(j->out + lo, j->a + lo, j->b + lo, hi - lo);
     else relu_forward(j->out + lo, j->a + lo, hi - lo);
@@ -736,8 +736,7 @@ static void relu_task(void *ctx, int task) {
 static void relu_pooled(fm_model *m, int threads, int backward, float *out, const float *a,
                         const float *b, size_t n) {
     fm_pool *pool = fm_model_pool(m, threads);
-    relu_job j = {backward, out, a, b, n, 1};
-    if (pool && n >= 65536) j.tasks = 2 * fm_pool_threads(pool);
+    relu_job j = {backward, out, a, b, n, fm_slice_tasks(pool, n, 65536)};
     fm_pool_run(pool, j.tasks, relu_task, &j);
 }
 

@@ -277,9 +277,8 @@ typedef struct {
 
 static void sgd_task(void *ctx, int task) {
     const sgd_job *o = ctx;
-    /* Slice ends on multiples of 16 floats: whole cache lines and vectors. */
-    size_t lo = (o->n * (size_t)task / (size_t)o->tasks) & ~(size_t)15;
-    size_t hi = task + 1 == o->tasks ? o->n : (o->n * (size_t)(task + 1) / (size_t)o->tasks) & ~(size_t)15;
+    size_t lo, hi;
+    fm_slice(o->n, task, o->tasks, &lo, &hi);
     if (lo >= hi) return;
     sgd_step(o->params + lo, o->grads + lo, o->velocity ? o->velocity + lo : NULL, hi - lo, o->lr,
              o->p->momentum, o->p->nesterov);
@@ -298,8 +297,8 @@ typedef struct {
 
 static void adam_task(void *ctx, int task) {
     const adam_job *o = ctx;
-    size_t lo = (o->n * (size_t)task / (size_t)o->tasks) & ~(size_t)15;
-    size_t hi = task + 1 == o->tasks ? o->n : (o->n * (size_t)(task + 1) / (size_t)o->tasks) & ~(size_t)15;
+    size_t lo, hi;
+    fm_slice(o->n, task, o->tasks, &lo, &hi);
     if (lo >= hi) return;
     adam_apply(o->params + lo, o->grads + lo, o->m1 + lo, o->m2 + lo, hi - lo, o->alpha,
                o->p->beta1, o->p->beta2, o->p->eps);
@@ -429,7 +428,7 @@ static fm_status fit(fm_model *m, const fm_dataset *ds, const fm_train_params *p
                                       (long)p->step_epochs * batches, p->step_gamma};
     float lr_now = lr;
     const int augment = fm_augment_active(&p->augment);
-    const size_t D = fm_model_in_size(m);
+    const size_t D = fm_model_in_size(m), pixel_split = (size_t)fm_gemm_split_k_at((int)D);
     /* Plain Adam on a model of dense layers (and activations) runs inside the backward pass,
      * using each weight gradient while it is in registers; anything else stores gradients and
      * steps over the flat array afterwards. */
@@ -485,8 +484,7 @@ static fm_status fit(fm_model *m, const fm_dataset *ds, const fm_train_params *p
             uint32_t start = (uint32_t)bi * batch;
             int B = (int)(train.n - start < batch ? train.n - start : batch);
             const int32_t *rows = rb.order + start;
-            scale_job sj = {fm_model_input(m), &train, rows, (size_t)B, 0, D, m->scaling};
-            sj.split = (size_t)fm_gemm_split_k_at((int)D);
+            scale_job sj = {fm_model_input(m), &train, rows, (size_t)B, pixel_split, D, m->scaling};
             fm_pool_run(fm_model_pool(m, threads), 2, scale_task, &sj);
             uint32_t next = train.n - start - (uint32_t)B; /* on their way while this one trains */
             fm_prefetch_images(&train, rows + B, next < batch ? next : batch);
@@ -524,13 +522,12 @@ static fm_status fit(fm_model *m, const fm_dataset *ds, const fm_train_params *p
                 fm_pool *pool = fm_model_pool(m, threads);
                 if (adam) {
                     adam_job opt = {p, m->params, rb.grads, rb.m1, rb.m2, P,
-                                    adam_alpha(lr_now, p->beta1, p->beta2, step), 1};
-                    if (pool && P >= 16384) opt.tasks = 2 * fm_pool_threads(pool);
+                                    adam_alpha(lr_now, p->beta1, p->beta2, step),
+                                    fm_slice_tasks(pool, P, 16384)};
                     fm_pool_run(pool, opt.tasks, adam_task, &opt);
                 } else {
-                    sgd_job opt = {p, m->params, rb.grads, rb.m1, P, lr_now, 1};
-                    /* Two slices per thread, and none under ~16k parameters (a few microseconds). */
-                    if (pool && P >= 16384) opt.tasks = 2 * fm_pool_threads(pool);
+                    sgd_job opt = {p, m->params, rb.grads, rb.m1, P, lr_now,
+                                   fm_slice_tasks(pool, P, 16384)};
                     fm_pool_run(pool, opt.tasks, sgd_task, &opt);
                 }
             }

@@ -208,6 +208,10 @@ static void gemm_task(void *ctx, int task) {
  * server's single image gets the bits it gets in a batch of 1,000. */
 #define SPLIT_K_FLOATS 16384
 
+/* Handing work to another thread costs a microsecond or two: not worth it for a product of
+ * fewer multiply-adds than this (~5 us on one core). */
+#define PARALLEL_MIN_MACS 262144.0
+
 typedef struct {
     fm_simd level;
     int M, N, K, k0, lda, ldb, ldc;
@@ -234,7 +238,7 @@ static void split_k_gemm(fm_simd level, int M, int N, int K, const float *A, int
     float part[SPLIT_K_FLOATS];
     int block = SPLIT_K_FLOATS / N;
     /* each half alone is worth a second thread from about 2.5 us of work */
-    if ((double)(M < block ? M : block) * N * K < 262144.0) pool = NULL;
+    if ((double)(M < block ? M : block) * N * K < PARALLEL_MIN_MACS) pool = NULL;
     for (int i0 = 0; i0 < M; i0 += block) {
         int rows = M - i0 < block ? M - i0 : block;
         split_k_job s = {level, rows, N, K, fm_gemm_split_k_at(K), lda, ldb, ldc,
@@ -278,8 +282,7 @@ void fm_gemm_ex(fm_simd level, int trans_a, int trans_b, int M, int N, int K, co
         split_k_gemm(level, M, N, K, A, lda, B, ldb, C, ldc, ep, pool);
         return;
     }
-    /* Handing work to another thread costs a microsecond or two: not worth it below ~5 us. */
-    if ((double)M * N * (K > 0 ? K : 1) < 262144.0) nth = 1;
+    if ((double)M * N * (K > 0 ? K : 1) < PARALLEL_MIN_MACS) nth = 1;
     gemm_job g = {level, trans_a, trans_b, M, N, K, lda, ldb, ldc, accumulate, A, B, C, ep, 0, 1, 1};
     if (nth > 1) {
         /* Split C's columns when there is a panel for every thread (each thread then reads only
