@@ -1,4 +1,5 @@
-/* winograd.c — the forward pass of a 3x3, stride-1 convolution by Winograd's F(2x2, 3x3): each
+/* winograd.c — 3x3, stride-1 convolutions by Winograd's F(2x2, 3x3), the forward pass and the
+ * input gradient (itself such a convolution, fm_conv_shape_input_grad): each
  * 2x2 block of outputs from a 4x4 block of input with 16 multiplies per channel pair instead of
  * 36, the sums over input channels as 16 matrix products (Lavin & Gray, "Fast Algorithms for
  * Convolutional Neural Networks", 2015). conv2d_forward_ref is the reference it is tested against. */
@@ -50,14 +51,22 @@ int fm_winograd_fits(const fm_conv_shape *s) {
 size_t fm_winograd_ws_size(const fm_conv_shape *s) { return geom_of(s).end; }
 
 /* U[xi][c][oc] (16, C, OC) = G g G^T for each 3x3 kernel g = weight[oc][c], with
- * G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]. */
-void fm_winograd_prepare(float *ws, const float *weight, const fm_conv_shape *s) {
+ * G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]. flipped: g is instead weight[c][oc] turned by
+ * 180 degrees, weight being (C, OC, 3, 3), the kernels of the convolution whose input gradient
+ * this one computes (fm_conv_shape_input_grad). */
+static void prepare(float *ws, const float *weight, const fm_conv_shape *s, int flipped) {
     const int OC = s->OC, C = s->C;
     float *U = ws + geom_of(s).u;
     const size_t plane = (size_t)C * OC;
     for (int oc = 0; oc < OC; oc++) {
         for (int c = 0; c < C; c++) {
-            const float *g = weight + ((size_t)oc * C + c) * 9;
+            float g[9];
+            if (flipped) {
+                const float *w = weight + ((size_t)c * OC + oc) * 9;
+                for (int k = 0; k < 9; k++) g[k] = w[8 - k];
+            } else {
+                memcpy(g, weight + ((size_t)oc * C + c) * 9, sizeof g);
+            }
             float Gg[4][3];
             for (int j = 0; j < 3; j++) {
                 Gg[0][j] = g[j];
@@ -72,6 +81,26 @@ void fm_winograd_prepare(float *ws, const float *weight, const fm_conv_shape *s)
             }
         }
     }
+}
+
+void fm_winograd_prepare(float *ws, const float *weight, const fm_conv_shape *s) {
+    prepare(ws, weight, s, 0);
+}
+
+void fm_winograd_prepare_flipped(float *ws, const float *weight, const fm_conv_shape *t) {
+    prepare(ws, weight, t, 1);
+}
+
+/* The input gradient of a 3x3 stride-1 convolution s: dx[c][i][j] = sum over oc, kh, kw of
+ * dy[oc][i + pad_t - kh][j + pad_l - kw] * w[oc][c][kh][kw], which is the convolution of dy by
+ * the kernels turned by 180 degrees with the channels swapped, padded 2 - pad (same stays same,
+ * valid becomes full), an output of the input's size. */
+int fm_conv_shape_input_grad(fm_conv_shape *t, const fm_conv_shape *s) {
+    memset(t, 0, sizeof *t);
+    if (s->KH != 3 || s->KW != 3 || s->stride != 1) return 0;
+    t->C = s->OC, t->H = s->OH, t->W = s->OW, t->OC = s->C, t->OH = s->H, t->OW = s->W;
+    t->KH = t->KW = 3, t->stride = 1, t->pad_t = 2 - s->pad_t, t->pad_l = 2 - s->pad_l;
+    return 1;
 }
 
 /* V[xi][t][c] = (B^T d B)[xi] for the 4x4 input block d of each tile t of tile rows [ty0, ty1),
@@ -149,7 +178,7 @@ static void transform_output(float *restrict yh, const float *M, const float *bi
                     float m2 = m[(size_t)(8 + j) * plane + oc], m3 = m[(size_t)(12 + j) * plane + oc];
                     s0[j] = m0 + m1 + m2, s1[j] = m1 - m2 - m3;
                 }
-                float b = bias[oc];
+                float b = bias ? bias[oc] : 0.0f;
                 float v11 = s1[1] - s1[2] - s1[3] + b, v10 = s1[0] + s1[1] + s1[2] + b;
                 float v01 = s0[1] - s0[2] - s0[3] + b, v00 = s0[0] + s0[1] + s0[2] + b;
                 y11[oc] = v11, y10[oc] = v10, y01[oc] = v01, y00[oc] = v00;

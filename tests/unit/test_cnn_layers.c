@@ -232,6 +232,54 @@ void test_conv2d_winograd(test_ctx *t) {
     }
 }
 
+/* The input gradient by Winograd (a 3x3 stride-1 layer with at least 8 output channels, on the
+ * dense backward path) against the definition: same padding with odd sizes, valid (the gradient
+ * is then a full convolution, padded 2), channel counts with and without a vector's worth. Each
+ * input gradient sums OC*9 terms through the transforms: the forward test's bound with OC for C. */
+void test_conv2d_winograd_input_grad(test_ctx *t) {
+    const conv_case cases[] = {
+        {2, 3, 7, 9, 8, 3, 1, 1},    /* same, odd height and width, 8 output channels */
+        {1, 5, 9, 30, 20, 3, 1, 0},  /* valid 9x30: a full 9x30 gradient from 7x28 */
+        {3, 16, 6, 5, 33, 3, 1, 1},  /* same, 33 channels: two vectors and one more */
+    };
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        const conv_case *c = &cases[ci];
+        fm_conv_shape s, tr;
+        fm_conv_shape_make(&s, c->C, c->H, c->W, c->OC, c->K, c->stride, c->same);
+        CHECK(t, fm_conv_shape_input_grad(&tr, &s) && fm_winograd_fits(&tr) && tr.OH == c->H && tr.OW == c->W,
+              "case %zu does not take the Winograd path", ci);
+        size_t n_in = (size_t)c->B * c->C * c->H * c->W, n_out = (size_t)c->B * c->OC * s.OH * s.OW;
+        size_t n_w = (size_t)c->OC * c->C * 9;
+        float *x = alloc_floats(n_in), *w = alloc_floats(n_w), *dout = alloc_floats(n_out);
+        float *dx = alloc_floats(n_in + 1), *dx_ref = alloc_floats(n_in), *dx2 = alloc_floats(n_in);
+        float *dw = alloc_floats(n_w), *db = alloc_floats(c->OC);
+        float *col = alloc_floats(2 * fm_conv_col_size(&s)), *dwork = alloc_floats(fm_conv_dwork_size(&s, c->B));
+        fm_rng rng;
+        fm_rng_seed(&rng, 700 + ci);
+        fill(x, n_in, &rng, -1, 1);
+        fill(w, n_w, &rng, -1, 1);
+        fill(dout, n_out, &rng, -1, 1);
+        for (size_t i = 0; i < n_in; i++) dx[i] = 99.0f; /* overwritten, not added to */
+        dx[n_in] = 12345.0f;                                /* nothing written past it */
+        conv2d_backward(dx, dw, db, dout, x, w, col, 1, dwork, c->B, &s, NULL);
+        conv2d_backward_ref(dx_ref, dw, db, dout, x, w, c->B, &s);
+        double tol = 1e-5 * sqrt(c->OC * 9.0 / 8.0);
+        int bad = 0;
+        for (size_t i = 0; i < n_in && bad < 5; i++) {
+            if (!(fabs(dx[i] - dx_ref[i]) <= tol * (1 + fabs(dx_ref[i])))) {
+                CHECK(t, 0, "case %zu: dx[%zu] %.7g vs %.7g", ci, i, (double)dx[i], (double)dx_ref[i]);
+                bad++;
+            }
+        }
+        CHECK(t, dx[n_in] == 12345.0f, "case %zu wrote past its input gradient", ci);
+        fm_pool *pool2 = fm_pool_create(2);
+        conv2d_backward(dx2, dw, db, dout, x, w, col, 2, dwork, c->B, &s, pool2);
+        CHECK(t, memcmp(dx, dx2, n_in * sizeof(float)) == 0, "case %zu: 2 threads differ", ci);
+        fm_pool_free(pool2);
+        free(x), free(w), free(dout), free(dx), free(dx_ref), free(dx2), free(dw), free(db), free(col), free(dwork);
+    }
+}
+
 void test_conv2d_gradients(test_ctx *t) {
     for (size_t ci = 0; ci < sizeof CONV_CASES / sizeof CONV_CASES[0]; ci++) {
         const conv_case *c = &CONV_CASES[ci];
