@@ -291,6 +291,15 @@ int fm_conv_shape_input_grad(fm_conv_shape *t, const fm_conv_shape *s);
 void fm_winograd_prepare_flipped(float *ws, const float *weight, const fm_conv_shape *t);
 void fm_winograd_sample(float *out, const float *x, const float *bias, float *ws,
                         const fm_conv_shape *s);
+/* The weight gradient of such a convolution s, in Winograd's domain: each
+ * fm_winograd_dw_sample writes (accumulate: adds) into dU (16, C, OC) the gradient of the
+ * transformed weights for one sample x (C, H, W) and its output gradient channels last,
+ * dyT (OH*OW, OC), in a work space of fm_winograd_dw_ws_size floats; fm_winograd_kernel_grad
+ * turns a channel pair's 16 values dU[xi][c][oc] into the gradient of kernel weight[oc][c]. */
+size_t fm_winograd_dw_ws_size(const fm_conv_shape *s);
+void fm_winograd_dw_sample(float *dU, int accumulate, const float *x, const float *dyT, float *ws,
+                           const fm_conv_shape *s);
+void fm_winograd_kernel_grad(float dg[9], const float du[16]);
 
 /* Pooling over KxK windows moved by stride S, no padding: (B,C,H,W) -> (B,C,OH,OW) with
  * OH = (H-K)/S + 1. Max pooling records, per output, the index of its maximum within the

@@ -27,11 +27,15 @@ typedef struct {
     size_t u, xh, v, m, yh, end;
 } wg_geom;
 
-static wg_geom geom_of(const fm_conv_shape *s) {
+/* The weight gradient's blocks are larger: their products sum over the block's tiles (K = nt),
+ * and each block adds its (C, OC) products into the gradient, which longer sums pay for. */
+#define DW_BLOCK_TILES 64
+
+static wg_geom geom_blocks(const fm_conv_shape *s, int block_tiles) {
     wg_geom g;
     g.TH = (s->OH + 1) / 2, g.TW = (s->OW + 1) / 2;
     g.HP = 2 * g.TH + 2, g.WP = 2 * g.TW + 2;
-    g.RB = BLOCK_TILES / g.TW > 0 ? BLOCK_TILES / g.TW : 1;
+    g.RB = block_tiles / g.TW > 0 ? block_tiles / g.TW : 1;
     if (g.RB > g.TH) g.RB = g.TH;
     const size_t C = (size_t)s->C, OC = (size_t)s->OC, nt = (size_t)g.RB * g.TW;
     g.u = 0;
@@ -42,6 +46,8 @@ static wg_geom geom_of(const fm_conv_shape *s) {
     g.end = g.yh + (size_t)s->OH * s->OW * OC;
     return g;
 }
+
+static wg_geom geom_of(const fm_conv_shape *s) { return geom_blocks(s, BLOCK_TILES); }
 
 /* Few input channels make the 16 products too short (K = C) to pay for the transforms. */
 int fm_winograd_fits(const fm_conv_shape *s) {
@@ -187,27 +193,33 @@ static void transform_output(float *restrict yh, const float *M, const float *bi
     }
 }
 
+/* xh (HP*WP, C) = the sample x (C, H, W) channels last, inside a zero border: every tile then
+ * reads a whole 4x4 block. */
+static void load_sample(float *xh, const float *x, const fm_conv_shape *s, const wg_geom *g) {
+    const int C = s->C;
+    if (s->pad_t || s->pad_l || s->H != g->HP || s->W != g->WP) {
+        memset(xh, 0, sizeof(float) * (size_t)g->HP * g->WP * C);
+    }
+    const int rows = s->H < g->HP - s->pad_t ? s->H : g->HP - s->pad_t;
+    const int cols = s->W < g->WP - s->pad_l ? s->W : g->WP - s->pad_l;
+    const size_t HW = (size_t)s->H * s->W;
+    if (rows == s->H && cols == s->W && cols == g->WP) {
+        fm_transpose(xh + (size_t)s->pad_t * g->WP * C, (size_t)C, x, HW, C, (int)HW);
+    } else {
+        for (int h = 0; h < rows; h++) {
+            fm_transpose(xh + ((size_t)(h + s->pad_t) * g->WP + s->pad_l) * C, (size_t)C,
+                         x + (size_t)h * s->W, HW, C, cols);
+        }
+    }
+}
+
 void fm_winograd_sample(float *out, const float *x, const float *bias, float *ws,
                         const fm_conv_shape *s) {
     const wg_geom g = geom_of(s);
     const int C = s->C, OC = s->OC, P = s->OH * s->OW;
     const float *U = ws + g.u;
     float *xh = ws + g.xh, *V = ws + g.v, *M = ws + g.m, *yh = ws + g.yh;
-    /* the sample channels last, inside a zero border: every tile then reads a whole 4x4 block */
-    if (s->pad_t || s->pad_l || s->H != g.HP || s->W != g.WP) {
-        memset(xh, 0, sizeof(float) * (size_t)g.HP * g.WP * C);
-    }
-    const int rows = s->H < g.HP - s->pad_t ? s->H : g.HP - s->pad_t;
-    const int cols = s->W < g.WP - s->pad_l ? s->W : g.WP - s->pad_l;
-    const size_t HW = (size_t)s->H * s->W;
-    if (rows == s->H && cols == s->W && cols == g.WP) {
-        fm_transpose(xh + (size_t)s->pad_t * g.WP * C, (size_t)C, x, HW, C, (int)HW);
-    } else {
-        for (int h = 0; h < rows; h++) {
-            fm_transpose(xh + ((size_t)(h + s->pad_t) * g.WP + s->pad_l) * C, (size_t)C,
-                         x + (size_t)h * s->W, HW, C, cols);
-        }
-    }
+    load_sample(xh, x, s, &g);
     for (int ty0 = 0; ty0 < g.TH; ty0 += g.RB) {
         int ty1 = ty0 + g.RB < g.TH ? ty0 + g.RB : g.TH, nt = (ty1 - ty0) * g.TW;
         transform_input(V, xh, C, ty0, ty1, &g);
@@ -219,4 +231,102 @@ void fm_winograd_sample(float *out, const float *x, const float *bias, float *ws
         transform_output(yh, M, bias, OC, ty0, ty1, s, &g);
     }
     fm_transpose(out, (size_t)P, yh, (size_t)OC, P, OC); /* back to (OC, OH*OW) */
+}
+
+/* The weight gradient, through the same algorithm read backwards: the forward pass computes
+ * M[xi] = V[xi] · U[xi] and then each tile's outputs A^T m A, so the gradient of U[xi] is
+ * V[xi]^T · dM[xi] with dM = A dy A^T for each tile's 2x2 output gradient (0 past the edges),
+ * and that of each kernel g is G^T dU G. The same sums as the direct weight gradient in exact
+ * arithmetic, with 16 multiplies per tile and channel pair instead of 36. */
+
+/* The work space: the input (HP*WP, C), then V (16, nt, C) and dM (16, nt, OC) of one block,
+ * then OC zeros. */
+size_t fm_winograd_dw_ws_size(const fm_conv_shape *s) {
+    const wg_geom g = geom_blocks(s, DW_BLOCK_TILES);
+    const size_t nt = (size_t)g.RB * g.TW;
+    return (size_t)g.HP * g.WP * s->C + 16 * nt * ((size_t)s->C + s->OC) + (size_t)s->OC;
+}
+
+/* dM[xi][t][oc] = (A d A^T)[xi] for the 2x2 output gradient d of each tile t of tile rows
+ * [ty0, ty1), A = [1 0; 1 1; 1 -1; 0 -1]; dyT is (OH*OW, OC), zeros OC zeros (read for the
+ * outputs of half tiles past the edges). */
+static void transform_output_grad(float *restrict dM, const float *dyT, const float *zeros, int OC,
+                                  int ty0, int ty1, const fm_conv_shape *s, const wg_geom *g) {
+    const int TW = g->TW;
+    const size_t plane = (size_t)(ty1 - ty0) * TW * OC;
+    for (int ty = ty0; ty < ty1; ty++) {
+        for (int tx = 0; tx < TW; tx++) {
+            float *m0 = dM + ((size_t)(ty - ty0) * TW + tx) * OC, *m1 = m0 + plane, *m2 = m1 + plane;
+            float *m3 = m2 + plane, *m4 = m3 + plane, *m5 = m4 + plane, *m6 = m5 + plane;
+            float *m7 = m6 + plane, *m8 = m7 + plane, *m9 = m8 + plane, *m10 = m9 + plane;
+            float *m11 = m10 + plane, *m12 = m11 + plane, *m13 = m12 + plane, *m14 = m13 + plane;
+            float *m15 = m14 + plane;
+            const int oh = 2 * ty, ow = 2 * tx, down = oh + 1 < s->OH, right = ow + 1 < s->OW;
+            const float *d00 = dyT + ((size_t)oh * s->OW + ow) * OC;
+            const float *d01 = right ? d00 + OC : zeros, *d10 = down ? d00 + (size_t)s->OW * OC : zeros;
+            const float *d11 = down && right ? d00 + (size_t)(s->OW + 1) * OC : zeros;
+            int oc = 0;
+            /* rows of A d: (a, b), (a+c, b+d), (a-c, b-d), (-c, -d); then each row (p, q) times
+             * A^T: (p, p+q, p-q, -q); 16 channels at a time, the rest one by one */
+#define GRAD_STEP(T, LD, ST)                                                                    \
+    do {                                                                                        \
+        T a = LD(d00), b = LD(d01), c = LD(d10), d = LD(d11);                                   \
+        T p1 = a + c, q1 = b + d, p2 = a - c, q2 = b - d;                                       \
+        ST(m0, a), ST(m1, a + b), ST(m2, a - b), ST(m3, -b);                                    \
+        ST(m4, p1), ST(m5, p1 + q1), ST(m6, p1 - q1), ST(m7, -q1);                              \
+        ST(m8, p2), ST(m9, p2 + q2), ST(m10, p2 - q2), ST(m11, -q2);                            \
+        ST(m12, -c), ST(m13, -c - d), ST(m14, d - c), ST(m15, d);                               \
+    } while (0)
+#define LDV(p) (*(const v16 *)((p) + oc))
+#define STV(p, x) (*(v16 *)((p) + oc) = (x))
+#define LDS(p) ((p)[oc])
+#define STS(p, x) ((p)[oc] = (x))
+            for (; oc + 16 <= OC; oc += 16) GRAD_STEP(v16, LDV, STV);
+            for (; oc < OC; oc++) GRAD_STEP(float, LDS, STS);
+#undef GRAD_STEP
+#undef LDV
+#undef STV
+#undef LDS
+#undef STS
+        }
+    }
+}
+
+void fm_winograd_dw_sample(float *dU, int accumulate, const float *x, const float *dyT, float *ws,
+                           const fm_conv_shape *s) {
+    const wg_geom g = geom_blocks(s, DW_BLOCK_TILES);
+    const int C = s->C, OC = s->OC;
+    const size_t nt_max = (size_t)g.RB * g.TW;
+    float *xh = ws, *V = xh + (size_t)g.HP * g.WP * C, *dM = V + 16 * nt_max * C;
+    float *zeros = dM + 16 * nt_max * OC;
+    memset(zeros, 0, sizeof(float) * (size_t)OC);
+    load_sample(xh, x, s, &g);
+    for (int ty0 = 0; ty0 < g.TH; ty0 += g.RB) {
+        int ty1 = ty0 + g.RB < g.TH ? ty0 + g.RB : g.TH, nt = (ty1 - ty0) * g.TW;
+        transform_input(V, xh, C, ty0, ty1, &g);
+        transform_output_grad(dM, dyT, zeros, OC, ty0, ty1, s, &g);
+        /* dU[xi] (C, OC) += V[xi]^T (C, nt) · dM[xi] (nt, OC) */
+        for (int xi = 0; xi < 16; xi++) {
+            fm_gemm_ex(fm_simd_best(), 1, 0, C, OC, nt, V + (size_t)xi * nt * C, C,
+                       dM + (size_t)xi * nt * OC, OC, accumulate || ty0 > 0,
+                       dU + (size_t)xi * C * OC, OC, NULL, NULL);
+        }
+    }
+}
+
+/* dg (3x3) = G^T du G for one channel pair's 16 values du[xi] (xi = 4i + j),
+ * G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]. */
+void fm_winograd_kernel_grad(float dg[9], const float du[16]) {
+    float t[3][4]; /* G^T du, column by column */
+    for (int j = 0; j < 4; j++) {
+        const float u0 = du[j], u1 = du[4 + j], u2 = du[8 + j], u3 = du[12 + j];
+        t[0][j] = u0 + 0.5f * (u1 + u2);
+        t[1][j] = 0.5f * (u1 - u2);
+        t[2][j] = 0.5f * (u1 + u2) + u3;
+    }
+    for (int a = 0; a < 3; a++) {
+        dg[3 * a] = t[a][0] + 0.5f * (t[a][1] + t[a][2]);
+        dg[3 * a + 1] = 0.5f * (t[a][1] - t[a][2]);
+        dg[3 * a + 2] = 0.5f * (t[a][1] + t[a][2]) + t[a][3];
+    }
 }

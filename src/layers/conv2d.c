@@ -1,6 +1,6 @@
 /* conv2d.c — 2-D convolution over NCHW batches, weights in PyTorch's [OC, C, KH, KW] layout: the
- * fast paths (im2col + fm_gemm, or Winograd for 3x3 forward passes, one sample at a time; a
- * sparse backward pass for mostly-zero gradients) and the direct-loop reference beside them. */
+ * fast paths (im2col + fm_gemm, or Winograd for 3x3 forward passes and input gradients, one
+ * sample at a time; a sparse backward pass for mostly-zero gradients) and the direct-loop reference beside them. */
 #include "internal.h"
 
 #include <string.h>
@@ -61,14 +61,24 @@ static int input_grad_by_winograd(const fm_conv_shape *s, fm_conv_shape *t) {
     return fm_conv_shape_input_grad(t, s) && fm_winograd_fits(t);
 }
 
-/* One task's work space, for the dense path: the columns (C*KH*KW, OH*OW), then room for one
- * sample's output gradient transposed (OH*OW, OC), then for the weight transposed (C*KH*KW, OC),
- * then, when the input gradient goes by Winograd, its work space (which keeps its transformed
- * weights for all the task's samples); or the sparse path's (sparse_layout), whichever is
- * larger. */
+/* Whether the dense backward pass computes the weight gradient by Winograd (in the slots as
+ * dU (16, C, OC), turned into kernels by the reduction) rather than as col · dy^T. */
+static int weight_grad_by_winograd(const fm_conv_shape *s) { return fm_winograd_fits(s); }
+
+/* One task's work space, for the dense path: the columns (C*KH*KW, OH*OW), or the Winograd
+ * weight gradient's work space, whichever is larger; then room for one sample's output gradient
+ * transposed (OH*OW, OC), then for the weight transposed (C*KH*KW, OC), then, when the input
+ * gradient goes by Winograd, its work space (which keeps its transformed weights for all the
+ * task's samples); or the sparse path's (sparse_layout), whichever is larger. */
+static size_t cols_size(const fm_conv_shape *s) {
+    size_t cols = (size_t)s->C * s->KH * s->KW * s->OH * s->OW;
+    size_t dw = weight_grad_by_winograd(s) ? fm_winograd_dw_ws_size(s) : 0;
+    return cols > dw ? cols : dw;
+}
+
 static size_t dense_size(const fm_conv_shape *s) {
     size_t CKK = (size_t)s->C * s->KH * s->KW;
-    return (CKK + (size_t)s->OC) * s->OH * s->OW + CKK * (size_t)s->OC;
+    return cols_size(s) + (size_t)s->OC * s->OH * s->OW + CKK * (size_t)s->OC;
 }
 
 size_t fm_conv_col_size(const fm_conv_shape *s) {
@@ -236,7 +246,8 @@ static int group_count(int B) { return (B + GROUP - 1) / GROUP; }
  * (kh, kw, c) tap order on the sparse one, then its bias gradient (OC). */
 static size_t slot_size(const fm_conv_shape *s) {
     size_t dense = (size_t)s->OC * s->C * s->KH * s->KW, sparse = (size_t)s->OC * padded_ckk(s);
-    return (dense > sparse ? dense : sparse) + (size_t)s->OC;
+    size_t wg = weight_grad_by_winograd(s) ? 16 * (size_t)s->OC * s->C : 0, most = dense > sparse ? dense : sparse;
+    return (most > wg ? most : wg) + (size_t)s->OC;
 }
 
 size_t fm_conv_dwork_size(const fm_conv_shape *s, int B) {
@@ -436,7 +447,8 @@ static void conv_backward_task(void *ctx, int t) {
      * cnn-best's time. */
     fm_conv_shape t_dx;
     const int dx_winograd = input_grad_by_winograd(s, &t_dx);
-    float *weightT = my_col + ((size_t)CKK + (size_t)s->OC) * P, *ws_dx = my_col + dense_size(s);
+    float *dyT = my_col + cols_size(s), *weightT = dyT + (size_t)s->OC * P, *ws_dx = my_col + dense_size(s);
+    const int dw_winograd = weight_grad_by_winograd(s);
     if (j->dinp && b0 < b1) {
         if (dx_winograd) fm_winograd_prepare_flipped(ws_dx, j->weight, &t_dx);
         else transpose(weightT, j->weight, s->OC, CKK);
@@ -445,10 +457,6 @@ static void conv_backward_task(void *ctx, int t) {
         const float *dy = j->dout + (size_t)b * s->OC * P;
         const int first = b % GROUP == 0; /* the group's first sample overwrites its slot */
         float *dw = j->dwork + (size_t)(b / GROUP) * slot, *db = dw + nw;
-        /* dw^T (CKK, OC) = col (CKK, P) · dy^T (P, OC): the broadcast kernel's layout, twice
-         * as fast as dy · col^T by dot products, for the price of transposing dy */
-        float *dyT = my_col + (size_t)CKK * P;
-        im2col(my_col, j->inp + (size_t)b * in_size, s);
         transpose(dyT, dy, s->OC, P);
         /* the bias gradient from dyT's rows: one chain of adds per channel, as before, but the
          * channels side by side in vectors rather than one latency-bound chain after another */
@@ -456,8 +464,15 @@ static void conv_backward_task(void *ctx, int t) {
             for (int oc = 0; oc < s->OC; oc++) db[oc] = 0.0f;
         }
         add_rows(db, dyT, P, s->OC);
-        fm_gemm_ex(fm_simd_best(), 0, 0, CKK, s->OC, P, my_col, P, dyT, s->OC, !first, dw, s->OC,
-                   NULL, NULL);
+        if (dw_winograd) {
+            fm_winograd_dw_sample(dw, !first, j->inp + (size_t)b * in_size, dyT, my_col, s);
+        } else {
+            /* dw^T (CKK, OC) = col (CKK, P) · dy^T (P, OC): the broadcast kernel's layout, twice
+             * as fast as dy · col^T by dot products, for the price of transposing dy */
+            im2col(my_col, j->inp + (size_t)b * in_size, s);
+            fm_gemm_ex(fm_simd_best(), 0, 0, CKK, s->OC, P, my_col, P, dyT, s->OC, !first, dw, s->OC,
+                       NULL, NULL);
+        }
         if (j->dinp && dx_winograd) {
             fm_winograd_sample(j->dinp + (size_t)b * in_size, dy, NULL, ws_dx, &t_dx);
         } else if (j->dinp) {
@@ -478,20 +493,44 @@ static void conv_reduce_task(void *ctx, int t) {
     const size_t slot = slot_size(s), nw = slot - (size_t)s->OC;
     const size_t OC = (size_t)s->OC, CKK = (size_t)s->C * s->KH * s->KW, KK = (size_t)s->KH * s->KW;
     const size_t C = (size_t)s->C, CKKp = (size_t)padded_ckk(s);
+    const int groups = group_count(j->B);
+    if (!j->sparse && weight_grad_by_winograd(s)) {
+        /* dU (16, C, OC): task t takes channel pairs (and then biases), each pair's 16 values
+         * summed over groups, then turned into its kernel's gradient */
+        const size_t pairs = C * OC, units = pairs + OC;
+        for (size_t u = units * (size_t)t / (size_t)j->tasks; u < units * (size_t)(t + 1) / (size_t)j->tasks; u++) {
+            if (u >= pairs) {
+                float sum = 0.0f;
+                for (int g = 0; g < groups; g++) sum += j->dwork[(size_t)g * slot + nw + (u - pairs)];
+                j->dbias[u - pairs] += sum;
+                continue;
+            }
+            float du[16], dg[9];
+            for (int xi = 0; xi < 16; xi++) {
+                float sum = 0.0f;
+                for (int g = 0; g < groups; g++) sum += j->dwork[(size_t)g * slot + (size_t)xi * pairs + u];
+                du[xi] = sum;
+            }
+            fm_winograd_kernel_grad(dg, du);
+            float *to = j->dweight + ((u % OC) * C + u / OC) * 9; /* u = c * OC + oc */
+            for (int k = 0; k < 9; k++) to[k] += dg[k];
+        }
+        return;
+    }
     for (size_t i = slot * (size_t)t / (size_t)j->tasks; i < slot * (size_t)(t + 1) / (size_t)j->tasks; i++) {
         size_t to; /* where slot entry i goes in dweight (OC, C, KH, KW) */
         if (i >= nw) {
             to = 0;
         } else if (j->sparse) {
             size_t oc = i / CKKp, k = i % CKKp; /* (OC, CKKp), k = tap * C + c */
-            if (k >= CKK) continue;
+            if (oc >= OC || k >= CKK) continue; /* (slots may be longer, for Winograd's dU) */
             to = (oc * C + k % C) * KK + k / C;
         } else {
             if (i >= OC * CKK) continue;
             to = (i % OC) * CKK + i / OC; /* dw^T (CKK, OC) */
         }
         float sum = 0.0f;
-        for (int g = 0; g < group_count(j->B); g++) sum += j->dwork[(size_t)g * slot + i];
+        for (int g = 0; g < groups; g++) sum += j->dwork[(size_t)g * slot + i];
         if (i < nw) j->dweight[to] += sum;
         else j->dbias[i - nw] += sum;
     }
@@ -502,9 +541,9 @@ static void conv_reduce_task(void *ctx, int t) {
  * of dwork (fm_conv_dwork_size floats); the slots are then added into dweight and dbias in group
  * order (+=; callers zero them once per step), so the sums do not depend on which thread did
  * which group. dinp (B,C,H,W) is
- * overwritten with col2im(weight^T · dout_b). The column buffer is rebuilt from inp rather than
- * kept from the forward pass, and reused for the input gradient once the weight gradient no
- * longer needs it.
+ * overwritten with col2im(weight^T · dout_b), or for 3x3 stride-1 layers with the same sums by
+ * Winograd (input_grad_by_winograd). The column buffer is rebuilt from inp rather than kept from
+ * the forward pass, and reused for the input gradient once the weight gradient no longer needs it.
  * Why per sample and not one product over the batch (K = B*OH*OW): on the cnn preset's second
  * layer a sample's products (64x576x288 and the like) already run at the kernel's peak, about
  * 110 GFLOP/s on one core, while the batch-wide ones measured 40-73 (their panels leave the

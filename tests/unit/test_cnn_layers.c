@@ -232,15 +232,19 @@ void test_conv2d_winograd(test_ctx *t) {
     }
 }
 
-/* The input gradient by Winograd (a 3x3 stride-1 layer with at least 8 output channels, on the
- * dense backward path) against the definition: same padding with odd sizes, valid (the gradient
- * is then a full convolution, padded 2), channel counts with and without a vector's worth. Each
- * input gradient sums OC*9 terms through the transforms: the forward test's bound with OC for C. */
-void test_conv2d_winograd_input_grad(test_ctx *t) {
+/* The backward pass by Winograd on the dense path against the definition: the input gradient
+ * (3x3 stride-1 layers with at least 8 output channels) and the weight gradient (at least 8
+ * input channels): same padding with odd sizes, valid (the input gradient is then a full
+ * convolution, padded 2), channel counts with and without a vector's worth, blocks of tile rows.
+ * Each input gradient sums OC*9 terms through the transforms: the forward test's bound with OC
+ * for C; each weight gradient B*OH*OW, through transforms of up to 4 output gradients. */
+void test_conv2d_winograd_backward(test_ctx *t) {
     const conv_case cases[] = {
-        {2, 3, 7, 9, 8, 3, 1, 1},    /* same, odd height and width, 8 output channels */
-        {1, 5, 9, 30, 20, 3, 1, 0},  /* valid 9x30: a full 9x30 gradient from 7x28 */
+        {2, 3, 7, 9, 8, 3, 1, 1},    /* same, odd height and width, 8 output channels; 3 input
+                                        channels: the weight gradient by columns */
+        {1, 9, 9, 30, 20, 3, 1, 0},  /* valid 9x30: a full 9x30 gradient from 7x28 */
         {3, 16, 6, 5, 33, 3, 1, 1},  /* same, 33 channels: two vectors and one more */
+        {2, 8, 28, 28, 16, 3, 1, 1}, /* cnn-best's first stage: 196 tiles in blocks of 56 */
     };
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
         const conv_case *c = &cases[ci];
@@ -252,7 +256,8 @@ void test_conv2d_winograd_input_grad(test_ctx *t) {
         size_t n_w = (size_t)c->OC * c->C * 9;
         float *x = alloc_floats(n_in), *w = alloc_floats(n_w), *dout = alloc_floats(n_out);
         float *dx = alloc_floats(n_in + 1), *dx_ref = alloc_floats(n_in), *dx2 = alloc_floats(n_in);
-        float *dw = alloc_floats(n_w), *db = alloc_floats(c->OC);
+        float *dw = alloc_floats(n_w), *db = alloc_floats(c->OC), *dw_ref = alloc_floats(n_w);
+        float *db_ref = alloc_floats(c->OC), *dw2 = alloc_floats(n_w), *db2 = alloc_floats(c->OC);
         float *col = alloc_floats(2 * fm_conv_col_size(&s)), *dwork = alloc_floats(fm_conv_dwork_size(&s, c->B));
         fm_rng rng;
         fm_rng_seed(&rng, 700 + ci);
@@ -262,7 +267,7 @@ void test_conv2d_winograd_input_grad(test_ctx *t) {
         for (size_t i = 0; i < n_in; i++) dx[i] = 99.0f; /* overwritten, not added to */
         dx[n_in] = 12345.0f;                                /* nothing written past it */
         conv2d_backward(dx, dw, db, dout, x, w, col, 1, dwork, c->B, &s, NULL);
-        conv2d_backward_ref(dx_ref, dw, db, dout, x, w, c->B, &s);
+        conv2d_backward_ref(dx_ref, dw_ref, db_ref, dout, x, w, c->B, &s);
         double tol = 1e-5 * sqrt(c->OC * 9.0 / 8.0);
         int bad = 0;
         for (size_t i = 0; i < n_in && bad < 5; i++) {
@@ -272,11 +277,22 @@ void test_conv2d_winograd_input_grad(test_ctx *t) {
             }
         }
         CHECK(t, dx[n_in] == 12345.0f, "case %zu wrote past its input gradient", ci);
+        double tol_w = 1e-5 * sqrt(c->B * s.OH * s.OW * 4.0 / 8.0);
+        for (size_t i = 0; i < n_w && bad < 5; i++) {
+            if (!(fabs(dw[i] - dw_ref[i]) <= tol_w * (1 + fabs(dw_ref[i])))) {
+                CHECK(t, 0, "case %zu: dw[%zu] %.7g vs %.7g", ci, i, (double)dw[i], (double)dw_ref[i]);
+                bad++;
+            }
+        }
+        for (int i = 0; i < c->OC; i++) CHECK_NEAR(t, db[i], db_ref[i], tol_w * (1 + fabs(db_ref[i])));
         fm_pool *pool2 = fm_pool_create(2);
-        conv2d_backward(dx2, dw, db, dout, x, w, col, 2, dwork, c->B, &s, pool2);
-        CHECK(t, memcmp(dx, dx2, n_in * sizeof(float)) == 0, "case %zu: 2 threads differ", ci);
+        conv2d_backward(dx2, dw2, db2, dout, x, w, col, 2, dwork, c->B, &s, pool2);
+        CHECK(t, memcmp(dx, dx2, n_in * sizeof(float)) == 0 && memcmp(dw, dw2, n_w * sizeof(float)) == 0 &&
+                     memcmp(db, db2, c->OC * sizeof(float)) == 0,
+              "case %zu: 2 threads differ", ci);
         fm_pool_free(pool2);
         free(x), free(w), free(dout), free(dx), free(dx_ref), free(dx2), free(dw), free(db), free(col), free(dwork);
+        free(dw_ref), free(db_ref), free(dw2), free(db2);
     }
 }
 
