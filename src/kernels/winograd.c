@@ -10,6 +10,13 @@
 /* 16 floats, loaded and stored unaligned, aliasing plain floats (as in gather_axpy.c). */
 typedef float v16 __attribute__((vector_size(64), aligned(4), may_alias));
 
+/* Loads and stores of channel c (and the 15 after it, for v16) of a run of channels: the
+ * transforms' vector loops and their scalar tails share one body. */
+#define LDV(p) (*(const v16 *)((p) + c))
+#define STV(p, x) (*(v16 *)((p) + c) = (x))
+#define LDS(p) ((p)[c])
+#define STS(p, x) ((p)[c] = (x))
+
 /* Tiles per block of matrix products: whole rows of tiles, about this many (at least one row),
  * so that a block's transformed input and products (16*(C+OC) floats a tile) stay close to L1
  * between the transforms and the products. cnn's second layer, forward per sample on one core:
@@ -147,17 +154,9 @@ static void transform_input(float *restrict V, const float *xh, int C, int ty0, 
         ST(v8, t20 - t22), ST(v9, t21 + t22), ST(v10, t22 - t21), ST(v11, t21 - t23);           \
         ST(v12, t30 - t32), ST(v13, t31 + t32), ST(v14, t32 - t31), ST(v15, t31 - t33);         \
     } while (0)
-#define LDV(p) (*(const v16 *)((p) + c))
-#define STV(p, x) (*(v16 *)((p) + c) = (x))
-#define LDS(p) ((p)[c])
-#define STS(p, x) ((p)[c] = (x))
             for (; c + 16 <= C; c += 16) INPUT_STEP(v16, LDV, STV);
             for (; c < C; c++) INPUT_STEP(float, LDS, STS);
 #undef INPUT_STEP
-#undef LDV
-#undef STV
-#undef LDS
-#undef STS
         }
     }
 }
@@ -265,29 +264,22 @@ static void transform_output_grad(float *restrict dM, const float *dyT, const fl
             const float *d00 = dyT + ((size_t)oh * s->OW + ow) * OC;
             const float *d01 = right ? d00 + OC : zeros, *d10 = down ? d00 + (size_t)s->OW * OC : zeros;
             const float *d11 = down && right ? d00 + (size_t)(s->OW + 1) * OC : zeros;
-            int oc = 0;
-            /* rows of A d: (a, b), (a+c, b+d), (a-c, b-d), (-c, -d); then each row (p, q) times
-             * A^T: (p, p+q, p-q, -q); 16 channels at a time, the rest one by one */
-#define GRAD_STEP(T, LD, ST)                                                                    \
-    do {                                                                                        \
-        T a = LD(d00), b = LD(d01), c = LD(d10), d = LD(d11);                                   \
-        T p1 = a + c, q1 = b + d, p2 = a - c, q2 = b - d;                                       \
-        ST(m0, a), ST(m1, a + b), ST(m2, a - b), ST(m3, -b);                                    \
-        ST(m4, p1), ST(m5, p1 + q1), ST(m6, p1 - q1), ST(m7, -q1);                              \
-        ST(m8, p2), ST(m9, p2 + q2), ST(m10, p2 - q2), ST(m11, -q2);                            \
-        ST(m12, -c), ST(m13, -c - d), ST(m14, d - c), ST(m15, d);                               \
+            int c = 0; /* (an output channel) */
+            /* with d = (y0 y1; y2 y3): the rows of A d are (y0, y1), (y0+y2, y1+y3),
+             * (y0-y2, y1-y3), (-y2, -y3), then each row (p, q) times A^T is (p, p+q, p-q, -q);
+             * 16 channels at a time, the rest one by one */
+#define GRAD_STEP(T, LD, ST)                                                                        \
+    do {                                                                                            \
+        T y0 = LD(d00), y1 = LD(d01), y2 = LD(d10), y3 = LD(d11);                                   \
+        T p1 = y0 + y2, q1 = y1 + y3, p2 = y0 - y2, q2 = y1 - y3;                                   \
+        ST(m0, y0), ST(m1, y0 + y1), ST(m2, y0 - y1), ST(m3, -y1);                                  \
+        ST(m4, p1), ST(m5, p1 + q1), ST(m6, p1 - q1), ST(m7, -q1);                                  \
+        ST(m8, p2), ST(m9, p2 + q2), ST(m10, p2 - q2), ST(m11, -q2);                                \
+        ST(m12, -y2), ST(m13, -y2 - y3), ST(m14, y3 - y2), ST(m15, y3);                             \
     } while (0)
-#define LDV(p) (*(const v16 *)((p) + oc))
-#define STV(p, x) (*(v16 *)((p) + oc) = (x))
-#define LDS(p) ((p)[oc])
-#define STS(p, x) ((p)[oc] = (x))
-            for (; oc + 16 <= OC; oc += 16) GRAD_STEP(v16, LDV, STV);
-            for (; oc < OC; oc++) GRAD_STEP(float, LDS, STS);
+            for (; c + 16 <= OC; c += 16) GRAD_STEP(v16, LDV, STV);
+            for (; c < OC; c++) GRAD_STEP(float, LDS, STS);
 #undef GRAD_STEP
-#undef LDV
-#undef STV
-#undef LDS
-#undef STS
         }
     }
 }
