@@ -1,6 +1,7 @@
 /* conv2d.c — 2-D convolution over NCHW batches, weights in PyTorch's [OC, C, KH, KW] layout: the
- * fast paths (im2col + fm_gemm, or Winograd for 3x3 forward passes and input gradients, one
- * sample at a time; a sparse backward pass for mostly-zero gradients) and the direct-loop reference beside them. */
+ * fast paths (im2col + fm_gemm, or Winograd for 3x3 stride-1 layers in both passes, one sample
+ * at a time; a sparse backward pass for mostly-zero gradients) and the direct-loop reference
+ * beside them. */
 #include "internal.h"
 
 #include <string.h>
@@ -242,8 +243,9 @@ void conv2d_forward(float *out, const float *inp, const float *weight, const flo
 
 static int group_count(int B) { return (B + GROUP - 1) / GROUP; }
 
-/* A group's slot: its weight gradient, as dw^T (CKK, OC) on the dense path or as (OC, CKKp) in
- * (kh, kw, c) tap order on the sparse one, then its bias gradient (OC). */
+/* A group's slot: its weight gradient, as dw^T (CKK, OC) on the dense path (as dU (16, C, OC)
+ * when it goes by Winograd) or as (OC, CKKp) in (kh, kw, c) tap order on the sparse one, then
+ * its bias gradient (OC); as long as the longest of these the shape can take. */
 static size_t slot_size(const fm_conv_shape *s) {
     size_t dense = (size_t)s->OC * s->C * s->KH * s->KW, sparse = (size_t)s->OC * padded_ckk(s);
     size_t wg = weight_grad_by_winograd(s) ? 16 * (size_t)s->OC * s->C : 0, most = dense > sparse ? dense : sparse;
@@ -536,7 +538,8 @@ static void conv_reduce_task(void *ctx, int t) {
     }
 }
 
-/* dout is (B,OC,OH,OW). Each sample's weight gradient, transposed (col_b · dout_b^T), and bias
+/* dout is (B,OC,OH,OW). Each sample's weight gradient, transposed (col_b · dout_b^T, or in
+ * Winograd's domain for 3x3 stride-1 layers, weight_grad_by_winograd), and bias
  * gradient (the sums of dout_b over positions) are added, in sample order, into its group's slot
  * of dwork (fm_conv_dwork_size floats); the slots are then added into dweight and dbias in group
  * order (+=; callers zero them once per step), so the sums do not depend on which thread did
