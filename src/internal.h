@@ -280,16 +280,16 @@ void conv2d_backward_ref(float *dinp, float *dweight, float *dbias, const float 
 /* A 3x3, stride-1 convolution (fm_winograd_fits) by Winograd's F(2x2, 3x3)
  * (src/kernels/winograd.c), one sample at a time in a work space of fm_winograd_ws_size floats:
  * fm_winograd_prepare transforms the weights into it once, then each fm_winograd_sample writes
- * out (OC, OH, OW) = the convolution of x (C, H, W) plus bias (NULL: none). The input gradient of
- * such a convolution s is one too, of shape t = fm_conv_shape_input_grad(s) (0 when s is not
- * 3x3 stride 1): fm_winograd_prepare_flipped(ws, s's weight, t), then fm_winograd_sample(dx, dy,
- * NULL, ws, t). */
+ * out (OC, OH, OW) = the convolution of x (C, H, W), or of x (H, W, C) when x_cl, plus bias
+ * (NULL: none). The input gradient of such a convolution s is one too, of shape
+ * t = fm_conv_shape_input_grad(s) (0 when s is not 3x3 stride 1):
+ * fm_winograd_prepare_flipped(ws, s's weight, t), then fm_winograd_sample(dx, dy, ..., NULL, ws, t). */
 int fm_winograd_fits(const fm_conv_shape *s);
 size_t fm_winograd_ws_size(const fm_conv_shape *s);
 void fm_winograd_prepare(float *ws, const float *weight, const fm_conv_shape *s);
 int fm_conv_shape_input_grad(fm_conv_shape *t, const fm_conv_shape *s);
 void fm_winograd_prepare_flipped(float *ws, const float *weight, const fm_conv_shape *t);
-void fm_winograd_sample(float *out, const float *x, const float *bias, float *ws,
+void fm_winograd_sample(float *out, const float *x, int x_cl, const float *bias, float *ws,
                         const fm_conv_shape *s);
 /* The weight gradient of such a convolution s, in Winograd's domain: each
  * fm_winograd_dw_sample writes (accumulate: adds) into dU (16, C, OC) the gradient of the

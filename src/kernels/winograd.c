@@ -1,5 +1,6 @@
-/* winograd.c — 3x3, stride-1 convolutions by Winograd's F(2x2, 3x3), the forward pass and the
- * input gradient (itself such a convolution, fm_conv_shape_input_grad): each
+/* winograd.c — 3x3, stride-1 convolutions by Winograd's F(2x2, 3x3): the forward pass, the
+ * input gradient (itself such a convolution, fm_conv_shape_input_grad) and the weight gradient
+ * (the algorithm read backwards). Each
  * 2x2 block of outputs from a 4x4 block of input with 16 multiplies per channel pair instead of
  * 36, the sums over input channels as 16 matrix products (Lavin & Gray, "Fast Algorithms for
  * Convolutional Neural Networks", 2015). conv2d_forward_ref is the reference it is tested against. */
@@ -193,8 +194,8 @@ static void transform_output(float *restrict yh, const float *M, const float *bi
 }
 
 /* xh (HP*WP, C) = the sample x (C, H, W) channels last, inside a zero border: every tile then
- * reads a whole 4x4 block. */
-static void load_sample(float *xh, const float *x, const fm_conv_shape *s, const wg_geom *g) {
+ * reads a whole 4x4 block. x_cl: x is already channels last, (H, W, C), and is only copied. */
+static void load_sample(float *xh, const float *x, int x_cl, const fm_conv_shape *s, const wg_geom *g) {
     const int C = s->C;
     if (s->pad_t || s->pad_l || s->H != g->HP || s->W != g->WP) {
         memset(xh, 0, sizeof(float) * (size_t)g->HP * g->WP * C);
@@ -202,7 +203,12 @@ static void load_sample(float *xh, const float *x, const fm_conv_shape *s, const
     const int rows = s->H < g->HP - s->pad_t ? s->H : g->HP - s->pad_t;
     const int cols = s->W < g->WP - s->pad_l ? s->W : g->WP - s->pad_l;
     const size_t HW = (size_t)s->H * s->W;
-    if (rows == s->H && cols == s->W && cols == g->WP) {
+    if (x_cl) {
+        for (int h = 0; h < rows; h++) {
+            memcpy(xh + ((size_t)(h + s->pad_t) * g->WP + s->pad_l) * C, x + (size_t)h * s->W * C,
+                   sizeof(float) * (size_t)cols * C);
+        }
+    } else if (rows == s->H && cols == s->W && cols == g->WP) {
         fm_transpose(xh + (size_t)s->pad_t * g->WP * C, (size_t)C, x, HW, C, (int)HW);
     } else {
         for (int h = 0; h < rows; h++) {
@@ -212,13 +218,13 @@ static void load_sample(float *xh, const float *x, const fm_conv_shape *s, const
     }
 }
 
-void fm_winograd_sample(float *out, const float *x, const float *bias, float *ws,
+void fm_winograd_sample(float *out, const float *x, int x_cl, const float *bias, float *ws,
                         const fm_conv_shape *s) {
     const wg_geom g = geom_of(s);
     const int C = s->C, OC = s->OC, P = s->OH * s->OW;
     const float *U = ws + g.u;
     float *xh = ws + g.xh, *V = ws + g.v, *M = ws + g.m, *yh = ws + g.yh;
-    load_sample(xh, x, s, &g);
+    load_sample(xh, x, x_cl, s, &g);
     for (int ty0 = 0; ty0 < g.TH; ty0 += g.RB) {
         int ty1 = ty0 + g.RB < g.TH ? ty0 + g.RB : g.TH, nt = (ty1 - ty0) * g.TW;
         transform_input(V, xh, C, ty0, ty1, &g);
@@ -292,7 +298,7 @@ void fm_winograd_dw_sample(float *dU, int accumulate, const float *x, const floa
     float *xh = ws, *V = xh + (size_t)g.HP * g.WP * C, *dM = V + 16 * nt_max * C;
     float *zeros = dM + 16 * nt_max * OC;
     memset(zeros, 0, sizeof(float) * (size_t)OC);
-    load_sample(xh, x, s, &g);
+    load_sample(xh, x, 0, s, &g);
     for (int ty0 = 0; ty0 < g.TH; ty0 += g.RB) {
         int ty1 = ty0 + g.RB < g.TH ? ty0 + g.RB : g.TH, nt = (ty1 - ty0) * g.TW;
         transform_input(V, xh, C, ty0, ty1, &g);

@@ -206,7 +206,7 @@ static void conv_forward_task(void *ctx, int t) {
         if (b0 < b1) fm_winograd_prepare(my_col, j->weight, s);
         for (int b = b0; b < b1; b++) {
             fm_winograd_sample(j->out + (size_t)b * s->OC * P, j->inp + (size_t)b * s->C * s->H * s->W,
-                               j->bias, my_col, s);
+                               0, j->bias, my_col, s);
         }
         return;
     }
@@ -476,7 +476,8 @@ static void conv_backward_task(void *ctx, int t) {
                        NULL, NULL);
         }
         if (j->dinp && dx_winograd) {
-            fm_winograd_sample(j->dinp + (size_t)b * in_size, dy, NULL, ws_dx, &t_dx);
+            /* from dyT, the output gradient already channels last */
+            fm_winograd_sample(j->dinp + (size_t)b * in_size, dyT, 1, NULL, ws_dx, &t_dx);
         } else if (j->dinp) {
             /* dcol (CKK, P) = weight^T · dy, in the buffer col no longer needs */
             fm_gemm_ex(fm_simd_best(), 0, 0, CKK, P, s->OC, weightT, s->OC, dy, P, 0, my_col, P, NULL,
