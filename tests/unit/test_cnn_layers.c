@@ -25,6 +25,19 @@ static double dot_loss(const float *out, const float *R, size_t n) {
 
 static float *alloc_floats(size_t n) { return calloc(n ? n : 1, sizeof(float)); }
 
+/* Checks got[i] against want[i] for i < n to a relative tol, reporting only the first few that
+ * are too far: bad counts those reported so far (shared between calls), the new count returned. */
+static int check_close(test_ctx *t, const char *what, size_t ci, const float *got, const float *want,
+                       size_t n, double tol, int bad) {
+    for (size_t i = 0; i < n && bad < 5; i++) {
+        if (!(fabs(got[i] - want[i]) <= tol * (1 + fabs(want[i])))) {
+            CHECK(t, 0, "case %zu: %s[%zu] %.7g vs %.7g", ci, what, i, (double)got[i], (double)want[i]);
+            bad++;
+        }
+    }
+    return bad;
+}
+
 /* ---------------------------------------------------------------- conv2d */
 
 typedef struct { int B, C, H, W, OC, K, stride, same; } conv_case;
@@ -214,13 +227,7 @@ void test_conv2d_winograd(test_ctx *t) {
         conv2d_forward(out, x, w, bias, col, 1, c->B, &s, NULL);
         conv2d_forward_ref(ref, x, w, bias, c->B, &s);
         double tol = 1e-5 * sqrt(c->C * 9.0 / 8.0);
-        int bad = 0;
-        for (size_t i = 0; i < n_out && bad < 5; i++) {
-            if (!(fabs(out[i] - ref[i]) <= tol * (1 + fabs(ref[i])))) {
-                CHECK(t, 0, "case %zu: out[%zu] %.7g vs %.7g", ci, i, (double)out[i], (double)ref[i]);
-                bad++;
-            }
-        }
+        check_close(t, "out", ci, out, ref, n_out, tol, 0);
         CHECK(t, out[n_out] == 12345.0f, "case %zu wrote past its output", ci);
         /* two threads, the same bits */
         float *out2 = alloc_floats(n_out);
@@ -269,21 +276,10 @@ void test_conv2d_winograd_backward(test_ctx *t) {
         conv2d_backward(dx, dw, db, dout, x, w, col, 1, dwork, c->B, &s, NULL);
         conv2d_backward_ref(dx_ref, dw_ref, db_ref, dout, x, w, c->B, &s);
         double tol = 1e-5 * sqrt(c->OC * 9.0 / 8.0);
-        int bad = 0;
-        for (size_t i = 0; i < n_in && bad < 5; i++) {
-            if (!(fabs(dx[i] - dx_ref[i]) <= tol * (1 + fabs(dx_ref[i])))) {
-                CHECK(t, 0, "case %zu: dx[%zu] %.7g vs %.7g", ci, i, (double)dx[i], (double)dx_ref[i]);
-                bad++;
-            }
-        }
+        int bad = check_close(t, "dx", ci, dx, dx_ref, n_in, tol, 0);
         CHECK(t, dx[n_in] == 12345.0f, "case %zu wrote past its input gradient", ci);
         double tol_w = 1e-5 * sqrt(c->B * s.OH * s.OW * 4.0 / 8.0);
-        for (size_t i = 0; i < n_w && bad < 5; i++) {
-            if (!(fabs(dw[i] - dw_ref[i]) <= tol_w * (1 + fabs(dw_ref[i])))) {
-                CHECK(t, 0, "case %zu: dw[%zu] %.7g vs %.7g", ci, i, (double)dw[i], (double)dw_ref[i]);
-                bad++;
-            }
-        }
+        check_close(t, "dw", ci, dw, dw_ref, n_w, tol_w, bad);
         for (int i = 0; i < c->OC; i++) CHECK_NEAR(t, db[i], db_ref[i], tol_w * (1 + fabs(db_ref[i])));
         fm_pool *pool2 = fm_pool_create(2);
         conv2d_backward(dx2, dw2, db2, dout, x, w, col, 2, dwork, c->B, &s, pool2);
