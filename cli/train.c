@@ -50,6 +50,10 @@ static void help(void) {
            "                     preset's, to train with --val 0)                [off]\n"
            "  --reduce-lr-patience N  multiply the rate by --reduce-lr-factor [0.1] after N\n"
            "                     epochs without improvement, not below --min-lr [0]; 0: off [off]\n"
+           "  --swa N            stochastic weight averaging: hold the rate at --swa-lr over\n"
+           "                     the last N epochs, average their weights at each epoch's end,\n"
+           "                     and keep the mean (batch norm statistics recomputed)  [off]\n"
+           "  --swa-lr X         the rate of those epochs [the schedule's where they begin]\n"
            "  --l2 X             add X * sum(w^2) over dense and conv kernels to the loss [0]\n"
            "  --init NAME        glorot (Keras's default) or he                 [glorot]\n"
            "  --scale NAME       unit (x/255) or standard (mean/std of the training part) [unit]\n"
@@ -152,7 +156,12 @@ static const char *regularisation_text(const fm_train_params *tp, int tta, char 
     if (tta && len < cap) len += (size_t)snprintf(buf + len, cap - len, ", test-time flips");
     if (tp->patience && len < cap) len += (size_t)snprintf(buf + len, cap - len, ", early stopping after %d", tp->patience);
     if (tp->reduce_lr_patience && len < cap) {
-        snprintf(buf + len, cap - len, ", lr x%g after %d on a plateau", (double)tp->reduce_lr_factor, tp->reduce_lr_patience);
+        len += (size_t)snprintf(buf + len, cap - len, ", lr x%g after %d on a plateau", (double)tp->reduce_lr_factor,
+                                tp->reduce_lr_patience);
+    }
+    if (tp->swa && len < cap) {
+        len += (size_t)snprintf(buf + len, cap - len, ", weights averaged over the last %d epochs", tp->swa);
+        if (tp->swa_lr > 0 && len < cap) snprintf(buf + len, cap - len, " at lr %g", (double)tp->swa_lr);
     }
     return buf;
 }
@@ -256,7 +265,7 @@ int train_parse(const char *cmd, int argc, char **argv, train_options *o) {
     enum { O_MODEL = 256, O_EPOCHS, O_BATCH, O_OPT, O_LR, O_MOM, O_NEST, O_B1, O_B2, O_EPS, O_L2, O_INIT,
            O_SCALE, O_VAL, O_SEED, O_THREADS, O_DATA, O_CLASSES, O_OUT, O_NAME, O_NOTEST, O_QUIET, O_JSON,
            O_WD, O_SCHED, O_WARMUP, O_STEP_EPOCHS, O_STEP_GAMMA, O_SMOOTH, O_AUGMENT, O_TTA, O_MONITOR,
-           O_PATIENCE, O_RLR_PATIENCE, O_RLR_FACTOR, O_MIN_LR, O_NO_TTA, O_NOREPORT };
+           O_PATIENCE, O_RLR_PATIENCE, O_RLR_FACTOR, O_MIN_LR, O_NO_TTA, O_NOREPORT, O_SWA, O_SWA_LR };
     static const struct option opts[] = {
         {"help", no_argument, 0, 'h'},          {"model", required_argument, 0, O_MODEL},
         {"epochs", required_argument, 0, O_EPOCHS}, {"batch", required_argument, 0, O_BATCH},
@@ -280,6 +289,7 @@ int train_parse(const char *cmd, int argc, char **argv, train_options *o) {
         {"patience", required_argument, 0, O_PATIENCE}, {"reduce-lr-patience", required_argument, 0, O_RLR_PATIENCE},
         {"reduce-lr-factor", required_argument, 0, O_RLR_FACTOR}, {"min-lr", required_argument, 0, O_MIN_LR},
         {"no-report", no_argument, 0, O_NOREPORT},
+        {"swa", required_argument, 0, O_SWA}, {"swa-lr", required_argument, 0, O_SWA_LR},
         {0, 0, 0, 0}};
     fm_train_params tp = fm_train_default_params();
     fm_model_params mp = fm_model_default_params();
@@ -393,6 +403,12 @@ int train_parse(const char *cmd, int argc, char **argv, train_options *o) {
             break;
         case O_MIN_LR: if (!cli_float(cmd, "--min-lr", optarg, 0, 10, &dv)) return 1; tp.min_lr = (float)dv; break;
         case O_NOREPORT: no_report = 1; break;
+        case O_SWA: if (!cli_int(cmd, "--swa", optarg, 0, 100000, &lv)) return 1; tp.swa = (int)lv; break;
+        case O_SWA_LR:
+            if (!cli_float(cmd, "--swa-lr", optarg, 0, 10, &dv)) return 1;
+            if (dv <= 0) return cli_error(cmd, "--swa-lr must be above 0, got \"%s\"", optarg);
+            tp.swa_lr = (float)dv;
+            break;
         default: return cli_bad_option(cmd, argv, c);
         }
     }
@@ -408,6 +424,12 @@ int train_parse(const char *cmd, int argc, char **argv, train_options *o) {
     if ((tp.patience || tp.reduce_lr_patience) && tp.val == 0) {
         return cli_error(cmd, "--patience and --reduce-lr-patience watch the validation split: give --val above 0");
     }
+    if (tp.swa > tp.epochs) return cli_error(cmd, "--swa %d averages more epochs than --epochs %d", tp.swa, tp.epochs);
+    if (tp.swa && tp.patience) {
+        return cli_error(cmd, "--swa and --patience exclude each other: one keeps the mean of the "
+                         "last epochs' weights, the other one epoch's (use --patience 0 with a preset's --swa)");
+    }
+    if (tp.swa_lr > 0 && !tp.swa) return cli_error(cmd, "--swa-lr needs --swa N (the epochs to average)");
     if (tp.warmup >= (float)tp.epochs) {
         return cli_error(cmd, "--warmup %g must be below --epochs %d", (double)tp.warmup, tp.epochs);
     }
@@ -499,7 +521,7 @@ int train_run(const char *cmd, const train_options *o, const fm_dataset *given_t
     tp.user = &pr;
     int threads = fm_threads_resolve(tp.threads);
     float lr = tp.lr > 0 ? tp.lr : (tp.optimizer == FM_OPT_SGD ? 1e-2f : 1e-3f);
-    pr.show_lr = tp.schedule != FM_SCHED_CONSTANT || tp.warmup > 0 || tp.reduce_lr_patience > 0;
+    pr.show_lr = tp.schedule != FM_SCHED_CONSTANT || tp.warmup > 0 || tp.reduce_lr_patience > 0 || tp.swa_lr > 0;
     char best_path[FM_PATH_MAX + 32];
     snprintf(best_path, sizeof best_path, "%s/best.safetensors", outdir);
     pr.model = model;
@@ -565,6 +587,15 @@ int train_run(const char *cmd, const train_options *o, const fm_dataset *given_t
         printf("Restored the weights of epoch %d (val_loss: %.4f - val_accuracy: %.4f)\n", hist.best_epoch,
                b->val_loss, b->val_accuracy);
     }
+    if (!quiet && hist.swa_first) {
+        printf("Averaged the weights of epochs %d-%d and recomputed batch norm's statistics", hist.swa_first, hist.n);
+        if (!isnan(hist.swa_val_loss)) {
+            const fm_epoch_stats *l = &hist.epochs[hist.n - 1];
+            printf(": val_loss: %.4f - val_accuracy: %.4f (epoch %d's own: %.4f - %.4f)", hist.swa_val_loss,
+                   hist.swa_val_accuracy, hist.n, l->val_loss, l->val_accuracy);
+        }
+        printf("\n");
+    }
     const int hist_n = hist.n, best_epoch = hist.best_epoch;
     const int stopped_early = hist.stopped_early, restored_best = hist.restored_best;
     snprintf(path, sizeof path, "%s/model.safetensors", outdir);
@@ -609,6 +640,15 @@ int train_run(const char *cmd, const train_options *o, const fm_dataset *given_t
     if (tp.reduce_lr_patience) {
         json_setting(run, "reduce_lr_factor", tp.reduce_lr_factor);
         json_setting(run, "min_lr", tp.min_lr);
+    }
+    cJSON_AddNumberToObject(run, "swa", tp.swa);
+    if (tp.swa) {
+        json_setting(run, "swa_lr", tp.swa_lr);
+        cJSON_AddNumberToObject(run, "swa_first_epoch", hist.swa_first);
+        if (!isnan(hist.swa_val_loss)) {
+            cJSON_AddNumberToObject(run, "swa_val_loss", hist.swa_val_loss);
+            cJSON_AddNumberToObject(run, "swa_val_accuracy", hist.swa_val_accuracy);
+        }
     }
     cJSON_AddNumberToObject(run, "epochs_run", hist_n);
     if (best_epoch) cJSON_AddNumberToObject(run, "best_epoch", best_epoch);

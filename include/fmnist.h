@@ -321,6 +321,11 @@ typedef struct {
     int best_epoch;             /* 1-based epoch with the best monitored figure; 0 without validation */
     int stopped_early;          /* early stopping ended the run */
     int restored_best;          /* the model holds best_epoch's weights (early stopping on) */
+    /* Weight averaging (fm_train_params.swa): the model holds the mean of the weights at the
+     * end of epochs swa_first..n, with batch norm's statistics recomputed for them; swa_val_*
+     * are its validation figures (NaN without validation), beside epoch n's own in epochs[]. */
+    int swa_first;              /* 0: no averaging */
+    double swa_val_loss, swa_val_accuracy;
 } fm_history;
 void fm_history_free(fm_history *h);
 
@@ -365,6 +370,15 @@ typedef struct {
     int reduce_lr_patience;
     float reduce_lr_factor;     /* [0.1] */
     float min_lr;               /* [0] */
+
+    /* Stochastic weight averaging (Izmailov et al. 2018, PyTorch's swa_utils): over the last swa
+     * epochs the rate is held at swa_lr (0: the schedule's rate where those epochs begin) and
+     * the weights are averaged at the end of each; after the last, the model gets the average
+     * and batch norm's running statistics are recomputed for it by one pass over the training
+     * part (augmented as in training), each batch weighing the same. 0 turns it off; it cannot
+     * be combined with early stopping, which restores one epoch's weights instead. */
+    int swa;
+    float swa_lr;
 
     /* Checkpoints, interruption and resuming (see fm_checkpoint below). checkpoint: a file fm_fit
      * writes at the end of every epoch and when stopped, atomically (a temporary file in the same

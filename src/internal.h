@@ -445,6 +445,9 @@ struct fm_model {
     size_t n_state;
     float *state;           /* non-trainable: batch norm's running mean and variance per layer */
     int64_t batches_tracked[FM_MAX_LAYERS]; /* batch norm's num_batches_tracked, per layer */
+    int bn_cumulative;      /* training batch norm's running statistics are the plain mean of
+                             * the batches' since batches_tracked was zeroed (weight averaging
+                             * recomputes them so), not the exponential one */
     float *bn_work;         /* the last training batch's mean and invstd per batch norm channel */
     size_t col_size;        /* one sample of the largest convolution */
     int n_col;              /* column buffers, one per thread the convolutions may use */
@@ -530,6 +533,7 @@ struct fm_checkpoint {
     int best_epoch, plateau_wait, stopped_early;
     float *best;                /* early stopping: [n_params + n_state], or NULL */
     int64_t best_tracked[FM_MAX_LAYERS];
+    float *swa;                 /* weight averaging: the running mean, [n_params], or NULL */
     int n_history;
     fm_epoch_stats *history;
     int owned;                  /* the arrays and note belong to this struct */

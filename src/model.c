@@ -768,8 +768,10 @@ static void cnn_layer_forward(fm_model *m, int l, float *y, const float *x, int 
         float *running_mean = m->state + L->s_off, *running_var = running_mean + C;
         if (m->training) {
             float *mean = m->bn_work + L->work_off;
+            /* PyTorch's momentum=None: batch k of the pass weighs 1/k, so each counts the same. */
+            float momentum = m->bn_cumulative ? 1.0f / (float)(m->batches_tracked[l] + 1) : FM_BN_MOMENTUM;
             batchnorm_forward_train(y, mean, mean + C, running_mean, running_var, x, gamma, beta, B,
-                                    C, H * W, FM_BN_MOMENTUM, FM_BN_EPS, fm_model_pool(m, threads));
+                                    C, H * W, momentum, FM_BN_EPS, fm_model_pool(m, threads));
             m->batches_tracked[l]++;
         } else {
             batchnorm_forward_infer(y, x, gamma, beta, running_mean, running_var, B, C, H * W, FM_BN_EPS,

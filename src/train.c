@@ -78,6 +78,18 @@ static fm_status train_params_check_more(const fm_train_params *p, fm_error *err
     if (!isfinite(p->min_lr) || p->min_lr < 0.0f) {
         return fm_fail(err, FM_ERR_ARG, "minimum learning rate must be 0 or more, got %g", (double)p->min_lr);
     }
+    if (p->swa < 0 || p->swa > p->epochs) {
+        return fm_fail(err, FM_ERR_ARG, "weight averaging must cover 0..epochs = 0..%d epochs, got %d",
+                       p->epochs, p->swa);
+    }
+    if (!isfinite(p->swa_lr) || p->swa_lr < 0.0f || p->swa_lr > 10.0f) {
+        return fm_fail(err, FM_ERR_ARG, "weight averaging's learning rate must be in [0, 10], got %g",
+                       (double)p->swa_lr);
+    }
+    if (p->swa && p->patience) {
+        return fm_fail(err, FM_ERR_ARG, "weight averaging and early stopping exclude each other: "
+                       "one keeps the mean of the last epochs' weights, the other one epoch's");
+    }
     return FM_OK;
 }
 
@@ -207,6 +219,7 @@ typedef struct {
     float *scratch;         /* one image, for augmentation */
     float *best;            /* early stopping: the best epoch's parameters then running statistics */
     int64_t best_tracked[FM_MAX_LAYERS];
+    float *swa;             /* weight averaging: the mean of the averaged epochs' parameters */
 } run_buffers;
 
 /* The model's weights and batch norm statistics into or out of the early-stopping snapshot. */
@@ -233,7 +246,47 @@ static void decay_kernels(fm_model *m, float lr, float weight_decay) {
 
 static void run_buffers_free(run_buffers *rb) {
     free(rb->grads), free(rb->m1), free(rb->m2), free(rb->order), free(rb->labels), free(rb->scratch);
-    free(rb->best);
+    free(rb->best), free(rb->swa);
+}
+
+/* Weight averaging, at the end of the n-th averaged epoch (1-based): PyTorch's AveragedModel
+ * update, avg += (w - avg) / n, so the result is the plain mean of the n epochs' weights. */
+static void swa_accumulate(float *avg, const float *w, size_t n_params, int n) {
+    if (n == 1) {
+        memcpy(avg, w, n_params * sizeof(float));
+        return;
+    }
+    for (size_t i = 0; i < n_params; i++) avg[i] += (w[i] - avg[i]) / (float)n;
+}
+
+/* The averaged weights into the model, then batch norm's running statistics for them: their
+ * own, from one pass in training mode over the training part in the last epoch's order and
+ * augmented as in training, each batch weighing the same (PyTorch's update_bn). The statistics
+ * the run kept belong to the last epoch's weights, not to their mean. */
+static void swa_apply(fm_model *m, const float *avg, const fm_dataset *train, const int32_t *order,
+                      uint32_t batch, const fm_train_params *p, float background, float *scratch,
+                      fm_rng *rng, int threads) {
+    memcpy(m->params, avg, m->n_params * sizeof(float));
+    if (m->n_state == 0) return;
+    for (int l = 0; l < m->n_layers; l++) {
+        const fm_layer *L = &m->layers[l];
+        if (L->kind != FM_LAYER_BATCHNORM) continue;
+        float *running_mean = m->state + L->s_off, *running_var = running_mean + L->in_c;
+        for (uint32_t c = 0; c < L->in_c; c++) running_mean[c] = 0.0f, running_var[c] = 1.0f;
+        m->batches_tracked[l] = 0;
+    }
+    m->training = 1, m->rng = rng, m->bn_cumulative = 1;
+    const int augment = fm_augment_active(&p->augment);
+    for (uint32_t start = 0; start < train->n; start += batch) {
+        int B = (int)(train->n - start < batch ? train->n - start : batch);
+        fm_scale_images(fm_model_input(m), train, order + start, (size_t)B, m->scaling);
+        if (augment) {
+            fm_augment_batch(fm_model_input(m), B, (int)m->in_h, (int)m->in_w, &p->augment,
+                             background, scratch, rng);
+        }
+        fm_model_forward(m, B, threads);
+    }
+    m->training = 0, m->rng = NULL, m->bn_cumulative = 0;
 }
 
 /* The L2 term on dense and conv kernels (biases and batch norm are not regularised, as with
@@ -394,10 +447,12 @@ static fm_status fit(fm_model *m, const fm_dataset *ds, const fm_train_params *p
     rb.labels = malloc(batch);
     rb.scratch = malloc((size_t)m->in_h * m->in_w * sizeof(float));
     if (p->patience) rb.best = malloc((P + m->n_state) * sizeof(float));
+    if (p->swa) rb.swa = calloc(P, sizeof(float)); /* checkpoints hold it before it fills */
     fm_epoch_stats *epochs = calloc((size_t)p->epochs, sizeof *epochs);
     fm_checkpoint *ck = p->checkpoint ? calloc(1, sizeof *ck) : NULL;
     if (!rb.grads || (need_m1 && !rb.m1) || (adam && !rb.m2) || !rb.order ||
-        !rb.labels || !rb.scratch || (p->patience && !rb.best) || !epochs || (p->checkpoint && !ck)) {
+        !rb.labels || !rb.scratch || (p->patience && !rb.best) || (p->swa && !rb.swa) || !epochs ||
+        (p->checkpoint && !ck)) {
         run_buffers_free(&rb);
         free(epochs);
         free(ck);
@@ -421,12 +476,15 @@ static fm_status fit(fm_model *m, const fm_dataset *ds, const fm_train_params *p
         ck->tta = m->tta_flip, ck->n_layers = m->n_layers, ck->n_params = P, ck->n_state = m->n_state;
         ck->params = m->params, ck->state = m->state, ck->m1 = rb.m1, ck->m2 = rb.m2;
         ck->n_train = train.n, ck->data_crc = data_crc, ck->order = rb.order, ck->batches = batches;
-        ck->best = rb.best, ck->history = epochs;
+        ck->best = rb.best, ck->swa = rb.swa, ck->history = epochs;
     }
     const long total_steps = (long)p->epochs * batches;
     const fm_schedule_params sched = {p->schedule, (long)llround((double)p->warmup * batches),
                                       (long)p->step_epochs * batches, p->step_gamma};
     float lr_now = lr;
+    /* Weight averaging: its epochs and the rate held through them. */
+    const int swa_first = p->swa ? p->epochs - p->swa + 1 : 0;
+    const long swa_step = (long)(swa_first - 1) * batches;
     const int augment = fm_augment_active(&p->augment);
     const size_t D = fm_model_in_size(m), pixel_split = (size_t)fm_gemm_split_k_at((int)D);
     /* Plain Adam on a model of dense layers (and activations) runs inside the backward pass,
@@ -460,6 +518,7 @@ static fm_status fit(fm_model *m, const fm_dataset *ds, const fm_train_params *p
             memcpy(rb.best, from->best, (P + m->n_state) * sizeof(float));
             memcpy(rb.best_tracked, from->best_tracked, sizeof rb.best_tracked);
         }
+        if (rb.swa) memcpy(rb.swa, from->swa, P * sizeof(float));
         memcpy(rb.order, from->order, train.n * sizeof(int32_t));
         if (from->n_history) memcpy(epochs, from->history, (size_t)from->n_history * sizeof *epochs);
         step = from->step, rng = from->rng, lr_now = from->lr_now, lr_scale = from->lr_scale;
@@ -494,7 +553,12 @@ static fm_status fit(fm_model *m, const fm_dataset *ds, const fm_train_params *p
                                  background, rb.scratch, &rng);
             }
 
-            lr_now = fm_schedule_lr(&sched, lr, step, total_steps) * lr_scale;
+            if (swa_first && e >= swa_first) {
+                lr_now = p->swa_lr > 0.0f ? p->swa_lr
+                                          : fm_schedule_lr(&sched, lr, swa_step, total_steps) * lr_scale;
+            } else {
+                lr_now = fm_schedule_lr(&sched, lr, step, total_steps) * lr_scale;
+            }
             const float *logits = fm_model_forward(m, B, threads);
             int right = 0;
             double loss = softmax_xent_smooth_forward(m->probs, logits, rb.labels, B, C,
@@ -560,6 +624,7 @@ static fm_status fit(fm_model *m, const fm_dataset *ds, const fm_train_params *p
         st->accuracy = (double)right_sum / (double)seen;
         st->val_loss = st->val_accuracy = NAN;
         st->lr = lr_now;
+        if (swa_first && e >= swa_first) swa_accumulate(rb.swa, m->params, P, e - swa_first + 1);
         if (val.n > 0) {
             uint32_t right;
             evaluate_into(m, &val, eval_batch, threads, &st->val_loss, &right, NULL, NULL);
@@ -573,7 +638,9 @@ static fm_status fit(fm_model *m, const fm_dataset *ds, const fm_train_params *p
                 st->improved = 1;
                 if (rb.best) snapshot(m, &rb, 0);
             } else {
-                if (p->reduce_lr_patience && ++plateau_wait >= p->reduce_lr_patience) {
+                /* The averaged epochs hold their rate (and lr_scale, which sets the default). */
+                int averaging = swa_first && e >= swa_first - 1;
+                if (p->reduce_lr_patience && !averaging && ++plateau_wait >= p->reduce_lr_patience) {
                     lr_scale *= p->reduce_lr_factor;
                     if (lr * lr_scale < p->min_lr) lr_scale = p->min_lr / lr;
                     plateau_wait = 0;
@@ -606,6 +673,15 @@ static fm_status fit(fm_model *m, const fm_dataset *ds, const fm_train_params *p
         snapshot(m, &rb, 1);
         restored = 1;
     }
+    double swa_val_loss = NAN, swa_val_accuracy = NAN;
+    if (!s && swa_first) {
+        swa_apply(m, rb.swa, &train, rb.order, batch, p, background, rb.scratch, &rng, threads);
+        if (val.n > 0) {
+            uint32_t right;
+            evaluate_into(m, &val, eval_batch, threads, &swa_val_loss, &right, NULL, NULL);
+            swa_val_accuracy = (double)right / val.n;
+        }
+    }
     run_buffers_free(&rb);
     free(ck);
     if (hist) {
@@ -614,6 +690,8 @@ static fm_status fit(fm_model *m, const fm_dataset *ds, const fm_train_params *p
         hist->best_epoch = best_epoch;
         hist->stopped_early = stopped_early;
         hist->restored_best = restored;
+        hist->swa_first = !s ? swa_first : 0;
+        hist->swa_val_loss = swa_val_loss, hist->swa_val_accuracy = swa_val_accuracy;
     } else {
         free(epochs);
     }

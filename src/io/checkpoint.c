@@ -27,7 +27,7 @@
 #endif
 
 #define CK_MAGIC "FMNISTCK"
-#define CK_VERSION 1u
+#define CK_VERSION 2u /* 2: weight averaging (its settings and mean) */
 #define CK_TRAILER 12
 #define CK_MAX_NOTE (1u << 20)
 #define CK_MAX_FILE (8ull << 30)
@@ -85,7 +85,8 @@ static void w_str(ck_writer *w, const char *s) {
     X(f, beta2) X(f, eps) X(f, l2) X(u64, seed) X(i, threads) X(u, val) X(f, weight_decay)        \
     X(i, schedule) X(f, warmup) X(i, step_epochs) X(f, step_gamma) X(f, label_smoothing)          \
     X(i, augment.shift) X(i, augment.flip) X(f, augment.rotate) X(f, augment.erase) X(i, monitor) \
-    X(i, patience) X(i, reduce_lr_patience) X(f, reduce_lr_factor) X(f, min_lr)
+    X(i, patience) X(i, reduce_lr_patience) X(f, reduce_lr_factor) X(f, min_lr) X(i, swa)           \
+    X(f, swa_lr)
 
 static void ck_write_body(ck_writer *w, const fm_checkpoint *ck) {
     const fm_train_params *p = &ck->p;
@@ -142,6 +143,8 @@ static void ck_write_body(ck_writer *w, const fm_checkpoint *ck) {
         w_bytes(w, ck->best, (ck->n_params + ck->n_state) * sizeof(float));
         w_bytes(w, ck->best_tracked, (size_t)ck->n_layers * sizeof(int64_t));
     }
+    w_u32(w, ck->swa != NULL);
+    if (ck->swa) w_bytes(w, ck->swa, ck->n_params * sizeof(float));
     w_bytes(w, ck->order, (size_t)ck->n_train * sizeof(int32_t));
 }
 
@@ -230,7 +233,7 @@ void fm_checkpoint_free(fm_checkpoint *ck) {
     if (!ck) return;
     if (ck->owned) {
         free(ck->note), free(ck->params), free(ck->state), free(ck->m1), free(ck->m2);
-        free(ck->order), free(ck->best), free(ck->history);
+        free(ck->order), free(ck->best), free(ck->swa), free(ck->history);
     }
     free(ck);
 }
@@ -276,6 +279,9 @@ static fm_status ck_validate(const fm_checkpoint *ck, const char *path, fm_error
     if ((ck->best != NULL) != (p->patience > 0)) {
         return bad(err, path, "early-stopping weights do not match the patience setting");
     }
+    if ((ck->swa != NULL) != (p->swa > 0)) {
+        return bad(err, path, "averaged weights do not match the weight-averaging setting");
+    }
     if (ck->n_train == 0 || ck->n_train > FM_IDX_MAX_ITEMS) return bad(err, path, "training image count out of range");
     long batches = ((long)ck->n_train + p->batch - 1) / p->batch;
     if (ck->batches != batches) return bad(err, path, "batches per epoch do not match the image count and batch size");
@@ -299,7 +305,8 @@ static fm_status ck_validate(const fm_checkpoint *ck, const char *path, fm_error
     if ((ck->rng.s[0] | ck->rng.s[1] | ck->rng.s[2] | ck->rng.s[3]) == 0) {
         return bad(err, path, "random generator state is all zeros");
     }
-    if (!all_finite(ck->params, ck->n_params) || !all_finite(ck->state, ck->n_state)) {
+    if (!all_finite(ck->params, ck->n_params) || !all_finite(ck->state, ck->n_state) ||
+        (ck->swa && !all_finite(ck->swa, ck->n_params))) {
         return bad(err, path, "weights are not all finite");
     }
     /* The order must be a permutation: each row once. */
@@ -390,6 +397,7 @@ static fm_status ck_parse(fm_checkpoint *ck, const unsigned char *buf, size_t le
         ck->best = r_array(r, ck->n_params + ck->n_state, sizeof(float));
         r_bytes(r, ck->best_tracked, (size_t)ck->n_layers * sizeof(int64_t));
     }
+    if (r_u32(r)) ck->swa = r_array(r, ck->n_params, sizeof(float));
     ck->order = r_array(r, ck->n_train, sizeof(int32_t));
     if (r->short_read) return bad(err, path, "truncated: its arrays are shorter than the model and data it describes");
     if (!ck->params || !ck->state || !ck->order) return fm_fail(err, FM_ERR_NOMEM, "checkpoint %s: out of memory", path);
@@ -511,6 +519,13 @@ fm_status fm_checkpoint_check_resume(const fm_checkpoint *ck, const fm_model *m,
     if (p->epochs < ck->epochs_done + (ck->batches_done > 0)) {
         return fm_fail(err, FM_ERR_ARG, "the checkpoint is past epoch %d, more than the %d epochs "
                        "asked for", ck->epochs_done, p->epochs);
+    }
+    /* The averaged epochs are the last swa of the run: more epochs would move them. */
+    long swa_step = (long)(ck->p.epochs - ck->p.swa) * ck->batches;
+    if (ck->p.swa && p->epochs != ck->p.epochs && ck->step > swa_step) {
+        return fm_fail(err, FM_ERR_ARG, "the run is averaging its last %d epochs' weights (from "
+                       "epoch %d of %d): it cannot be given more epochs", ck->p.swa,
+                       ck->p.epochs - ck->p.swa + 1, ck->p.epochs);
     }
     if (ck->batches_done == 0 && ck->epochs_done == p->epochs) {
         return fm_fail(err, FM_ERR_ARG, "the run has finished its %d epochs: ask for more epochs "

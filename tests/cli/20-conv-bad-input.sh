@@ -62,6 +62,12 @@ cb_flag_cases=(
     '--reduce-lr-factor 1|--reduce-lr-factor must be between 0 and 1, got "1"'
     '--min-lr -1|--min-lr must be a number in \[0, 10\], got "-1"'
     '--patience 2 --val 0|--patience and --reduce-lr-patience watch the validation split: give --val above 0'
+    '--swa -1|--swa must be an integer in 0\.\.100000, got "-1"'
+    '--swa 2|--swa 2 averages more epochs than --epochs 1'
+    '--swa 1 --patience 1|--swa and --patience exclude each other'
+    '--swa-lr 0.01|--swa-lr needs --swa N \(the epochs to average\)'
+    '--swa 1 --swa-lr 0|--swa-lr must be above 0, got "0"'
+    '--swa 1 --swa-lr 11|--swa-lr must be a number in \[0, 10\], got "11"'
 )
 for cb_c in "${cb_flag_cases[@]}"; do
     cb_flags=${cb_c%%|*} cb_regex=${cb_c#*|}
@@ -126,6 +132,30 @@ expect_ok "conv: no early stopping keeps the last weights" "$FMNIST" train --dat
 expect_ok "conv: --val 0 writes no best.safetensors" "$FMNIST" train --data "$CB/small" --val 0 --epochs 1 \
     --no-test --out "$CB/noval" &&
     check "conv: no best.safetensors without validation" test ! -e "$CB/noval/best.safetensors"
+
+# Weight averaging: the rate is held over the averaged epochs, the printed line gives the mean
+# weights' validation figures beside the last epoch's, run.json records them, and the saved
+# model is the averaged one (evaluate on the validation images gives those figures back).
+if expect_ok "conv: --swa" "$FMNIST" train --data "$CB/small" --val 100 --epochs 3 --batch 50 \
+    --model "conv:4:3:same,bn,relu,maxpool:2,dense:10" --optimizer sgd --lr 0.05 --momentum 0.9 \
+    --schedule cosine --swa 2 --swa-lr 0.01 --no-test --out "$CB/swa"; then
+    check "conv: training line names the averaging" grep -q '^Training: sgd lr 0.05 momentum, cosine schedule, weights averaged over the last 2 epochs at lr 0.01,' <<<"$OUT_TEXT"
+    check "conv: the averaged epochs hold the rate" grep -qE '^Epoch 3/3 .* - lr: 0.01$' <<<"$OUT_TEXT"
+    check "conv: averaging line" grep -qE "^Averaged the weights of epochs 2-3 and recomputed batch norm's statistics: val_loss: [0-9.]+ - val_accuracy: [0-9.]+ \(epoch 3's own: [0-9.]+ - [0-9.]+\)$" <<<"$OUT_TEXT"
+    check "conv: run.json records the averaging" python3 -c "
+import json; r = json.load(open('$CB/swa/run.json')); h = json.load(open('$CB/swa/history.json'))
+assert r['swa'] == 2 and r['swa_lr'] == 0.01 and r['swa_first_epoch'] == 2, r
+assert 0 < r['swa_val_accuracy'] <= 1 and r['swa_val_loss'] > 0, r
+assert all(abs(x - 0.01) < 1e-9 for x in h['lr'][1:]) and h['lr'][0] > 0.011, h['lr']"
+    # The first 100 images of the training file are the validation split.
+    mkdir -p "$CB/swa-val"
+    "$FIXTURES" subset "$CB/small" "$CB/swa-val" 100 100 || fail "conv: swa validation subset" "fixtures subset failed"
+    expect_ok "conv: evaluate the averaged model" "$FMNIST" evaluate "$CB/swa/model.safetensors" \
+        --data "$CB/swa-val" --split train --json &&
+        check "conv: the saved model is the averaged one" python3 -c "
+import json, sys; r = json.load(open('$CB/swa/run.json')); e = json.loads(sys.argv[1])
+assert e['accuracy'] == r['swa_val_accuracy'] and abs(e['loss'] - r['swa_val_loss']) < 1e-12, (e, r)" "$OUT_TEXT"
+fi
 
 # Presets bring their training settings and flags override them.
 mkdir -p "$CB/tiny"

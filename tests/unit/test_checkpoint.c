@@ -82,6 +82,10 @@ static void check_resume(test_ctx *t, const char *spec, fm_train_params p, int e
               "%s: batch norm statistics differ", spec);
         CHECK(t, ha.n == hb.n && ha.best_epoch == hb.best_epoch && ha.restored_best == hb.restored_best,
               "history %d/%d epochs, best %d/%d", ha.n, hb.n, ha.best_epoch, hb.best_epoch);
+        CHECK(t, ha.swa_first == hb.swa_first &&
+                     memcmp(&ha.swa_val_accuracy, &hb.swa_val_accuracy, sizeof(double)) == 0 &&
+                     memcmp(&ha.swa_val_loss, &hb.swa_val_loss, sizeof(double)) == 0,
+              "%s: weight averaging's figures differ", spec);
         for (int i = 0; i < ha.n && i < hb.n; i++) {
             CHECK(t, ha.epochs[i].loss == hb.epochs[i].loss && ha.epochs[i].accuracy == hb.epochs[i].accuracy &&
                          memcmp(&ha.epochs[i].val_loss, &hb.epochs[i].val_loss, sizeof(double)) == 0 &&
@@ -116,6 +120,13 @@ void test_checkpoint_resume_bit_identical(test_ctx *t) {
     fm_train_params w = p;
     w.optimizer = FM_OPT_ADAMW, w.weight_decay = 0.01f, w.schedule = FM_SCHED_ONECYCLE;
     check_resume(t, "conv:4:3,relu,gap,dense:3", w, 2, 1, 2);
+    /* Weight averaging over the last 2 of 4 epochs (batch norm's statistics recomputed at the
+     * end), stopped inside the averaged epochs and before them. */
+    fm_train_params a = q;
+    a.patience = 0, a.swa = 2, a.swa_lr = 0.01f;
+    check_resume(t, "conv:4:3:same,bn,relu,maxpool:2,dense:3", a, 4, 3, 1);
+    a.swa_lr = 0.0f;
+    check_resume(t, "conv:4:3:same,bn,relu,maxpool:2,dense:3", a, 2, 5, 2);
 }
 
 /* Replaces the CRC-32 trailer after an edit, so that only the edited field is wrong. */
@@ -164,8 +175,8 @@ void test_checkpoint_rejects_damage(test_ctx *t) {
     check_refused(t, "cut.fmck", good, n - 100, "truncated");
     memcpy(bad, good, n), memset(bad + n, 0, 16);
     check_refused(t, "long.fmck", bad, n + 16, "truncated or extended");
-    memcpy(bad, good, n), bad[8] = 2;
-    check_refused(t, "version.fmck", bad, n, "version 2, this fmnist reads version 1");
+    memcpy(bad, good, n), bad[8] = 1;
+    check_refused(t, "version.fmck", bad, n, "version 1, this fmnist reads version 2");
     memcpy(bad, good, n), bad[n / 2] ^= 0x40;
     check_refused(t, "flipped.fmck", bad, n, "CRC-32");
     /* A valid file whose spec no longer matches its arrays: another model's checkpoint. */
@@ -221,5 +232,71 @@ void test_checkpoint_rejects_damage(test_ctx *t) {
     free(good), free(bad);
 done:
     fm_model_free(m);
+    fm_dataset_free(&ds);
+}
+
+/* A run averaging its last epochs' weights cannot be extended once it has begun averaging (the
+ * averaged epochs would move); before that it can, and the flag and the mean must agree. */
+void test_checkpoint_swa_extension(test_ctx *t) {
+    fm_dataset ds = ck_data(300, 6);
+    fm_error err = {0};
+    char path[512];
+    test_path(path, sizeof path, "swa.fmck");
+    fm_train_params p = fm_train_default_params();
+    p.epochs = 3, p.batch = 50, p.val = 50, p.swa = 1, p.checkpoint = path;
+    for (int k = 0; k < 2; k++) {
+        fm_model *m = ck_model(t, "dense:8:relu,dense:3");
+        if (!m) break;
+        /* k = 0: stopped after epoch 2 (before the averaged epoch); k = 1: finished. */
+        volatile sig_atomic_t flag = 0;
+        stop_at sa = {&flag, 2, 5};
+        fm_train_params ps = p;
+        ps.stop = &flag, ps.on_batch = k ? NULL : stop_at_batch, ps.user = &sa;
+        fm_status st = fm_fit(m, &ds, &ps, NULL, &err);
+        CHECK(t, st == (k ? FM_OK : FM_ERR_CANCELLED), "run %d: %s", k, err.msg);
+        fm_checkpoint *ck = NULL;
+        CHECK(t, fm_checkpoint_load(path, &ck, &err) == FM_OK, "%s", err.msg);
+        if (ck) {
+            fm_train_params r = fm_checkpoint_train_params(ck);
+            r.resume = ck, r.checkpoint = NULL, r.epochs = 4;
+            if (k == 0) {
+                fm_history h;
+                CHECK(t, fm_fit(m, &ds, &r, &h, &err) == FM_OK, "extending before the averaging: %s", err.msg);
+                CHECK(t, h.n == 4 && h.swa_first == 4, "extended run: %d epochs, averaging from %d", h.n, h.swa_first);
+                fm_history_free(&h);
+            } else {
+                CHECK_FAILS(t, fm_fit(m, &ds, &r, NULL, &err), FM_ERR_ARG, err, "cannot be given more epochs",
+                            "from epoch 3 of 3");
+            }
+            fm_checkpoint_free(ck);
+        }
+        fm_model_free(m);
+    }
+    /* The averaging flag without its mean: the setting says 1 epoch, the file holds none. */
+    size_t n = 0;
+    unsigned char *buf = test_read_file(path, &n);
+    if (buf) {
+        /* The swa setting sits just before the position fields; easier to find the mean's flag:
+         * the order (250 rows) and the trailer end the file, the mean (8*64+8 + 8*3+3 floats)
+         * and its flag come before. */
+        size_t order = 250 * 4, mean = (8 * 64 + 8 + 8 * 3 + 3) * 4;
+        size_t flag_at = n - 12 - order - mean - 4;
+        uint32_t one;
+        memcpy(&one, buf + flag_at, 4);
+        CHECK(t, one == 1, "the mean's flag is not where expected (%u)", one);
+        unsigned char *cut = malloc(n);
+        if (cut) {
+            memcpy(cut, buf, flag_at);
+            memset(cut + flag_at, 0, 4);
+            memcpy(cut + flag_at + 4, buf + flag_at + 4 + mean, n - flag_at - 4 - mean);
+            size_t m = n - mean;
+            uint64_t body = m - 12;
+            memcpy(cut + m - 12, &body, 8);
+            fix_crc(cut, m);
+            check_refused(t, "swa-flag.fmck", cut, m, "averaged weights do not match");
+            free(cut);
+        }
+        free(buf);
+    }
     fm_dataset_free(&ds);
 }

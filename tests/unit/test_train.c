@@ -603,3 +603,112 @@ void test_preset_train_params(test_ctx *t) {
                  p.augment.shift == 2 && p.augment.flip && p.augment.erase == 0.25f && tta == 1, "cnn-best settings");
     CHECK(t, fm_train_params_check(&p, &err) == FM_OK, "cnn-best: %s", err.msg);
 }
+
+/* ---------------------------------------------------------------- weight averaging */
+
+void test_fit_swa_averages(test_ctx *t) {
+    fm_dataset ds = make_data(300, 14);
+    fm_error err = {0};
+    /* Three runs of one trajectory: 2 epochs, 3 epochs, and 3 epochs averaging the last 2 at the
+     * schedule's (constant) rate. The averaged model holds the mean of the first two's weights,
+     * by PyTorch's update. */
+    fm_model *m2 = make_model(t, "dense:8:relu,dense:3", FM_SCALE_UNIT);
+    fm_model *m3 = make_model(t, "dense:8:relu,dense:3", FM_SCALE_UNIT);
+    fm_model *ma = make_model(t, "dense:8:relu,dense:3", FM_SCALE_UNIT);
+    if (!m2 || !m3 || !ma) return;
+    fm_train_params p = fm_train_default_params();
+    p.optimizer = FM_OPT_SGD, p.lr = 0.05f, p.momentum = 0.9f, p.val = 60, p.threads = 1, p.epochs = 2;
+    fm_history h2, h3, ha;
+    CHECK(t, fm_fit(m2, &ds, &p, &h2, &err) == FM_OK, "%s", err.msg);
+    p.epochs = 3;
+    CHECK(t, fm_fit(m3, &ds, &p, &h3, &err) == FM_OK, "%s", err.msg);
+    p.swa = 2;
+    CHECK(t, fm_fit(ma, &ds, &p, &ha, &err) == FM_OK, "%s", err.msg);
+    int same = 1;
+    for (size_t i = 0; i < ma->n_params; i++) {
+        float avg = m2->params[i];
+        avg += (m3->params[i] - avg) / 2.0f;
+        same &= ma->params[i] == avg;
+    }
+    CHECK(t, same, "the averaged weights are not the mean of epochs 2 and 3");
+    CHECK(t, h2.swa_first == 0 && h3.swa_first == 0 && ha.swa_first == 2, "swa_first %d %d %d", h2.swa_first,
+          h3.swa_first, ha.swa_first);
+    CHECK(t, ha.n == 3 && h3.n == 3 && ha.epochs[2].val_accuracy == h3.epochs[2].val_accuracy &&
+                 ha.epochs[2].lr == h3.epochs[2].lr, "the averaged run's epochs are not the plain run's");
+    /* Its validation figures are the averaged model's. */
+    fm_eval_result ev;
+    fm_dataset head = fm_dataset_slice(&ds, 0, 60);
+    CHECK(t, fm_evaluate(ma, &head, 1000, 1, &ev, &err) == FM_OK, "%s", err.msg);
+    CHECK(t, ev.accuracy == ha.swa_val_accuracy && ev.loss == ha.swa_val_loss, "swa val %g/%g, evaluate %g/%g",
+          ha.swa_val_accuracy, ha.swa_val_loss, ev.accuracy, ev.loss);
+    CHECK(t, isnan(h3.swa_val_loss) && isnan(h3.swa_val_accuracy), "a plain run reports averaged figures");
+    fm_history_free(&h2), fm_history_free(&h3), fm_history_free(&ha);
+    fm_model_free(m2), fm_model_free(m3), fm_model_free(ma);
+    fm_dataset_free(&ds);
+}
+
+void test_fit_swa_rate_and_batchnorm(test_ctx *t) {
+    fm_dataset ds = make_data(320, 15);
+    fm_error err = {0};
+    /* The rate: a cosine schedule until the averaged epochs, then held, at swa_lr or by default
+     * where the schedule was when they began. 256 training images in batches of 64: 4 steps an
+     * epoch, 24 in all; the last 2 epochs (steps 16..23) averaged. */
+    for (int k = 0; k < 2; k++) {
+        fm_model *m = make_model(t, "bn,dense:3", FM_SCALE_UNIT);
+        if (!m) return;
+        fm_train_params p = fm_train_default_params();
+        p.optimizer = FM_OPT_SGD, p.lr = 0.1f, p.epochs = 6, p.batch = 64, p.val = 64, p.threads = 1;
+        p.schedule = FM_SCHED_COSINE, p.swa = 2, p.swa_lr = k ? 0.02f : 0.0f;
+        fm_history h;
+        CHECK(t, fm_fit(m, &ds, &p, &h, &err) == FM_OK, "%s", err.msg);
+        fm_schedule_params s = {FM_SCHED_COSINE, 0, 0, 0.1f};
+        float held = k ? 0.02f : fm_schedule_lr(&s, 0.1f, 16, 24);
+        for (int e = 0; e < h.n; e++) {
+            double want = e < 4 ? fm_schedule_lr(&s, 0.1f, 4 * (e + 1) - 1, 24) : held;
+            CHECK(t, h.epochs[e].lr == want, "swa_lr %g, epoch %d: lr %.9g, want %.9g", (double)p.swa_lr, e + 1,
+                  h.epochs[e].lr, want);
+        }
+        /* Batch norm's statistics are recomputed for the mean weights: the plain mean of the 4
+         * batches' means (equal batches, so the training part's mean in any order), and
+         * batches_tracked counts that pass alone. The input layer normalises the pixels, one
+         * channel. */
+        double sum = 0.0;
+        for (uint32_t i = 64 * 64; i < (size_t)ds.n * 64; i++) sum += ds.images[i] / 255.0;
+        double mean = sum / (256.0 * 64);
+        CHECK(t, fabs(m->state[0] - mean) < 1e-5 * (1 + mean), "running mean %.8g, pixels' mean %.8g",
+              (double)m->state[0], mean);
+        CHECK(t, m->batches_tracked[0] == 4, "batches tracked %lld, want 4", (long long)m->batches_tracked[0]);
+        fm_history_free(&h);
+        fm_model_free(m);
+    }
+    /* One batch of the whole part: the running variance is its unbiased variance. */
+    fm_model *m = make_model(t, "bn,dense:3", FM_SCALE_UNIT);
+    if (!m) return;
+    fm_train_params p = fm_train_default_params();
+    p.optimizer = FM_OPT_SGD, p.lr = 0.1f, p.epochs = 2, p.batch = 256, p.val = 64, p.threads = 1, p.swa = 1;
+    CHECK(t, fm_fit(m, &ds, &p, NULL, &err) == FM_OK, "%s", err.msg);
+    double sum = 0.0, sq = 0.0, n = 256.0 * 64;
+    for (uint32_t i = 64 * 64; i < (size_t)ds.n * 64; i++) sum += ds.images[i] / 255.0;
+    for (uint32_t i = 64 * 64; i < (size_t)ds.n * 64; i++) sq += pow(ds.images[i] / 255.0 - sum / n, 2);
+    double var = sq / (n - 1);
+    CHECK(t, fabs(m->state[1] - var) < 1e-5 * (1 + var), "running variance %.8g, pixels' %.8g", (double)m->state[1], var);
+    fm_model_free(m);
+    fm_dataset_free(&ds);
+}
+
+void test_fit_swa_bad_settings(test_ctx *t) {
+    fm_error err = {0};
+    fm_train_params p = fm_train_default_params();
+    p.swa = 11;
+    CHECK_FAILS(t, fm_train_params_check(&p, &err), FM_ERR_ARG, err, "0..epochs = 0..10 epochs, got 11", NULL);
+    p.swa = -1;
+    CHECK_FAILS(t, fm_train_params_check(&p, &err), FM_ERR_ARG, err, "got -1", NULL);
+    p.swa = 3, p.swa_lr = -0.1f;
+    CHECK_FAILS(t, fm_train_params_check(&p, &err), FM_ERR_ARG, err, "learning rate must be in [0, 10]", NULL);
+    p.swa_lr = NAN;
+    CHECK_FAILS(t, fm_train_params_check(&p, &err), FM_ERR_ARG, err, "learning rate must be in [0, 10]", NULL);
+    p.swa_lr = 0.01f, p.patience = 2;
+    CHECK_FAILS(t, fm_train_params_check(&p, &err), FM_ERR_ARG, err, "early stopping exclude each other", NULL);
+    p.patience = 0;
+    CHECK(t, fm_train_params_check(&p, &err) == FM_OK, "%s", err.msg);
+}
