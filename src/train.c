@@ -1,7 +1,7 @@
 /* train.c — the fit loop (shuffle, augmentation, mini-batches, loss, backward, L2, schedule,
  * weight decay, optimizer step), validation on the held-out head of the training set with its
- * callbacks (best epoch, early stopping, plateaus), and evaluation. All buffers are allocated
- * before the first batch. */
+ * callbacks (best epoch, early stopping, plateaus), weight averaging over the last epochs, and
+ * evaluation. All buffers are allocated before the first batch. */
 #include "internal.h"
 
 #include <math.h>
