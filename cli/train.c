@@ -427,7 +427,7 @@ int train_parse(const char *cmd, int argc, char **argv, train_options *o) {
     if (tp.swa > tp.epochs) return cli_error(cmd, "--swa %d averages more epochs than --epochs %d", tp.swa, tp.epochs);
     if (tp.swa && tp.patience) {
         return cli_error(cmd, "--swa and --patience exclude each other: one keeps the mean of the "
-                         "last epochs' weights, the other one epoch's (use --patience 0 with a preset's --swa)");
+                         "last epochs' weights, the other one epoch's");
     }
     if (tp.swa_lr > 0 && !tp.swa) return cli_error(cmd, "--swa-lr needs --swa N (the epochs to average)");
     if (tp.warmup >= (float)tp.epochs) {
