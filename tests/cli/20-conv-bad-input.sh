@@ -167,7 +167,7 @@ import json, sys; r = json.loads(sys.argv[1])
 assert r['optimizer'] == 'sgd' and r['nesterov'] and r['momentum'] == 0.9 and r['lr'] == 0.1, r
 assert r['schedule'] == 'onecycle' and r['weight_decay'] == 0.0005 and r['label_smoothing'] == 0.1, r
 assert r['augment'] == 'shift=2,flip,erase=0.25' and r['tta'] == 'flip' and r['batch'] == 128, r
-assert r['epochs'] == 1 and r['params'] == 288618, r" "$OUT_TEXT"
+assert r['epochs'] == 1 and r['params'] == 473514, r" "$OUT_TEXT"
 fi
 if expect_ok "conv: cnn preset with flags over its settings" "$FMNIST" train --data "$CB/tiny" --val 50 --model cnn \
     --epochs 1 --batch 16 --augment none --optimizer adamw --tta --out "$CB/cnnflags"; then
