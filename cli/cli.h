@@ -140,6 +140,8 @@ int cli_fail(const char *cmd, const fm_error *err);
  * naming the flag and returns 0. */
 int cli_int(const char *cmd, const char *flag, const char *text, long lo, long hi, long *out);
 int cli_float(const char *cmd, const char *flag, const char *text, double lo, double hi, double *out);
+/* cli_float in (0, hi]: a 0 gets its own message ("FLAG must be above 0"). */
+int cli_float_positive(const char *cmd, const char *flag, const char *text, double hi, double *out);
 
 /* Unknown option / missing argument handling for getopt_long loops (optstring ":h", every other
  * option long with a value of 256 or more, or 'h'): names the element at fault from optind and

@@ -48,6 +48,15 @@ int cli_float(const char *cmd, const char *flag, const char *text, double lo, do
     return 1;
 }
 
+int cli_float_positive(const char *cmd, const char *flag, const char *text, double hi, double *out) {
+    if (!cli_float(cmd, flag, text, 0, hi, out)) return 0;
+    if (*out <= 0) {
+        cli_error(cmd, "%s must be above 0, got \"%s\"", flag, text);
+        return 0;
+    }
+    return 1;
+}
+
 int cli_bad_option(const char *cmd, char **argv, int c) {
     /* An unknown short option sets optopt to its letter ('h' is the only short one and never
      * fails); a long option's error always leaves optind just past its element. */

@@ -352,8 +352,7 @@ int experiment_parse(const char *cmd, int argc, char **argv, experiment_options 
         case O_OUT: o->out = optarg; break;
         case O_FILE: o->file = optarg; break;
         case O_SCALE:
-            if (!cli_float(cmd, "--epochs-scale", optarg, 0, 10, &o->epochs_scale)) return 1;
-            if (o->epochs_scale <= 0) return cli_error(cmd, "--epochs-scale must be above 0, got \"%s\"", optarg);
+            if (!cli_float_positive(cmd, "--epochs-scale", optarg, 10, &o->epochs_scale)) return 1;
             break;
         case O_DATA: o->data = optarg; break;
         case O_THREADS: if (!cli_int(cmd, "--threads", optarg, 0, 1024, &o->threads)) return 1; break;

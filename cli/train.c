@@ -319,8 +319,7 @@ int train_parse(const char *cmd, int argc, char **argv, train_options *o) {
             }
             break;
         case O_LR:
-            if (!cli_float(cmd, "--lr", optarg, 0, 10, &dv)) return 1;
-            if (dv <= 0) return cli_error(cmd, "--lr must be above 0, got \"%s\"", optarg);
+            if (!cli_float_positive(cmd, "--lr", optarg, 10, &dv)) return 1;
             tp.lr = (float)dv;
             break;
         case O_MOM: if (!cli_float(cmd, "--momentum", optarg, 0, 0.999999, &dv)) return 1; tp.momentum = (float)dv; break;
@@ -328,8 +327,7 @@ int train_parse(const char *cmd, int argc, char **argv, train_options *o) {
         case O_B1: if (!cli_float(cmd, "--beta1", optarg, 0, 0.999999, &dv)) return 1; tp.beta1 = (float)dv; break;
         case O_B2: if (!cli_float(cmd, "--beta2", optarg, 0, 0.999999, &dv)) return 1; tp.beta2 = (float)dv; break;
         case O_EPS:
-            if (!cli_float(cmd, "--eps", optarg, 0, 1, &dv)) return 1;
-            if (dv <= 0) return cli_error(cmd, "--eps must be above 0, got \"%s\"", optarg);
+            if (!cli_float_positive(cmd, "--eps", optarg, 1, &dv)) return 1;
             tp.eps = (float)dv;
             break;
         case O_L2: if (!cli_float(cmd, "--l2", optarg, 0, 1, &dv)) return 1; tp.l2 = (float)dv; break;
@@ -373,8 +371,7 @@ int train_parse(const char *cmd, int argc, char **argv, train_options *o) {
         case O_WARMUP: if (!cli_float(cmd, "--warmup", optarg, 0, 100000, &dv)) return 1; tp.warmup = (float)dv; break;
         case O_STEP_EPOCHS: if (!cli_int(cmd, "--step-epochs", optarg, 1, 100000, &lv)) return 1; tp.step_epochs = (int)lv; break;
         case O_STEP_GAMMA:
-            if (!cli_float(cmd, "--step-gamma", optarg, 0, 1, &dv)) return 1;
-            if (dv <= 0) return cli_error(cmd, "--step-gamma must be above 0, got \"%s\"", optarg);
+            if (!cli_float_positive(cmd, "--step-gamma", optarg, 1, &dv)) return 1;
             tp.step_gamma = (float)dv;
             break;
         case O_SMOOTH:
@@ -405,8 +402,7 @@ int train_parse(const char *cmd, int argc, char **argv, train_options *o) {
         case O_NOREPORT: no_report = 1; break;
         case O_SWA: if (!cli_int(cmd, "--swa", optarg, 0, 100000, &lv)) return 1; tp.swa = (int)lv; break;
         case O_SWA_LR:
-            if (!cli_float(cmd, "--swa-lr", optarg, 0, 10, &dv)) return 1;
-            if (dv <= 0) return cli_error(cmd, "--swa-lr must be above 0, got \"%s\"", optarg);
+            if (!cli_float_positive(cmd, "--swa-lr", optarg, 10, &dv)) return 1;
             tp.swa_lr = (float)dv;
             break;
         default: return cli_bad_option(cmd, argv, c);
