@@ -47,7 +47,7 @@ LIB_SRC := src/util.c src/fpenv.c src/pool.c src/model.c src/train.c src/kernels
            src/layers/activation.c src/layers/softmax_xent.c src/optim/sgd.c src/optim/adam.c \
            src/data/idx.c src/data/dataset.c src/io/safetensors.c src/io/checkpoint.c
 # Convolutional networks: layers, optimizers and schedules, augmentation.
-LIB_SRC += src/layers/conv2d.c src/layers/pool.c src/layers/dropout.c src/layers/batchnorm.c \
+LIB_SRC += src/layers/conv2d.c src/layers/pool.c src/layers/dropout.c src/layers/add.c src/layers/batchnorm.c \
            src/optim/schedule.c src/optim/weight_decay.c src/data/augment.c src/presets.c
 # Pictures, run reports and experiments.
 LIB_SRC += src/report/draw.c src/report/html.c src/report/predictions.c src/report/grid.c \

@@ -10,11 +10,12 @@ static void help(void) {
     printf("usage: fmnist summary MODEL.safetensors|SPEC [--json]\n"
            "\n"
            "Prints each layer with its output shape and parameter count.\n"
-           "SPEC is a preset (mlp, mlp64, mlp256, mlp2, mlp300-100) or a layer list such as\n"
-           "\"dense:300:relu,dense:100:relu,dense:10\" or\n"
+           "SPEC is a preset (mlp, mlp64, mlp256, mlp2, mlp300-100, cnn, cnn-best) or a layer\n"
+           "list such as \"dense:300:relu,dense:100:relu,dense:10\" or\n"
            "\"conv:32:3:same,bn,relu,maxpool:2,dropout:0.25,dense:128,relu,dense:10\"\n"
            "(layers: dense, conv, maxpool, avgpool, gap, bn, dropout, flatten, relu, leakyrelu,\n"
-           "tanh, sigmoid; see the README for the grammar).\n"
+           "tanh, sigmoid; res(...) around layers that keep the shape adds their input to their\n"
+           "output, a residual block; see the README for the grammar).\n"
            "\n"
            "  --json   print {\"spec\": ..., \"params\": ...}\n");
 }

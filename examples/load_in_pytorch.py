@@ -7,8 +7,9 @@ and classifies the Fashion-MNIST test set with it.
 
 The file is plain safetensors: an 8-byte little-endian header length, a JSON header giving each
 tensor's dtype, shape and byte range, then the raw little-endian data (float32; batch norm's
-num_batches_tracked is int64). Tensors carry PyTorch's names for a module whose `layers` is an
-nn.Sequential applied to the [N, 1, H, W] image, one module per item of the canonical spec:
+num_batches_tracked is int64). Tensors carry PyTorch's names for a module whose `layers` is a
+list of modules applied in turn to the [N, 1, H, W] image, one per item of the canonical spec
+(and one for each residual block's close, which adds the block's input to its output):
 dense weights are [out, in] (layers.0.weight is [128, 784]), conv weights [OC, C, KH, KW], batch
 norm has weight, bias, running_mean, running_var and num_batches_tracked. __metadata__ holds
 the spec, the input shape, the scaling, the class names and test-time flips ("tta"). With --compare (a CSV from `fmnist predict MODEL --all --csv`) it checks that
@@ -79,15 +80,33 @@ def conv_geometry(size, k, stride, same):
     return out, total // 2, total - total // 2
 
 
+class Add(nn.Module):
+    """The ")" of a residual block res(...): the block's output plus the output of layer `source`,
+    the block's input (-1: the network's input)."""
+
+    def __init__(self, source):
+        super().__init__()
+        self.source = source
+
+    def forward(self, x, outputs, net_input):
+        return x + (net_input if self.source < 0 else outputs[self.source])
+
+
 class FmnistNet(nn.Module):
     """The network an fmnist spec describes, one module of `layers` per item of the canonical spec
-    (the one in the file's metadata, every setting spelt out), so the state_dict names match."""
+    (the one in the file's metadata, every setting spelt out), so the state_dict names match; a
+    residual block's ")" is a module of its own (Add), as in fmnist."""
 
     def __init__(self, spec, height, width):
         super().__init__()
         modules = []
         shape = (1, height, width)  # (C, H, W) of one sample; (F,) once flat
+        block_source = None
         for item in spec.split(","):
+            if item.startswith("res("):
+                block_source, item = len(modules) - 1, item[4:]
+            closes = item.endswith(")")
+            item = item.rstrip(")")
             kind, *args = item.split(":")
             features = int(np.prod(shape))
             if kind == "dense":
@@ -120,10 +139,16 @@ class FmnistNet(nn.Module):
                 shape = (features,)
             else:
                 modules.append({"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}[kind]())
-        self.layers = nn.Sequential(*modules)
+            if closes:  # the block keeps its input's shape (fmnist checked), so shape stands
+                modules.append(Add(block_source))
+        self.layers = nn.ModuleList(modules)
 
     def forward(self, x):  # x: [N, 1, H, W] scaled inputs -> logits [N, classes]
-        return torch.flatten(self.layers(x), 1)
+        net_input, outputs = x, []
+        for module in self.layers:
+            x = module(x, outputs, net_input) if isinstance(module, Add) else module(x)
+            outputs.append(x)
+        return torch.flatten(x, 1)
 
 
 def load_model(path):

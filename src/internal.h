@@ -193,6 +193,7 @@ typedef enum {
     FM_LAYER_BATCHNORM,
     FM_LAYER_DROPOUT,
     FM_LAYER_LEAKYRELU,
+    FM_LAYER_ADD, /* the close of a residual block: its output plus the block's input */
 } fm_layer_kind;
 
 /* Batch norm's constants, PyTorch's defaults (nn.BatchNorm1d/2d). */
@@ -215,7 +216,12 @@ typedef struct {
                                    * dense layer after it needs a flatten (PyTorch's nn.Flatten) */
     size_t s_off, n_state;        /* batch norm: running mean and variance in fm_model.state */
     size_t work_off;              /* batch norm: the batch's mean and invstd in fm_model.bn_work */
-    size_t aux_off;               /* per batch row: dropout's mask in fm_model.aux, max pooling's
+    int from;                     /* add: the layer whose output (the block's input) is added,
+                                   * -1 for the model's input */
+    int feeds_add;                /* an add reads this layer's output again (so a dense layer
+                                   * before it cannot fold it into a following ReLU) */
+    size_t aux_off;               /* per batch row: dropout's mask and an add's output gradient
+                                   * (kept for its block's input) in fm_model.aux, max pooling's
                                    * argmax in fm_model.pool_idx */
 } fm_layer;
 
@@ -324,6 +330,11 @@ void global_avgpool_backward(float *dinp, const float *dout, int B, int C, int H
 void dropout_forward(float *out, float *mask, const float *inp, size_t n, float p, fm_rng *rng);
 void dropout_backward(float *dinp, const float *dout, const float *mask, size_t n);
 
+/* A residual block's add: out (n) = a + b (may run in place); backward copies dout to dinp (when
+ * not NULL) and to saved, the gradient the block's input gets added when backward reaches it. */
+void add_forward(float *out, const float *a, const float *b, size_t n);
+void add_backward(float *dinp, float *saved, const float *dout, size_t n);
+
 /* Batch normalisation over (B,C,HW): HW = 1 after a dense layer, H*W after a convolution.
  * Training normalises with the batch's mean and (biased) variance per channel, saves them as
  * mean and invstd = 1/sqrt(var + eps) for backward, and moves the running statistics towards
@@ -416,7 +427,7 @@ void fm_image_orient(uint8_t *dst, const uint8_t *src, uint32_t h, uint32_t w, i
 
 /* ---------------------------------------------------------------- model */
 
-#define FM_MAX_LAYERS 64
+#define FM_MAX_LAYERS 128
 #define FM_SPEC_MAX 1024
 
 struct fm_model {

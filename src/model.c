@@ -46,13 +46,14 @@ const char *const *fm_preset_names(void) {
 const char *fm_layer_kind_name(fm_layer_kind k) {
     static const char *const n[] = {"Dense",     "ReLU",      "Tanh",          "Sigmoid",
                                     "Flatten",   "Conv2D",    "MaxPool2D",     "AvgPool2D",
-                                    "GlobalAvgPool", "BatchNorm", "Dropout", "LeakyReLU"};
+                                    "GlobalAvgPool", "BatchNorm", "Dropout", "LeakyReLU", "Add"};
     return (unsigned)k < sizeof n / sizeof n[0] ? n[k] : "?";
 }
 
 const char *fm_layer_spec_name(fm_layer_kind k) {
     static const char *const n[] = {"dense", "relu",    "tanh", "sigmoid", "flatten",  "conv",
-                                    "maxpool", "avgpool", "gap",  "bn",      "dropout", "leakyrelu"};
+                                    "maxpool", "avgpool", "gap",  "bn",      "dropout", "leakyrelu",
+                                    "add"};
     return (unsigned)k < sizeof n / sizeof n[0] ? n[k] : "?";
 }
 
@@ -323,6 +324,44 @@ static fm_status parse_dense(fm_layer *layers, int *n, char **tok, int nt, uint3
                    item, a);
 }
 
+/* Whether layers [0, upto] include a dense layer or a flatten: from there on a value is flat
+ * ([N, F] in PyTorch and ONNX) rather than [N, C, H, W], even when its shape is (C, 1, 1). */
+static int flattened_by(const fm_layer *layers, int upto) {
+    for (int i = 0; i <= upto; i++) {
+        if (layers[i].kind == FM_LAYER_DENSE || layers[i].kind == FM_LAYER_FLATTEN) return 1;
+    }
+    return 0;
+}
+
+/* The ")" of res(...): an add layer whose output is the block's output plus the block's input
+ * (the output of layer from, -1 for the model's input). Both must have the same shape, and the
+ * same rank in PyTorch and ONNX, so that the sum is element by element everywhere. */
+static fm_status close_block(fm_layer *layers, int *n, int from, int opened_at, uint32_t in_h,
+                             uint32_t in_w, const char *item, fm_error *err) {
+    uint32_t c = 1, h = in_h, w = in_w;
+    if (from >= 0) c = layers[from].out_c, h = layers[from].out_h, w = layers[from].out_w;
+    const fm_layer *last = &layers[*n - 1];
+    if (last->out_c != c || last->out_h != h || last->out_w != w) {
+        return fm_fail(err, FM_ERR_ARG,
+                       "model spec: the residual block opened at item %d turns its input of "
+                       "(%u, %u, %u) into (%u, %u, %u) by \"%s\"; the block's output is added to "
+                       "its input, so it must keep the shape",
+                       opened_at, c, h, w, last->out_c, last->out_h, last->out_w, item);
+    }
+    if (flattened_by(layers, *n - 1) != (from >= 0 && flattened_by(layers, from))) {
+        return fm_fail(err, FM_ERR_ARG,
+                       "model spec: the residual block opened at item %d flattens its image "
+                       "input (a dense layer or flatten inside it); flatten before \"res(\"",
+                       opened_at);
+    }
+    fm_layer L = {0};
+    L.kind = FM_LAYER_ADD;
+    L.from = from;
+    fm_status s = add_layer(layers, n, L, in_h, in_w, item, err);
+    if (!s && from >= 0) layers[from].feeds_add = 1;
+    return s;
+}
+
 /* Writes the canonical form of the layers: every setting explicit, so that it rebuilds the same
  * model whatever defaults a later version has. Returns the length it needed, which may be cap or
  * more when the text did not fit. */
@@ -334,7 +373,18 @@ static size_t canonical_spec(const fm_layer *layers, int n, char *out, size_t ca
         char num[32];
         const char *sep = i ? "," : "";
         int k = 0;
+        /* A residual block's first layer carries its "res(", the add its ")". */
+        for (int j = i + 1; j < n; j++) {
+            if (layers[j].kind == FM_LAYER_ADD && layers[j].from == i - 1) {
+                k = snprintf(out + len, cap - len, "%sres(", sep);
+                if (k > 0) len += (size_t)k;
+                sep = "";
+                break;
+            }
+        }
+        if (len >= cap) break;
         switch (L->kind) {
+        case FM_LAYER_ADD: k = snprintf(out + len, cap - len, ")"); break;
         case FM_LAYER_DENSE: k = snprintf(out + len, cap - len, "%sdense:%u", sep, L->out_size); break;
         case FM_LAYER_CONV:
             k = snprintf(out + len, cap - len, "%sconv:%u:%d:%s", sep, L->out_c, L->kernel,
@@ -380,6 +430,9 @@ fm_status fm_spec_parse(const char *spec, uint32_t in_h, uint32_t in_w, int n_cl
     fm_status s = FM_OK;
     char *save = NULL;
     int items = 0;
+    /* The open residual block: the layer whose output is its input (-1: the model's input). */
+    enum { NO_BLOCK = -2 };
+    int block_from = NO_BLOCK, block_item = 0;
     for (char *p = buf;; p = NULL) {
         /* strtok would skip empty items; they are errors here, so split by hand. */
         char *item = p ? p : save;
@@ -391,7 +444,30 @@ fm_status fm_spec_parse(const char *spec, uint32_t in_h, uint32_t in_w, int n_cl
         char *end = item + strlen(item);
         while (end > item && isspace((unsigned char)end[-1])) *--end = '\0';
         items++;
+        /* res( before an item opens a residual block, ) after one closes it. */
+        char whole[FM_SPEC_MAX];
+        snprintf(whole, sizeof whole, "%s", item);
+        int opens = strncmp(item, "res(", 4) == 0;
+        if (opens) {
+            item += 4;
+            while (isspace((unsigned char)*item)) item++;
+        }
+        end = item + strlen(item);
+        int closes = end > item && end[-1] == ')';
+        if (closes) {
+            *--end = '\0';
+            while (end > item && isspace((unsigned char)end[-1])) *--end = '\0';
+        }
         if (!*item) return fm_fail(err, FM_ERR_ARG, "model spec \"%s\": empty layer at position %d", spec, items);
+        if (opens && block_from >= -1) {
+            return fm_fail(err, FM_ERR_ARG, "model spec: \"%s\" (item %d) opens a residual block inside "
+                           "the one opened at item %d; blocks do not nest", whole, items, block_item);
+        }
+        if (closes && !opens && block_from < -1) {
+            return fm_fail(err, FM_ERR_ARG, "model spec: \"%s\" (item %d) closes a residual block "
+                           "that no \"res(\" opened", whole, items);
+        }
+        if (opens) block_from = n - 1, block_item = items;
 
         char work[FM_SPEC_MAX];
         snprintf(work, sizeof work, "%s", item);
@@ -437,8 +513,12 @@ fm_status fm_spec_parse(const char *spec, uint32_t in_h, uint32_t in_w, int n_cl
                            "model spec: unknown layer \"%s\" (expected dense:UNITS[:ACT], "
                            "conv:FILTERS:KERNEL[:same|valid][:sSTRIDE], maxpool:K[:S], "
                            "avgpool:K[:S], gap, bn, dropout:P, flatten, relu, leakyrelu[:ALPHA], "
-                           "tanh or sigmoid; presets: %s)",
+                           "tanh or sigmoid, res(...) around some of them; presets: %s)",
                            item, "mlp, mlp64, mlp256, mlp2, mlp300-100, cnn, cnn-best");
+        }
+        if (!s && closes) {
+            s = close_block(layers, &n, block_from, block_item, in_h, in_w, whole, err);
+            block_from = NO_BLOCK;
         }
         if (s) return s;
         for (int i = before; i < n; i++) params += layers[i].n_params;
@@ -446,6 +526,10 @@ fm_status fm_spec_parse(const char *spec, uint32_t in_h, uint32_t in_w, int n_cl
             return fm_fail(err, FM_ERR_ARG, "model spec: more than %u parameters at \"%s\"",
                            FM_MAX_PARAMS, item);
         }
+    }
+    if (block_from >= -1) {
+        return fm_fail(err, FM_ERR_ARG, "model spec: the residual block opened at item %d is never "
+                       "closed (end its last layer with \")\")", block_item);
     }
     int learns = 0;
     for (int i = 0; i < n; i++) learns += layers[i].kind == FM_LAYER_DENSE || layers[i].kind == FM_LAYER_CONV;
@@ -590,7 +674,7 @@ fm_status fm_model_create(const char *spec, uint32_t in_h, uint32_t in_w, const 
             state += L->n_state;
             L->work_off = work;
             work += 2 * (size_t)L->in_c;
-        } else if (L->kind == FM_LAYER_DROPOUT) {
+        } else if (L->kind == FM_LAYER_DROPOUT || L->kind == FM_LAYER_ADD) {
             L->aux_off = aux;
             aux += L->out_size;
         } else if (L->kind == FM_LAYER_MAXPOOL) {
@@ -704,7 +788,7 @@ static float *act_at(const fm_model *m, int layer) {
 /* A dense layer followed by a ReLU runs as one pass that writes the ReLU's output; the dense
  * layer's own slot is then left unused. */
 static int relu_follows(const fm_model *m, int l) {
-    return l + 1 < m->n_layers && m->layers[l + 1].kind == FM_LAYER_RELU;
+    return l + 1 < m->n_layers && m->layers[l + 1].kind == FM_LAYER_RELU && !m->layers[l].feeds_add;
 }
 
 /* A layer's per-row scratch, laid out like the activations: dropout masks and pooling argmaxes. */
@@ -832,6 +916,7 @@ float *fm_model_forward(fm_model *m, int B, int threads) {
 
 float *fm_model_forward_from(fm_model *m, const float *x, int B, int threads) {
     fm_pool *pool = fm_model_pool(m, threads);
+    const float *input = x;
     for (int l = 0; l < m->n_layers; l++) {
         const fm_layer *L = &m->layers[l];
         float *y = act_at(m, l);
@@ -848,6 +933,7 @@ float *fm_model_forward_from(fm_model *m, const float *x, int B, int threads) {
         case FM_LAYER_TANH: tanh_forward(y, x, n); break;
         case FM_LAYER_SIGMOID: sigmoid_forward(y, x, n); break;
         case FM_LAYER_FLATTEN: memcpy(y, x, n * sizeof(float)); break;
+        case FM_LAYER_ADD: add_forward(y, x, L->from < 0 ? input : act_at(m, L->from), n); break;
         default: cnn_layer_forward(m, l, y, x, B, threads); break;
         }
         x = y;
@@ -865,10 +951,23 @@ void fm_model_backward(fm_model *m, const float *dlogits, float *grads, int B, i
         size_t n = (size_t)B * L->out_size;
         const float *y = act_at(m, l);
         float *dinp = m->dbuf[which];
+        if (L->feeds_add) {
+            /* This output is a residual block's input: its gradient is also the one the block's
+             * add passed straight back, kept until now. The sum goes to the buffer that is not
+             * dinp: dout's own, or a free one when dout is the caller's. */
+            for (int j = l + 1; j < m->n_layers; j++) {
+                const fm_layer *A = &m->layers[j];
+                if (A->kind == FM_LAYER_ADD && A->from == l) {
+                    add_forward(m->dbuf[which ^ 1], dout, aux_at(m, j), n);
+                    dout = m->dbuf[which ^ 1];
+                }
+            }
+        }
         if (L->kind == FM_LAYER_DENSE) {
             /* A ReLU in front (one that a dense layer fed, so fused in forward, or any other):
-             * its backward pass is a mask on our input gradient, applied in the same pass. */
-            int relu_before = l > 0 && m->layers[l - 1].kind == FM_LAYER_RELU;
+             * its backward pass is a mask on our input gradient, applied in the same pass; not
+             * when the ReLU's output gets a block's gradient added first. */
+            int relu_before = l > 0 && m->layers[l - 1].kind == FM_LAYER_RELU && !m->layers[l - 1].feeds_add;
             int input_layer = relu_before ? l - 1 : l;
             if (input_layer == 0) dinp = NULL;
             fm_adam_update aw, ab;
@@ -894,6 +993,7 @@ void fm_model_backward(fm_model *m, const float *dlogits, float *grads, int B, i
             case FM_LAYER_TANH: tanh_backward(dinp, dout, y, n); break;
             case FM_LAYER_SIGMOID: sigmoid_backward(dinp, dout, y, n); break;
             case FM_LAYER_FLATTEN: memcpy(dinp, dout, n * sizeof(float)); break;
+            case FM_LAYER_ADD: add_backward(dinp, aux_at(m, l), dout, n); break;
             default: cnn_layer_backward(m, l, dinp, dout, grads, B, threads); break;
             }
         }
@@ -975,7 +1075,13 @@ size_t fm_model_summary(const fm_model *m, const char *title, char *buf, size_t 
         }
         /* Batch norm counts its running statistics too, as Keras does (4 per channel). */
         thousands(count, sizeof count, L->n_params + L->n_state);
-        SUMMARY_APPEND(" %-27s%-26s%s\n", name, shape, count);
+        if (L->kind == FM_LAYER_ADD && L->from < 0) {
+            SUMMARY_APPEND(" %-27s%-26s%-9s + input\n", name, shape, count);
+        } else if (L->kind == FM_LAYER_ADD) {
+            SUMMARY_APPEND(" %-27s%-26s%-9s + layers.%d\n", name, shape, count, L->from);
+        } else {
+            SUMMARY_APPEND(" %-27s%-26s%s\n", name, shape, count);
+        }
     }
     char total[32], trainable[32], frozen[32];
     size_t all = m->n_params + m->n_state;

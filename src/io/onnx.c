@@ -40,6 +40,8 @@ typedef struct {
     size_t n_inits;
     const char *value; /* the value the next node consumes */
     int rank;          /* its rank: 4 for [N, C, H, W], 2 for [N, features] */
+    const char *net_input;                /* the value the first layer consumes */
+    const char *outputs[FM_MAX_LAYERS];  /* each layer's output value, for residual adds */
 } onnx_builder;
 
 static void *ob_alloc(onnx_builder *b, size_t size) {
@@ -367,6 +369,13 @@ static int emit_layer(onnx_builder *b, const fm_model *m, int l) {
         return 1;
     case FM_LAYER_BATCHNORM: emit_batchnorm(b, m, l); return 1;
     case FM_LAYER_DROPOUT: return 1;
+    case FM_LAYER_ADD: {
+        /* The block's output plus its input; the spec parser made sure both have one rank. */
+        const char *skip = L->from < 0 ? b->net_input : b->outputs[L->from];
+        snprintf(name, sizeof name, "layers.%d", l);
+        add_node1(b, "Add", name, ob_printf(b, "%s.output", name), &skip, 1, NULL);
+        return 1;
+    }
     case FM_LAYER_FLATTEN:
         /* An explicit flatten of an already flat value is still a node, so the graph's node
          * names follow the spec. NCHW flattened from axis 1 is fmnist's (C, H, W) order. */
@@ -455,8 +464,11 @@ fm_status fm_model_export_onnx(const fm_model *m, const char *path, fm_error *er
 
     emit_scaling(&b, m);
     if (m->tta_flip) emit_tta_flip(&b, m);
+    b.net_input = b.value;
     for (int l = 0; l < m->n_layers; l++) {
-        if (!emit_layer(&b, m, l)) {
+        int ok = emit_layer(&b, m, l);
+        b.outputs[l] = b.value;
+        if (!ok) {
             s = fm_fail(err, FM_ERR_ARG, "ONNX export: layer %d (%s) has no ONNX form", l,
                         fm_layer_kind_name(m->layers[l].kind));
             goto done;

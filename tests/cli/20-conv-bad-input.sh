@@ -1,5 +1,5 @@
 # 20-conv-bad-input.sh — bad input for what convolutional networks added: spec items (conv,
-# pools, dropout, batch norm, leakyrelu) and shapes that do not fit, the training flags
+# pools, dropout, batch norm, leakyrelu, residual blocks) and shapes that do not fit, the training flags
 # (optimizers, schedules, smoothing, augmentation, callbacks) and what they write, model files
 # with batch norm tensors broken in one way each. Every case gives exactly one error line naming the item, flag
 # or tensor, and a non-zero exit. Sourced by tests/run.sh (uses $FMNIST, $FIXTURES, $DATA, $T).
@@ -28,6 +28,11 @@ cb_spec_cases=(
     'bn:0.1,dense:10|unknown layer "bn:0\.1"'
     'conv:8:3,gap|ends with 8 outputs but there are 10 classes'
     'maxpool:2,bn,dropout:0.5|has no dense or conv layer to learn with'
+    'res(conv:8:3:same),dense:10|the residual block opened at item 1 turns its input of \(1, 28, 28\) into \(8, 28, 28\)'
+    'conv:4:3,res(relu,res(relu)),dense:10|"res\(relu\)\)" \(item 3\) opens a residual block inside the one opened at item 2; blocks do not nest'
+    'conv:4:3,relu),dense:10|"relu\)" \(item 2\) closes a residual block that no "res\(" opened'
+    'conv:4:3,res(relu,dense:10|the residual block opened at item 2 is never closed'
+    'conv:1:28,res(dense:1),dense:10|the residual block opened at item 2 flattens its image input'
 )
 for cb_c in "${cb_spec_cases[@]}"; do
     cb_spec=${cb_c%%|*} cb_regex=${cb_c#*|}

@@ -134,6 +134,19 @@ void test_cnn_bad_specs(test_ctx *t) {
         {"dense:64:relu:extra,dense:10", "\"dense:64:relu:extra\"", "at most an activation"},
         {"conv:8:3,gap", "ends with 8 outputs", "10 classes"},
         {"maxpool:2,bn,dropout:0.5", "no dense or conv layer", NULL},
+        /* Residual blocks. */
+        {"res(conv:8:3:same),dense:10", "block opened at item 1 turns its input of (1, 28, 28) into (8, 28, 28)",
+         "\"res(conv:8:3:same)\""},
+        {"conv:4:3,res(maxpool:2),dense:10", "into (4, 13, 13)", "keep the shape"},
+        {"conv:4:3,res(relu,res(relu)),dense:10", "\"res(relu))\" (item 3) opens a residual block inside the one opened at item 2",
+         "do not nest"},
+        {"conv:4:3,relu),dense:10", "\"relu)\" (item 2) closes a residual block that no \"res(\" opened", NULL},
+        {"conv:4:3,res(relu,dense:10", "block opened at item 2 is never closed", NULL},
+        {"conv:1:28,res(dense:1),dense:10", "block opened at item 2 flattens its image input", "flatten before"},
+        {"res(),dense:10", "empty layer at position 1", NULL},
+        {"conv:4:3,res(),dense:10", "empty layer at position 2", NULL},
+        {"conv:4:3,res(relu)),dense:10", "\"relu)\"", "unknown layer"},
+        {"conv:4:3,res,dense:10", "\"res\"", "res(...)"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         fm_error err = {0};
@@ -249,6 +262,60 @@ void test_cnn_model_gradients(test_ctx *t) {
     check_model_gradients(t, "conv:3:3:same,bn,leakyrelu:0.1,maxpool:2,conv:4:2,tanh,dropout:0.3,dense:5,bn,sigmoid,dense:3",
                           6, 6, 1);
     check_model_gradients(t, "conv:4:3:same:s2,relu,avgpool:1,conv:3:3:same,gap", 7, 7, 2);
+}
+
+/* Residual blocks: two in a row (the second's input is the first's add), one whose input is the
+ * network's, and the dense cases where a ReLU is folded into a dense layer's passes: a ReLU that
+ * is a block's input (its gradient gets the block's added before the mask), a dense layer that
+ * is one (its output must be kept, not folded into the ReLU after it). */
+void test_residual_gradients(test_ctx *t) {
+    check_model_gradients(t, "conv:3:3:same,bn,relu,res(conv:3:3:same,bn,relu,conv:3:3:same,bn),relu,"
+                             "res(conv:3:3:same,leakyrelu:0.1),maxpool:2,dense:3", 6, 6, 3);
+    check_model_gradients(t, "res(conv:1:3:same,tanh),conv:2:3,res(bn),gap,dense:4,relu,res(dense:4,relu),"
+                             "dense:5,res(relu,dense:5),sigmoid,dense:3", 6, 6, 4);
+}
+
+/* The add's output is its block's output plus its block's input, element by element, and the
+ * canonical spec says so; the summary names what is added. */
+void test_residual_forward(test_ctx *t) {
+    fm_model *m = make(t, "res(conv:1:3:same,tanh),conv:2:3:same:relu,res( bn,relu ),gap,dense:10", 5, 5, NULL, 7);
+    if (!m) return;
+    CHECK(t, strcmp(fm_model_spec(m), "res(conv:1:3:same,tanh),conv:2:3:same,relu,res(bn,relu),gap,dense:10") == 0,
+          "canonical %s", fm_model_spec(m));
+    CHECK(t, m->n_layers == 10 && m->layers[2].kind == FM_LAYER_ADD && m->layers[2].from == -1 &&
+                 m->layers[7].kind == FM_LAYER_ADD && m->layers[7].from == 4 && m->layers[4].feeds_add,
+          "layer list");
+    fm_error err = {0};
+    enum { B = 3 };
+    CHECK(t, fm_model_reserve(m, B, &err) == FM_OK, "%s", err.msg);
+    fm_rng rng;
+    fm_rng_seed(&rng, 8);
+    float x[B * 25];
+    fill(x, B * 25, &rng, -1, 1);
+    memcpy(fm_model_input(m), x, sizeof x);
+    m->training = 1, m->rng = &rng; /* batch statistics, so the block changes its input */
+    fm_model_forward(m, B, 1);
+    m->training = 0, m->rng = NULL;
+    const float *a1 = m->acts + m->layers[1].act_off * m->cap_batch, *y2 = m->acts + m->layers[2].act_off * m->cap_batch;
+    const float *a4 = m->acts + m->layers[4].act_off * m->cap_batch, *a6 = m->acts + m->layers[6].act_off * m->cap_batch;
+    const float *y7 = m->acts + m->layers[7].act_off * m->cap_batch;
+    int bad = 0;
+    for (int i = 0; i < B * 25; i++) bad += y2[i] != a1[i] + x[i];
+    for (int i = 0; i < B * 50; i++) bad += y7[i] != a6[i] + a4[i];
+    CHECK(t, bad == 0, "%d sums differ", bad);
+    char buf[4096];
+    fm_model_summary(m, "res", buf, sizeof buf);
+    CHECK_MSG(t, buf, "layers.2 (Add)             (None, 1, 5, 5)           0         + input\n");
+    CHECK_MSG(t, buf, "layers.7 (Add)             (None, 2, 5, 5)           0         + layers.4\n");
+    fm_model_free(m);
+    /* The canonical form of consecutive blocks and of a one-layer block rebuilds the same layers. */
+    m = make(t, "conv:4:3:same,res(relu),res(conv:4:1,bn),gap,dense:10", 6, 6, NULL, 1);
+    if (m) {
+        CHECK(t, strcmp(fm_model_spec(m), "conv:4:3:same,res(relu),res(conv:4:1:valid,bn),gap,dense:10") == 0,
+              "canonical %s", fm_model_spec(m));
+        CHECK(t, m->layers[2].from == 0 && m->layers[5].from == 2, "sources %d %d", m->layers[2].from, m->layers[5].from);
+    }
+    fm_model_free(m);
 }
 
 void test_cnn_training_and_inference_modes(test_ctx *t) {

@@ -97,7 +97,7 @@ void test_model_spec_forms(test_ctx *t) {
 
 void test_model_bad_specs(test_ctx *t) {
     char too_deep[1024] = "";
-    for (int i = 0; i <= FM_MAX_LAYERS; i++) strcat(too_deep, i ? ",dense:10" : "dense:10");
+    for (int i = 0; i <= FM_MAX_LAYERS; i++) strcat(too_deep, i ? ",relu" : "dense:10");
     static const struct { const char *spec, *needle1, *needle2; } bad[] = {
         {"", "empty", NULL},
         {"dense", "\"dense\"", "width"},
@@ -120,8 +120,8 @@ void test_model_bad_specs(test_ctx *t) {
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0] + 1; i++) {
         const char *spec = i < sizeof bad / sizeof bad[0] ? bad[i].spec : too_deep;
-        const char *n1 = i < sizeof bad / sizeof bad[0] ? bad[i].needle1 : "more than 64 layers";
-        const char *n2 = i < sizeof bad / sizeof bad[0] ? bad[i].needle2 : "\"dense:10\"";
+        const char *n1 = i < sizeof bad / sizeof bad[0] ? bad[i].needle1 : "more than 128 layers";
+        const char *n2 = i < sizeof bad / sizeof bad[0] ? bad[i].needle2 : "\"relu\"";
         fm_error err = {0};
         fm_model_params mp = fm_model_default_params();
         fm_model *m = (fm_model *)&err; /* must be reset to NULL */
