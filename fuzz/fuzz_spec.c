@@ -1,5 +1,6 @@
 /* fuzz_spec.c — libFuzzer target for the model spec language and class-name lists. A spec that
- * parses must print a canonical form that parses again to the same layers. */
+ * parses must print a canonical form that parses again to the same layers (residual blocks
+ * adding the same layers' outputs). */
 #include "internal.h"
 
 #include <stdint.h>
@@ -20,6 +21,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len) {
         if (na != nb || strcmp(canon, canon2) != 0) abort();
         for (int i = 0; i < na; i++) {
             if (a[i].kind != b[i].kind || a[i].out_size != b[i].out_size || a[i].n_params != b[i].n_params) abort();
+            if (a[i].kind == FM_LAYER_ADD && a[i].from != b[i].from) abort();
         }
     } else if (err.msg[0] == '\0') {
         abort();
