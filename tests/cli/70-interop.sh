@@ -33,14 +33,14 @@ fi
 # NAME|SPEC|SCALING[|train flags for a CNN|operators the graph must have]
 IO_MODELS+=("standard|mlp|standard" "tanh-sigmoid|flatten,dense:64:tanh,dense:32:sigmoid,sigmoid,dense:10|unit")
 # The presets with their own training settings, cut to one or two epochs (cnn-best: batch norm,
-# global average pooling, test-time flips), and a network with every other layer form: "same"
+# residual blocks, global average pooling, test-time flips), and a network with every other layer form: "same"
 # padding larger after the input than before it (stride 2; an even kernel) on rows that later
 # layers all read, so a padding put on the wrong side changes the result; valid padding with
 # stride 2, average pooling, overlapping max pooling, LeakyReLU with two slopes, batch norm after
 # a convolution and after a dense layer, dropout, standard scaling. And residual blocks: ResNet's
 # basic block, one of a single layer, one around dense layers.
 IO_MODELS+=("cnn|cnn|unit|--epochs 1 --val 500|Conv Relu MaxPool Flatten Gemm"
-    "cnn-best|cnn-best|unit|--epochs 2 --val 500|Gather Concat Conv BatchNormalization MaxPool GlobalAveragePool ReduceMean"
+    "cnn-best|cnn-best|unit|--epochs 2 --val 500|Gather Concat Conv BatchNormalization Add MaxPool GlobalAveragePool ReduceMean"
     "cnn-res|conv:8:3:same,bn,relu,res(conv:8:3:same,bn,relu,conv:8:3:same,bn),relu,maxpool:2,res(conv:8:3:same,relu),gap,dense:16,relu,res(dense:16,relu),dense:10|unit|--epochs 1 --val 500|Conv BatchNormalization Add Relu GlobalAveragePool Gemm"
     "cnn-mixed|conv:8:3:same:s2:leakyrelu,bn,conv:16:4:same,leakyrelu:0.2,avgpool:2,conv:16:3:valid:s2,relu,maxpool:2:1,dense:32,bn,relu,dropout:0.2,dense:10|standard|--epochs 1 --val 500|Sub Div Conv LeakyRelu BatchNormalization MaxPool AveragePool Flatten Gemm")
 

@@ -26,8 +26,9 @@ void test_model_presets(test_ctx *t) {
     static const struct { const char *name; size_t params; } presets[] = {
         {"mlp", 101770}, {"mlp300-100", 266610}, {"mlp64", 50890}, {"mlp256", 203530}, {"mlp2", 118282},
         /* cnn: 32*9+32 + 64*32*9+64 + 64*12*12*128+128 + 128*10+10 = 320 + 18,496 + 1,179,776 + 1,290;
-         * cnn-best: 320+64 + 9,248+64 + 18,496+128 + 36,928+128 + 73,856+256 + 147,584+256 + 1,290
-         * trainable (batch norm's running statistics, 896, are not counted here). */
+         * cnn-best: 320+64 + 9,248+64 + 18,496+128 + 2*(36,928+128) + 73,856+256 + 2*(147,584+256)
+         * + 1,290 trainable (its residual blocks' adds have none; batch norm's running statistics,
+         * 1,280, are not counted here). */
         {"cnn", 1199882}, {"cnn-best", 473514}};
     const char *const *names = fm_preset_names();
     int listed = 0;
