@@ -173,9 +173,10 @@ typedef struct fm_model fm_model;
 
 /* spec is a preset name (mlp, mlp64, mlp256, mlp2, mlp300-100, cnn, cnn-best) or a comma-separated list of
  * layers: dense:UNITS[:ACT], conv:FILTERS:KERNEL[:same|valid][:sSTRIDE][:ACT], maxpool:K[:S],
- * avgpool:K[:S], gap, bn, dropout:P, flatten, relu, leakyrelu[:ALPHA], tanh, sigmoid (the README
- * has the grammar). Images enter as (1, H, W); flatten is implicit before a dense layer. The last
- * layer must produce classes.n logits. */
+ * avgpool:K[:S], gap, bn, dropout:P, flatten, relu, leakyrelu[:ALPHA], tanh, sigmoid, and
+ * res(ITEM,...,ITEM) around items that keep the shape, a residual block adding its input to its
+ * output (the README has the grammar). Images enter as (1, H, W); flatten is implicit before a
+ * dense layer. The last layer must produce classes.n logits. */
 fm_status fm_model_create(const char *spec, uint32_t in_h, uint32_t in_w, const fm_model_params *p,
                           fm_model **out, fm_error *err);
 void fm_model_free(fm_model *m);
