@@ -1,6 +1,8 @@
 /* summary.c — `fmnist summary MODEL|SPEC`: the Keras-style layer table. */
 #include "cli.h"
 
+#include <cjson/cJSON.h>
+
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +19,8 @@ static void help(void) {
            "tanh, sigmoid; res(...) around layers that keep the shape adds their input to their\n"
            "output, a residual block; see the README for the grammar).\n"
            "\n"
-           "  --json   print {\"spec\": ..., \"params\": ...}\n");
+           "  --json   print {\"spec\", \"params\", \"non_trainable\", \"input_shape\", \"layers\": [{\"name\",\n"
+           "           \"type\", \"output_shape\", \"params\", \"non_trainable\", and \"adds\" for a block's Add}]}\n");
 }
 
 int summary_parse(const char *cmd, int argc, char **argv, summary_options *o) {
@@ -39,6 +42,46 @@ int summary_parse(const char *cmd, int argc, char **argv, summary_options *o) {
     return 0;
 }
 
+/* The table as JSON: shapes in Keras's form, the batch dimension null. */
+static void print_summary_json(const fm_model *m) {
+    uint32_t h, w;
+    fm_model_input_shape(m, &h, &w);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "spec", fm_model_spec(m));
+    cJSON_AddNumberToObject(o, "params", (double)fm_model_param_count(m));
+    size_t state = 0;
+    cJSON *in = cJSON_AddArrayToObject(o, "input_shape");
+    cJSON_AddItemToArray(in, cJSON_CreateNull());
+    cJSON_AddItemToArray(in, cJSON_CreateNumber(h));
+    cJSON_AddItemToArray(in, cJSON_CreateNumber(w));
+    cJSON *layers = cJSON_AddArrayToObject(o, "layers");
+    for (int r = 0; r < fm_model_summary_rows(m); r++) {
+        fm_summary_row row;
+        fm_model_summary_row(m, r, &row);
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "name", row.name);
+        cJSON_AddStringToObject(e, "type", row.type);
+        cJSON *shape = cJSON_AddArrayToObject(e, "output_shape");
+        cJSON_AddItemToArray(shape, cJSON_CreateNull());
+        for (int d = 0; d < row.rank; d++) cJSON_AddItemToArray(shape, cJSON_CreateNumber(row.shape[d]));
+        cJSON_AddNumberToObject(e, "params", (double)row.params);
+        cJSON_AddNumberToObject(e, "non_trainable", (double)row.state);
+        if (row.adds == -1) cJSON_AddStringToObject(e, "adds", "input");
+        if (row.adds >= 0) {
+            char from[24];
+            snprintf(from, sizeof from, "layers.%d", row.adds);
+            cJSON_AddStringToObject(e, "adds", from);
+        }
+        cJSON_AddItemToArray(layers, e);
+        state += row.state;
+    }
+    cJSON_AddNumberToObject(o, "non_trainable", (double)state);
+    char *text = cJSON_PrintUnformatted(o);
+    printf("%s\n", text ? text : "{}");
+    free(text);
+    cJSON_Delete(o);
+}
+
 int cmd_summary(int argc, char **argv) {
     const char *cmd = "summary";
     summary_options o;
@@ -56,7 +99,7 @@ int cmd_summary(int argc, char **argv) {
     fm_status s = is_file ? fm_model_load(what, &m, &err) : fm_model_create(what, 28, 28, NULL, &m, &err);
     if (s) return cli_fail(cmd, &err);
     if (json) {
-        printf("{\"spec\": \"%s\", \"params\": %zu}\n", fm_model_spec(m), fm_model_param_count(m));
+        print_summary_json(m);
     } else {
         size_t need = fm_model_summary(m, what, NULL, 0) + 1;
         char *buf = malloc(need);

@@ -201,6 +201,19 @@ void fm_model_input_shape(const fm_model *m, uint32_t *h, uint32_t *w);
 /* The Keras-style table: layer, output shape, parameters, totals. Writes at most cap bytes
  * (always NUL-terminated) and returns the length it needed. */
 size_t fm_model_summary(const fm_model *m, const char *title, char *buf, size_t cap);
+/* The table's rows, for callers that lay them out themselves (summary --json): the implicit
+ * Flatten in front of a network that starts with a dense layer, then one row per layer. */
+typedef struct {
+    char name[24];     /* "layers.3", or "flatten" for the implicit one */
+    const char *type;  /* "Conv2D", "BatchNorm", ... (static) */
+    int rank;          /* 1: shape[0] features; 3: shape = channels, height, width */
+    uint32_t shape[3]; /* one image's output */
+    size_t params;     /* trainable */
+    size_t state;      /* batch norm's running statistics */
+    int adds;          /* an Add row: the layer whose output it adds, -1 the input; else -2 */
+} fm_summary_row;
+int fm_model_summary_rows(const fm_model *m);
+void fm_model_summary_row(const fm_model *m, int r, fm_summary_row *out);
 
 /* Test-time augmentation: with flip on, evaluation and prediction average the class
  * probabilities of each image and its mirror image. Stored in the model file. */

@@ -1045,6 +1045,30 @@ static void thousands(char *out, size_t cap, size_t v) {
         if (k_ > 0) len += (size_t)k_;                                                         \
     } while (0)
 
+int fm_model_summary_rows(const fm_model *m) {
+    return m->n_layers + (m->n_layers > 0 && m->layers[0].kind == FM_LAYER_DENSE);
+}
+
+void fm_model_summary_row(const fm_model *m, int r, fm_summary_row *out) {
+    memset(out, 0, sizeof *out);
+    out->adds = -2;
+    int implicit_flatten = fm_model_summary_rows(m) > m->n_layers;
+    if (implicit_flatten && r == 0) {
+        snprintf(out->name, sizeof out->name, "flatten");
+        out->type = fm_layer_kind_name(FM_LAYER_FLATTEN);
+        out->rank = 1, out->shape[0] = m->in_h * m->in_w;
+        return;
+    }
+    int l = r - implicit_flatten;
+    const fm_layer *L = &m->layers[l];
+    snprintf(out->name, sizeof out->name, "layers.%d", l);
+    out->type = fm_layer_kind_name(L->kind);
+    out->rank = L->out_h == 1 && L->out_w == 1 && !L->spatial ? 1 : 3;
+    out->shape[0] = L->out_c, out->shape[1] = L->out_h, out->shape[2] = L->out_w;
+    out->params = L->n_params, out->state = L->n_state;
+    if (L->kind == FM_LAYER_ADD) out->adds = L->from;
+}
+
 size_t fm_model_summary(const fm_model *m, const char *title, char *buf, size_t cap) {
     size_t len = 0;
     char line[66];
@@ -1060,30 +1084,21 @@ size_t fm_model_summary(const fm_model *m, const char *title, char *buf, size_t 
         SUMMARY_APPEND(" (mean %.4f, std %.4f)", m->scaling.mean, m->scaling.std);
     }
     SUMMARY_APPEND("\n%s\n %-27s%-26s%s\n%s\n", line, "Layer (type)", "Output Shape", "Param #", dline);
-    int implicit_flatten = m->n_layers > 0 && m->layers[0].kind == FM_LAYER_DENSE;
-    if (implicit_flatten) {
-        char shape[32];
-        snprintf(shape, sizeof shape, "(None, %u)", m->in_h * m->in_w);
-        SUMMARY_APPEND(" %-27s%-26s%s\n", "flatten (Flatten)", shape, "0");
-    }
-    for (int l = 0; l < m->n_layers; l++) {
-        const fm_layer *L = &m->layers[l];
-        char name[64], shape[48], count[32];
-        snprintf(name, sizeof name, "layers.%d (%s)", l, fm_layer_kind_name(L->kind));
-        if (L->out_h == 1 && L->out_w == 1 && !L->spatial) {
-            snprintf(shape, sizeof shape, "(None, %u)", L->out_c);
+    for (int r = 0; r < fm_model_summary_rows(m); r++) {
+        fm_summary_row row;
+        fm_model_summary_row(m, r, &row);
+        char name[64], shape[48], count[32], adds[24] = "";
+        snprintf(name, sizeof name, "%s (%s)", row.name, row.type);
+        if (row.rank == 1) {
+            snprintf(shape, sizeof shape, "(None, %u)", row.shape[0]);
         } else {
-            snprintf(shape, sizeof shape, "(None, %u, %u, %u)", L->out_c, L->out_h, L->out_w);
+            snprintf(shape, sizeof shape, "(None, %u, %u, %u)", row.shape[0], row.shape[1], row.shape[2]);
         }
         /* Batch norm counts its running statistics too, as Keras does (4 per channel). */
-        thousands(count, sizeof count, L->n_params + L->n_state);
-        if (L->kind == FM_LAYER_ADD && L->from < 0) {
-            SUMMARY_APPEND(" %-27s%-26s%-9s + input\n", name, shape, count);
-        } else if (L->kind == FM_LAYER_ADD) {
-            SUMMARY_APPEND(" %-27s%-26s%-9s + layers.%d\n", name, shape, count, L->from);
-        } else {
-            SUMMARY_APPEND(" %-27s%-26s%s\n", name, shape, count);
-        }
+        thousands(count, sizeof count, row.params + row.state);
+        if (row.adds == -1) snprintf(adds, sizeof adds, " + input");
+        if (row.adds >= 0) snprintf(adds, sizeof adds, " + layers.%d", row.adds);
+        SUMMARY_APPEND(" %-27s%-26s%-*s%s\n", name, shape, *adds ? 9 : 0, count, adds);
     }
     char total[32], trainable[32], frozen[32];
     size_t all = m->n_params + m->n_state;

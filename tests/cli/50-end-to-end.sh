@@ -89,6 +89,22 @@ $FIXTURES images "$E2E/other/train-images-idx3-ubyte" 600 14 14 &&
 expect_ok "e2e 14x14 IDX set trains" $FMNIST train --data "$E2E/other" --classes digits --epochs 1 --val 100 --out "$E2E/other-run" --quiet &&
     expect_ok "e2e 14x14 model summary" $FMNIST summary "$E2E/other-run/model.safetensors" &&
     check "e2e 14x14 model takes 196 inputs" grep -q '(None, 196)' <<<"$OUT_TEXT"
+expect_ok "e2e 14x14 model summary --json" $FMNIST summary "$E2E/other-run/model.safetensors" --json &&
+    check "e2e summary --json: the table's rows, 3 classes" python3 -c "
+import json, sys; s = json.loads(sys.argv[1])
+assert s['input_shape'] == [None, 14, 14], s['input_shape']
+assert [l['name'] for l in s['layers']] == ['flatten', 'layers.0', 'layers.1', 'layers.2'], s['layers']
+assert s['layers'][0]['output_shape'] == [None, 196] and s['layers'][-1]['output_shape'] == [None, 3]
+assert sum(l['params'] for l in s['layers']) == s['params'] == 196 * 128 + 128 + 128 * 3 + 3" "$OUT_TEXT"
+expect_ok "e2e cnn-best summary --json" $FMNIST summary cnn-best --json &&
+    check "e2e summary --json: cnn-best's blocks, shapes and counts" python3 -c "
+import json, sys; s = json.loads(sys.argv[1]); L = s['layers']
+adds = [(l['name'], l['adds'], l['output_shape']) for l in L if l['type'] == 'Add']
+assert adds == [('layers.15', 'layers.9', [None, 64, 14, 14]), ('layers.26', 'layers.20', [None, 128, 7, 7])], adds
+assert sum(l['params'] for l in L) == s['params'] == 473514, s['params']
+assert sum(l['non_trainable'] for l in L) == s['non_trainable'] == 1280
+assert L[0]['output_shape'] == [None, 32, 28, 28] and L[-1] == {'name': 'layers.29', 'type': 'Dense',
+    'output_shape': [None, 10], 'params': 1290, 'non_trainable': 0}, L[-1]" "$OUT_TEXT"
 
 # Standardised inputs are stored with the model and give the same figures after loading.
 expect_ok "e2e standard scaling" $FMNIST train --data "$E2E_DATA" --scale standard --epochs 1 --val $E2E_VAL --out "$E2E/std" --json &&

@@ -307,6 +307,21 @@ void test_residual_forward(test_ctx *t) {
     fm_model_summary(m, "res", buf, sizeof buf);
     CHECK_MSG(t, buf, "layers.2 (Add)             (None, 1, 5, 5)           0         + input\n");
     CHECK_MSG(t, buf, "layers.7 (Add)             (None, 2, 5, 5)           0         + layers.4\n");
+    /* The rows summary --json lays out say the same. */
+    fm_summary_row row;
+    CHECK(t, fm_model_summary_rows(m) == 10, "%d rows", fm_model_summary_rows(m));
+    fm_model_summary_row(m, 2, &row);
+    CHECK(t, strcmp(row.name, "layers.2") == 0 && strcmp(row.type, "Add") == 0 && row.adds == -1 && row.rank == 3 &&
+                 row.shape[0] == 1 && row.shape[1] == 5 && row.shape[2] == 5 && row.params == 0,
+          "row 2: %s %s adds %d", row.name, row.type, row.adds);
+    fm_model_summary_row(m, 7, &row);
+    CHECK(t, row.adds == 4 && row.shape[0] == 2, "row 7 adds %d", row.adds);
+    fm_model_summary_row(m, 9, &row);
+    CHECK(t, strcmp(row.type, "Dense") == 0 && row.rank == 1 && row.shape[0] == 10 && row.params == 30 &&
+                 row.adds == -2,
+          "row 9: %s rank %d params %zu", row.type, row.rank, row.params);
+    fm_model_summary_row(m, 3, &row);
+    CHECK(t, strcmp(row.type, "Conv2D") == 0 && row.params == 2 * 9 + 2 && row.state == 0, "row 3 params %zu", row.params);
     fm_model_free(m);
     /* The canonical form of consecutive blocks and of a one-layer block rebuilds the same layers. */
     m = make(t, "conv:4:3:same,res(relu),res(conv:4:1,bn),gap,dense:10", 6, 6, NULL, 1);

@@ -157,6 +157,16 @@ void test_model_summary(test_ctx *t) {
     CHECK(t, strlen(small) == 19 && strncmp(small, buf, 19) == 0, "short buffer holds \"%s\"", small);
     CHECK(t, small[20] == 'x', "wrote past the cap");
     CHECK(t, fm_model_summary(m, "mlp", NULL, 0) == need, "length query");
+    /* A dense-first network's rows start with the implicit Flatten, as the table does. */
+    fm_summary_row row;
+    CHECK(t, fm_model_summary_rows(m) == 4, "%d rows", fm_model_summary_rows(m));
+    fm_model_summary_row(m, 0, &row);
+    CHECK(t, strcmp(row.name, "flatten") == 0 && strcmp(row.type, "Flatten") == 0 && row.rank == 1 &&
+                 row.shape[0] == 784 && row.params == 0 && row.adds == -2,
+          "row 0: %s %s", row.name, row.type);
+    fm_model_summary_row(m, 1, &row);
+    CHECK(t, strcmp(row.name, "layers.0") == 0 && row.params == 100480 && row.shape[0] == 128, "row 1: %s %zu",
+          row.name, row.params);
     fm_model_free(m);
 }
 
