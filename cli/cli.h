@@ -98,6 +98,14 @@ int train_parse(const char *cmd, int argc, char **argv, train_options *o);
 /* `fmnist train --resume DIR [--epochs N] [--data DIR] [--quiet] [--json]` (train_resume.c):
  * the options of the run DIR's checkpoint holds. Returns 0 or 1 after printing an error. */
 int train_resume_parse(const char *cmd, int argc, char **argv, train_options *o);
+/* Names as the flags spell them ("adamw", "onecycle"). */
+const char *train_optimizer_name(fm_optimizer o);
+const char *train_schedule_name(fm_schedule s);
+/* "sgd lr 0.1 nesterov 0.9, onecycle schedule, weight decay 0.0005, augment flip, ...": the
+ * optimizer with its rate (the default when tp->lr is 0), then every setting that differs from
+ * train's defaults (schedule, decay, smoothing, augmentation, test-time flips, callbacks, swa).
+ * Writes at most cap bytes and returns buf. */
+const char *train_settings_text(const fm_train_params *tp, int tta, char *buf, size_t cap);
 /* The text train_run keeps in each checkpoint (JSON: model as given, data folder, init, no_test,
  * no_report, and experiment_key when run_key is set); NULL when out of memory. Free with free(). */
 char *train_checkpoint_note(const train_options *o, const char *data_dir);

@@ -39,24 +39,43 @@ static const char *const NOTEBOOK_CONFIGS[] = {
 
 /* Keys a configuration may set: train's flags without the dashes. The experiment itself decides
  * the data, threads, output folders and what is printed. */
-static const char *const VALUE_KEYS[] = {"model", "epochs", "batch", "optimizer", "lr", "momentum", "beta1",
-                                         "beta2", "eps", "l2", "init", "scale", "val", "seed", "classes"};
-static const char *const SWITCH_KEYS[] = {"nesterov"};
-#define KEYS_HELP "name, model, epochs, batch, optimizer, lr, momentum, nesterov, beta1, beta2, eps, l2, init, scale, val, seed, classes"
+static const char *const VALUE_KEYS[] = {
+    "model", "epochs", "batch", "optimizer", "lr", "momentum", "beta1", "beta2", "eps", "weight-decay",
+    "schedule", "warmup", "step-epochs", "step-gamma", "label-smoothing", "augment", "monitor", "patience",
+    "reduce-lr-patience", "reduce-lr-factor", "min-lr", "swa", "swa-lr", "l2", "init", "scale", "val", "seed",
+    "classes"};
+static const char *const SWITCH_KEYS[] = {"nesterov", "tta", "no-tta"};
+#define KEYS_HELP                                                                                       \
+    "name, model, epochs, batch, optimizer, lr, momentum, nesterov, beta1, beta2, eps, weight-decay, "  \
+    "schedule, warmup, step-epochs, step-gamma, label-smoothing, augment, tta, no-tta, monitor, "       \
+    "patience, reduce-lr-patience, reduce-lr-factor, min-lr, swa, swa-lr, l2, init, scale, val, seed, " \
+    "classes"
 
 static void help(void) {
     printf("usage: fmnist experiment [options] [CONFIG...]\n"
            "\n"
            "Trains several configurations one after another and compares them: results.md and\n"
-           "results.csv (model, parameters, epochs, best validation accuracy, test accuracy, time),\n"
-           "val_accuracy.png (validation accuracy per epoch of every run) and index.html, in --out.\n"
+           "results.csv (model, parameters, epochs, training settings, best validation accuracy,\n"
+           "test accuracy, time), val_accuracy.png (validation accuracy per epoch of every run)\n"
+           "and index.html, in --out.\n"
            "Each run gets its own folder with its model and report.html.\n"
            "\n"
-           "A CONFIG is one argument of KEY=VALUE words, the keys being train's flags without the\n"
-           "dashes (name, model, epochs, batch, optimizer, lr, momentum, nesterov, beta1, beta2,\n"
-           "eps, l2, init, scale, val, seed, classes), e.g.\n"
-           "  fmnist experiment \"name=h64 model=mlp64 epochs=10\" \"name=h256 model=mlp256 epochs=10\"\n"
-           "Unset keys keep train's defaults (mlp, adam, batch 32, 10 epochs, val 5000, seed 1).\n"
+           "A CONFIG is one argument of KEY=VALUE words (a switch such as nesterov or tta stands\n"
+           "alone), the keys being train's flags without the dashes:\n");
+    /* The key list, wrapped: written once, in KEYS_HELP, which the unknown-key error prints too. */
+    int col = 0;
+    for (const char *p = KEYS_HELP; *p;) {
+        size_t word = strcspn(p, " ");
+        if (col + (int)word > 86) printf("\n"), col = 0;
+        col += printf("%s%.*s", col ? " " : "  ", (int)word, p);
+        p += word + (p[word] == ' ');
+    }
+    printf("\n"
+           "e.g. fmnist experiment \"name=h64 model=mlp64 epochs=10\" \"name=h256 model=mlp256 epochs=10\"\n"
+           "     fmnist experiment \"name=plain epochs=20\" \"name=flips epochs=20 augment=flip\" \\\n"
+           "       \"name=early-stop epochs=20 patience=3\" \"name=bn model=dense:128,bn,relu,dense:10 epochs=20\"\n"
+           "Unset keys keep train's defaults (mlp, adam, batch 32, 10 epochs, val 5000, seed 1), or\n"
+           "the training settings of a preset that brings them (model=cnn, model=cnn-best).\n"
            "Without CONFIG or --file it runs the notebooks' tasks (see --list): hidden units 64,\n"
            "128, 256; epochs 5, 10, 20, 30; one or two hidden layers; the 300-100 network with SGD.\n"
            "\n"
@@ -173,14 +192,6 @@ static int config_split(const char *cmd, const char *text, config *cf) {
     return rc ? 1 : 0;
 }
 
-static void optimizer_text(char *out, size_t cap, const fm_train_params *tp) {
-    float lr = tp->lr > 0 ? tp->lr : (tp->optimizer == FM_OPT_ADAM ? 1e-3f : 1e-2f);
-    int n = snprintf(out, cap, "%s lr %g", tp->optimizer == FM_OPT_ADAM ? "adam" : "sgd", (double)lr);
-    if (tp->optimizer == FM_OPT_SGD && tp->momentum > 0 && n > 0 && (size_t)n < cap) {
-        snprintf(out + n, cap - (size_t)n, " %s %g", tp->nesterov ? "nesterov" : "momentum", (double)tp->momentum);
-    }
-}
-
 /* Everything that changes a run's result; configurations with equal keys share one run. Threads
  * are left out: results are bit-identical for any thread count. */
 static int config_key(const char *cmd, config *cf, const char *data_dir) {
@@ -192,13 +203,21 @@ static int config_key(const char *cmd, config *cf, const char *data_dir) {
     cf->params = fm_model_param_count(m);
     fm_model_free(m);
     const fm_train_params *tp = &o->tp;
-    float lr = tp->lr > 0 ? tp->lr : (tp->optimizer == FM_OPT_ADAM ? 1e-3f : 1e-2f);
+    const fm_augment *au = &tp->augment;
+    float lr = tp->lr > 0 ? tp->lr : (tp->optimizer == FM_OPT_SGD ? 1e-2f : 1e-3f);
     int n = snprintf(cf->key, sizeof cf->key,
                      "spec=%s epochs=%d batch=%d optimizer=%s lr=%.9g momentum=%.9g nesterov=%d beta1=%.9g "
-                     "beta2=%.9g eps=%.9g l2=%.9g init=%s scale=%s val=%u seed=%llu data=%s classes=",
-                     cf->spec, tp->epochs, tp->batch, tp->optimizer == FM_OPT_ADAM ? "adam" : "sgd", (double)lr,
+                     "beta2=%.9g eps=%.9g weight_decay=%.9g schedule=%s warmup=%.9g step_epochs=%d "
+                     "step_gamma=%.9g label_smoothing=%.9g augment=shift:%d,flip:%d,rotate:%.9g,erase:%.9g "
+                     "tta=%d monitor=%d patience=%d reduce_lr_patience=%d reduce_lr_factor=%.9g min_lr=%.9g "
+                     "swa=%d swa_lr=%.9g l2=%.9g init=%s scale=%s val=%u seed=%llu data=%s classes=",
+                     cf->spec, tp->epochs, tp->batch, train_optimizer_name(tp->optimizer), (double)lr,
                      (double)tp->momentum, tp->nesterov, (double)tp->beta1, (double)tp->beta2, (double)tp->eps,
-                     (double)tp->l2, o->mp.init == FM_INIT_HE_UNIFORM ? "he" : "glorot",
+                     (double)tp->weight_decay, train_schedule_name(tp->schedule), (double)tp->warmup,
+                     tp->step_epochs, (double)tp->step_gamma, (double)tp->label_smoothing, au->shift, au->flip,
+                     (double)au->rotate, (double)au->erase, o->tta, (int)tp->monitor, tp->patience,
+                     tp->reduce_lr_patience, (double)tp->reduce_lr_factor, (double)tp->min_lr, tp->swa,
+                     (double)tp->swa_lr, (double)tp->l2, o->mp.init == FM_INIT_HE_UNIFORM ? "he" : "glorot",
                      o->mp.scaling.kind == FM_SCALE_STANDARD ? "standard" : "unit", tp->val,
                      (unsigned long long)tp->seed, data_dir);
     for (int k = 0; k < o->mp.classes.n && n > 0 && (size_t)n < sizeof cf->key; k++) {
@@ -314,7 +333,7 @@ static int resume_run(const char *cmd, const config *cf, const char *folder, con
 typedef struct {
     fm_history history;
     double test_accuracy, seconds;
-    char optimizer[96];
+    char training[384];
 } run_result;
 
 static int read_run(const char *cmd, const char *folder, run_result *r) {
@@ -469,8 +488,8 @@ int cmd_experiment(int argc, char **argv) {
     if (list) {
         for (int i = 0; i < n; i++) {
             const config *cf = &cfs[i];
-            char opt[96];
-            optimizer_text(opt, sizeof opt, &cf->o.tp);
+            char opt[384];
+            train_settings_text(&cf->o.tp, cf->o.tta, opt, sizeof opt);
             snprintf(folder, sizeof folder, "%s/%s", out, cfs[cf->run].name);
             const char *state = cf->run != i ? "shares the run of" : run_is_done(folder, cf->key) ? "done:" : "to train:";
             printf("  %-14s %-12s %6zu params, %3d epochs, %-16s %s %s\n", cf->name, cf->o.spec, cf->params,
@@ -527,12 +546,12 @@ int cmd_experiment(int argc, char **argv) {
         const config *cf = &cfs[i];
         const run_result *r = &results[cf->run];
         fm_experiment_row *row = &rows[i];
-        optimizer_text(results[i].optimizer, sizeof results[i].optimizer, &cf->o.tp);
+        train_settings_text(&cf->o.tp, cf->o.tta, results[i].training, sizeof results[i].training);
         row->name = cf->name;
         row->model = cf->o.spec;
         row->params = cf->params;
         row->epochs = cf->o.tp.epochs;
-        row->optimizer = results[i].optimizer;
+        row->training = results[i].training;
         row->best_val_accuracy = NAN;
         for (int e = 0; e < r->history.n; e++) {
             double v = r->history.epochs[e].val_accuracy;

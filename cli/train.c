@@ -7,6 +7,7 @@
 #include <getopt.h>
 #include <math.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -106,7 +107,7 @@ static void on_stop_signal(int sig) {
     (void)w;
 }
 
-static const char *optimizer_name(fm_optimizer o) {
+const char *train_optimizer_name(fm_optimizer o) {
     return o == FM_OPT_ADAMW ? "adamw" : o == FM_OPT_SGD ? "sgd" : "adam";
 }
 
@@ -120,7 +121,7 @@ static int parse_optimizer(const char *s, fm_optimizer *out) {
 
 static const char *const SCHEDULES[] = {"constant", "step", "cosine", "onecycle"}; /* fm_schedule order */
 
-static const char *schedule_name(fm_schedule s) {
+const char *train_schedule_name(fm_schedule s) {
     return (unsigned)s < 4 ? SCHEDULES[s] : "?";
 }
 
@@ -131,37 +132,49 @@ static int parse_schedule(const char *s, fm_schedule *out) {
     return 0;
 }
 
-/* ", cosine schedule (1 warm-up epochs), weight decay 0.05, label smoothing 0.1, augment flip"
- * or "". */
-static const char *regularisation_text(const fm_train_params *tp, int tta, char *buf, size_t cap) {
+/* Appends to buf[cap] at *len, keeping the text terminated and *len at most cap - 1. */
+static void append(char *buf, size_t cap, size_t *len, const char *fmt, ...) {
+    if (*len + 1 >= cap) return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf + *len, cap - *len, fmt, ap);
+    va_end(ap);
+    if (n > 0) *len = *len + (size_t)n < cap ? *len + (size_t)n : cap - 1;
+}
+
+/* The optimizer, then ", cosine schedule (1 warm-up epochs), weight decay 0.05, label smoothing
+ * 0.1, augment flip" and so on for whatever differs from the defaults. */
+const char *train_settings_text(const fm_train_params *tp, int tta, char *buf, size_t cap) {
     size_t len = 0;
     buf[0] = '\0';
+    float lr = tp->lr > 0 ? tp->lr : (tp->optimizer == FM_OPT_SGD ? 1e-2f : 1e-3f);
+    append(buf, cap, &len, "%s lr %g", train_optimizer_name(tp->optimizer), (double)lr);
+    if (tp->optimizer == FM_OPT_SGD && tp->momentum > 0) {
+        append(buf, cap, &len, " %s %g", tp->nesterov ? "nesterov" : "momentum", (double)tp->momentum);
+    }
     if (tp->schedule != FM_SCHED_CONSTANT || tp->warmup > 0) {
-        len += (size_t)snprintf(buf + len, cap - len, ", %s schedule", schedule_name(tp->schedule));
-        if (tp->warmup > 0) len += (size_t)snprintf(buf + len, cap - len, " (%g warm-up epochs)", (double)tp->warmup);
+        append(buf, cap, &len, ", %s schedule", train_schedule_name(tp->schedule));
+        if (tp->warmup > 0) append(buf, cap, &len, " (%g warm-up epochs)", (double)tp->warmup);
         if (tp->schedule == FM_SCHED_STEP) {
-            len += (size_t)snprintf(buf + len, cap - len, " (x%g every %d epochs)", (double)tp->step_gamma, tp->step_epochs);
+            append(buf, cap, &len, " (x%g every %d epochs)", (double)tp->step_gamma, tp->step_epochs);
         }
     }
-    if (tp->weight_decay > 0) len += (size_t)snprintf(buf + len, cap - len, ", weight decay %g", (double)tp->weight_decay);
-    if (tp->l2 > 0) len += (size_t)snprintf(buf + len, cap - len, ", l2 %g", (double)tp->l2);
-    if (tp->label_smoothing > 0) {
-        len += (size_t)snprintf(buf + len, cap - len, ", label smoothing %g", (double)tp->label_smoothing);
-    }
-    if (fm_augment_active(&tp->augment) && len < cap) {
+    if (tp->weight_decay > 0) append(buf, cap, &len, ", weight decay %g", (double)tp->weight_decay);
+    if (tp->l2 > 0) append(buf, cap, &len, ", l2 %g", (double)tp->l2);
+    if (tp->label_smoothing > 0) append(buf, cap, &len, ", label smoothing %g", (double)tp->label_smoothing);
+    if (fm_augment_active(&tp->augment)) {
         char aug[128];
         fm_augment_format(&tp->augment, aug, sizeof aug);
-        len += (size_t)snprintf(buf + len, cap - len, ", augment %s", aug);
+        append(buf, cap, &len, ", augment %s", aug);
     }
-    if (tta && len < cap) len += (size_t)snprintf(buf + len, cap - len, ", test-time flips");
-    if (tp->patience && len < cap) len += (size_t)snprintf(buf + len, cap - len, ", early stopping after %d", tp->patience);
-    if (tp->reduce_lr_patience && len < cap) {
-        len += (size_t)snprintf(buf + len, cap - len, ", lr x%g after %d on a plateau", (double)tp->reduce_lr_factor,
-                                tp->reduce_lr_patience);
+    if (tta) append(buf, cap, &len, ", test-time flips");
+    if (tp->patience) append(buf, cap, &len, ", early stopping after %d", tp->patience);
+    if (tp->reduce_lr_patience) {
+        append(buf, cap, &len, ", lr x%g after %d on a plateau", (double)tp->reduce_lr_factor, tp->reduce_lr_patience);
     }
-    if (tp->swa && len < cap) {
-        len += (size_t)snprintf(buf + len, cap - len, ", weights averaged over the last %d epochs", tp->swa);
-        if (tp->swa_lr > 0 && len < cap) snprintf(buf + len, cap - len, " at lr %g", (double)tp->swa_lr);
+    if (tp->swa) {
+        append(buf, cap, &len, ", weights averaged over the last %d epochs", tp->swa);
+        if (tp->swa_lr > 0) append(buf, cap, &len, " at lr %g", (double)tp->swa_lr);
     }
     return buf;
 }
@@ -522,15 +535,13 @@ int train_run(const char *cmd, const train_options *o, const fm_dataset *given_t
     snprintf(best_path, sizeof best_path, "%s/best.safetensors", outdir);
     pr.model = model;
     pr.best_path = tp.val > 0 ? best_path : NULL;
-    char regtext[256];
+    char regtext[384];
     if (!quiet) {
         printf("Data: %s (%u training images of %ux%u; %u held out for validation)\n", dir,
                train.n - tp.val, train.h, train.w, tp.val);
         printf("Model: %s (%s), %zu parameters\n", spec, fm_model_spec(model), fm_model_param_count(model));
-        printf("Training: %s lr %g%s%s, batch %d, %d epochs, seed %llu, %d thread%s -> %s\n",
-               optimizer_name(tp.optimizer), (double)lr,
-               tp.optimizer == FM_OPT_SGD && tp.momentum > 0 ? (tp.nesterov ? " nesterov" : " momentum") : "",
-               regularisation_text(&tp, tta, regtext, sizeof regtext), tp.batch, tp.epochs, (unsigned long long)tp.seed, threads,
+        printf("Training: %s, batch %d, %d epochs, seed %llu, %d thread%s -> %s\n",
+               train_settings_text(&tp, tta, regtext, sizeof regtext), tp.batch, tp.epochs, (unsigned long long)tp.seed, threads,
                threads == 1 ? "" : "s", outdir);
         if (o->ck) {
             int done, bdone, nb;
@@ -613,13 +624,13 @@ int train_run(const char *cmd, const train_options *o, const fm_dataset *given_t
     cJSON_AddStringToObject(run, "model", spec);
     cJSON_AddStringToObject(run, "spec", fm_model_spec(model));
     cJSON_AddNumberToObject(run, "params", (double)fm_model_param_count(model));
-    cJSON_AddStringToObject(run, "optimizer", optimizer_name(tp.optimizer));
+    cJSON_AddStringToObject(run, "optimizer", train_optimizer_name(tp.optimizer));
     json_setting(run, "lr", lr);
     json_setting(run, "momentum", tp.momentum);
     cJSON_AddBoolToObject(run, "nesterov", tp.nesterov);
     json_setting(run, "l2", tp.l2);
     json_setting(run, "weight_decay", tp.weight_decay);
-    cJSON_AddStringToObject(run, "schedule", schedule_name(tp.schedule));
+    cJSON_AddStringToObject(run, "schedule", train_schedule_name(tp.schedule));
     json_setting(run, "warmup", tp.warmup);
     if (tp.schedule == FM_SCHED_STEP) {
         cJSON_AddNumberToObject(run, "step_epochs", tp.step_epochs);

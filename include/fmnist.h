@@ -578,7 +578,7 @@ typedef struct {
     const char *model;           /* preset or spec as given */
     size_t params;
     int epochs;
-    const char *optimizer;       /* e.g. "adam lr 0.001" */
+    const char *training;        /* optimizer and settings, e.g. "adam lr 0.001, augment flip" */
     double best_val_accuracy;    /* NaN without validation */
     int best_val_epoch;          /* 1-based; 0 without validation */
     double test_accuracy;        /* NaN when not measured */

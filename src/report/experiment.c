@@ -30,14 +30,14 @@ static void best_val_text(char *out, size_t cap, const fm_experiment_row *r) {
 
 static fm_status write_csv(const char *path, const fm_experiment_row *rows, int n, fm_error *err) {
     text_buf t = {0};
-    text_printf(&t, "name,model,params,epochs,optimizer,best_val_accuracy,best_val_epoch,test_accuracy,seconds,run\n");
+    text_printf(&t, "name,model,params,epochs,training,best_val_accuracy,best_val_epoch,test_accuracy,seconds,run\n");
     for (int i = 0; i < n; i++) {
         const fm_experiment_row *r = &rows[i];
         text_csv(&t, r->name);
         text_append(&t, ",", 1);
         text_csv(&t, r->model);
         text_printf(&t, ",%zu,%d,", r->params, r->epochs);
-        text_csv(&t, r->optimizer);
+        text_csv(&t, r->training);
         if (isfinite(r->best_val_accuracy)) text_printf(&t, ",%.9g,%d", r->best_val_accuracy, r->best_val_epoch);
         else text_printf(&t, ",,");
         if (isfinite(r->test_accuracy)) text_printf(&t, ",%.9g", r->test_accuracy);
@@ -65,7 +65,7 @@ static fm_status write_markdown(const char *path, const char *title, const fm_ex
                                 int n, fm_error *err) {
     text_buf t = {0};
     if (title) text_printf(&t, "# %s\n\n", title);
-    text_printf(&t, "| config | model | parameters | epochs | optimizer | best validation accuracy | "
+    text_printf(&t, "| config | model | parameters | epochs | training | best validation accuracy | "
                     "test accuracy | time | run |\n"
                     "| --- | --- | ---: | ---: | --- | ---: | ---: | ---: | --- |\n");
     for (int i = 0; i < n; i++) {
@@ -79,7 +79,7 @@ static fm_status write_markdown(const char *path, const char *title, const fm_ex
         md_cell(&t, buf);
         snprintf(buf, sizeof buf, "%d", r->epochs);
         md_cell(&t, buf);
-        md_cell(&t, r->optimizer);
+        md_cell(&t, r->training);
         best_val_text(buf, sizeof buf, r);
         md_cell(&t, buf);
         format_percent(buf, sizeof buf, r->test_accuracy);
@@ -143,7 +143,7 @@ static fm_status write_page(const char *path, const char *png, const char *title
     text_printf(&t, "</h1>\n<p class=\"muted\">%d configurations. Configurations with identical settings "
                     "share one run. Each run folder holds its model and its own report.html.</p>\n", n);
     text_printf(&t, "<table id=\"results\">\n<tr><th>config</th><th>model</th><th class=\"num\">parameters</th>"
-                    "<th class=\"num\">epochs</th><th>optimizer</th><th class=\"num\">best validation accuracy</th>"
+                    "<th class=\"num\">epochs</th><th>training</th><th class=\"num\">best validation accuracy</th>"
                     "<th class=\"num\">test accuracy</th><th class=\"num\">time</th><th>run</th></tr>\n");
     for (int i = 0; i < n; i++) {
         const fm_experiment_row *r = &rows[i];
@@ -158,7 +158,7 @@ static fm_status write_page(const char *path, const char *png, const char *title
         text_printf(&t, "</td><td><code>");
         text_html(&t, r->model);
         text_printf(&t, "</code></td><td class=\"num\">%s</td><td class=\"num\">%d</td><td>", params, r->epochs);
-        text_html(&t, r->optimizer);
+        text_html(&t, r->training);
         text_printf(&t, "</td><td class=\"num\">%s</td><td class=\"num\">%s</td><td class=\"num\">%.1f s</td>"
                         "<td><a href=\"", best, test, r->seconds);
         text_html(&t, r->run);
@@ -181,8 +181,8 @@ fm_status fm_experiment_write(const char *dir, const char *title, const fm_exper
     if (n < 1) return fm_fail(err, FM_ERR_ARG, "experiment: no configurations to compare");
     if (!dir || strlen(dir) >= FM_PATH_MAX) return fm_fail(err, FM_ERR_ARG, "experiment: bad folder");
     for (int i = 0; i < n; i++) {
-        if (!rows[i].name || !rows[i].model || !rows[i].optimizer || !rows[i].run || !rows[i].history) {
-            return fm_fail(err, FM_ERR_ARG, "experiment: row %d lacks a name, model, optimizer, run or history", i + 1);
+        if (!rows[i].name || !rows[i].model || !rows[i].training || !rows[i].run || !rows[i].history) {
+            return fm_fail(err, FM_ERR_ARG, "experiment: row %d lacks a name, model, training settings, run or history", i + 1);
         }
     }
     char csv[FM_PATH_MAX + 32], md[FM_PATH_MAX + 32], png[FM_PATH_MAX + 32], html[FM_PATH_MAX + 32];

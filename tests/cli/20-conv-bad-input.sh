@@ -144,7 +144,7 @@ expect_ok "conv: --val 0 writes no best.safetensors" "$FMNIST" train --data "$CB
 if expect_ok "conv: --swa" "$FMNIST" train --data "$CB/small" --val 100 --epochs 3 --batch 50 \
     --model "conv:4:3:same,bn,relu,maxpool:2,dense:10" --optimizer sgd --lr 0.05 --momentum 0.9 \
     --schedule cosine --swa 2 --swa-lr 0.01 --no-test --out "$CB/swa"; then
-    check "conv: training line names the averaging" grep -q '^Training: sgd lr 0.05 momentum, cosine schedule, weights averaged over the last 2 epochs at lr 0.01,' <<<"$OUT_TEXT"
+    check "conv: training line names the averaging" grep -q '^Training: sgd lr 0.05 momentum 0.9, cosine schedule, weights averaged over the last 2 epochs at lr 0.01,' <<<"$OUT_TEXT"
     check "conv: the averaged epochs hold the rate" grep -qE '^Epoch 3/3 .* - lr: 0.01$' <<<"$OUT_TEXT"
     check "conv: averaging line" grep -qE "^Averaged the weights of epochs 2-3 and recomputed batch norm's statistics: val_loss: [0-9.]+ - val_accuracy: [0-9.]+ \(epoch 3's own: [0-9.]+ - [0-9.]+\)$" <<<"$OUT_TEXT"
     check "conv: run.json records the averaging" python3 -c "

@@ -301,6 +301,33 @@ printf '# two configurations\nname=a epochs=1 val=500   # the first\n\nname=b mo
 expect_ok "experiment: --file" "$FMNIST" experiment --data "$RP/small" --out "$RX/f" --file "$RX-file.txt" --list &&
     check "experiment: --file reads both configurations" grep -q "^Experiment: 2 configurations, 2 distinct runs" <<<"$OUT_TEXT"
 RX_LIST=("$FMNIST" experiment --data "$RP/small" --out "$RX/bad" --list)
+# Every training setting is a key, and each one that changes the result keeps runs apart: adamw
+# from sgd at one rate, a preset's settings from its spec written out, flips from none.
+RX_CNN="conv:32:3,relu,conv:64:3,relu,maxpool:2,dropout:0.25,dense:128,relu,dropout:0.5,dense:10"
+if expect_ok "experiment: training settings as keys" "${RX_LIST[@]}" "name=sgd optimizer=sgd lr=0.01" \
+    "name=adamw optimizer=adamw lr=0.01" "name=flips augment=flip" "name=flips-tta augment=flip tta" \
+    "name=preset model=cnn epochs=15" "name=spelled model=$RX_CNN epochs=15" \
+    "name=nesterov optimizer=sgd momentum=0.9 nesterov weight-decay=5e-4 schedule=onecycle warmup=1 label-smoothing=0.1 patience=3 reduce-lr-patience=2 reduce-lr-factor=0.5 min-lr=1e-5 monitor=val_loss" \
+    "name=swa optimizer=sgd schedule=cosine swa=2 swa-lr=0.005" "name=step schedule=step step-epochs=3 step-gamma=0.5" \
+    "name=plain" "name=plain-again no-tta"; then
+    check "experiment: 11 configurations, 10 distinct runs" grep -q "^Experiment: 11 configurations, 10 distinct runs" <<<"$OUT_TEXT"
+    check "experiment: no-tta is the default" grep -q "^  plain-again .* shares the run of plain$" <<<"$OUT_TEXT"
+    check "experiment: the listing names each run's settings" python3 -c "
+import sys
+rows = {l.split()[0]: l for l in sys.argv[1].splitlines()[1:]}
+want = {'sgd': ' sgd lr 0.01 ', 'adamw': ' adamw lr 0.01, weight decay 0.01 ', 'flips': ' adam lr 0.001, augment flip ',
+        'flips-tta': ' adam lr 0.001, augment flip, test-time flips ', 'preset': ' adam lr 0.001, cosine schedule, augment flip ',
+        'spelled': ' adam lr 0.001 ',
+        'nesterov': ' sgd lr 0.01 nesterov 0.9, onecycle schedule (1 warm-up epochs), weight decay 0.0005, label smoothing 0.1, early stopping after 3, lr x0.5 after 2 on a plateau ',
+        'swa': ' sgd lr 0.01, cosine schedule, weights averaged over the last 2 epochs at lr 0.005 ',
+        'step': ' adam lr 0.001, step schedule (x0.5 every 3 epochs) '}
+for k, v in want.items():
+    assert v in rows[k], (k, rows[k])
+assert 'shares the run' not in rows['adamw'] and 'shares the run' not in rows['spelled'], rows" "$OUT_TEXT"
+fi
+expect_fail "experiment: a switch with a value" '^fmnist experiment: configuration "name=a tta=yes": tta takes no value \(write just tta\)$' "${RX_LIST[@]}" "name=a tta=yes"
+expect_fail "experiment: bad augmentation" '^fmnist experiment: config a: --augment: augmentation "bogus": unknown' "${RX_LIST[@]}" "name=a augment=bogus"
+expect_fail "experiment: swa with early stopping" '^fmnist experiment: config a: --swa and --patience exclude each other' "${RX_LIST[@]}" "name=a swa=2 patience=2"
 expect_fail "experiment: unknown key" '^fmnist experiment: configuration "name=a hidden=64": unknown key "hidden" \(keys: name, model' "${RX_LIST[@]}" "name=a hidden=64"
 expect_fail "experiment: key without a value" '^fmnist experiment: configuration "name=a epochs": epochs needs a value' "${RX_LIST[@]}" "name=a epochs"
 expect_fail "experiment: bad value" '^fmnist experiment: config a: --epochs must be an integer in 1\.\.100000, got "0"$' "${RX_LIST[@]}" "name=a epochs=0"
@@ -358,7 +385,8 @@ for r in rows:
     best = max(hist["val_accuracy"])
     assert float(r["best_val_accuracy"]) == best and int(r["best_val_epoch"]) == hist["val_accuracy"].index(best) + 1, r
     assert int(r["epochs"]) == len(hist["val_accuracy"]) and int(r["params"]) == run["params"], r
-assert rows[0]["test_accuracy"] == rows[2]["test_accuracy"]' "$RX/run"
+assert rows[0]["test_accuracy"] == rows[2]["test_accuracy"]
+assert [r["training"] for r in rows] == ["adam lr 0.001"] * 3, [r["training"] for r in rows]' "$RX/run"
 check "experiment: results.md is a table of the three" bash -c '[ "$(grep -c "^| [abc] |" "$1")" -eq 3 ]' _ "$RX/run/results.md"
 check "experiment: val_accuracy.png" test -s "$RX/run/val_accuracy.png"
 check "experiment: every run has its report" test -s "$RX/run/a/report.html" -a -s "$RX/run/b/report.html"
