@@ -218,8 +218,10 @@ typedef struct {
     size_t work_off;              /* batch norm: the batch's mean and invstd in fm_model.bn_work */
     int from;                     /* add: the layer whose output (the block's input) is added,
                                    * -1 for the model's input */
-    int feeds_add;                /* an add reads this layer's output again (so a dense layer
-                                   * before it cannot fold it into a following ReLU) */
+    int read_by_add;              /* the add that reads this output again, as its block's input
+                                   * (so a dense layer cannot fold it into a following ReLU);
+                                   * 0 for none: an add is never layer 0, and blocks neither
+                                   * nest nor share an input, so there is at most one */
     size_t aux_off;               /* per batch row: dropout's mask and an add's output gradient
                                    * (kept for its block's input) in fm_model.aux, max pooling's
                                    * argmax in fm_model.pool_idx */

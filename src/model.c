@@ -360,7 +360,7 @@ static fm_status close_block(fm_layer *layers, int *n, int from, int opened_at, 
     L.kind = FM_LAYER_ADD;
     L.from = from;
     fm_status s = add_layer(layers, n, L, in_h, in_w, item, err);
-    if (!s && from >= 0) layers[from].feeds_add = 1;
+    if (!s && from >= 0) layers[from].read_by_add = *n - 1;
     return s;
 }
 
@@ -790,7 +790,7 @@ static float *act_at(const fm_model *m, int layer) {
 /* A dense layer followed by a ReLU runs as one pass that writes the ReLU's output; the dense
  * layer's own slot is then left unused. */
 static int relu_follows(const fm_model *m, int l) {
-    return l + 1 < m->n_layers && m->layers[l + 1].kind == FM_LAYER_RELU && !m->layers[l].feeds_add;
+    return l + 1 < m->n_layers && m->layers[l + 1].kind == FM_LAYER_RELU && !m->layers[l].read_by_add;
 }
 
 /* A layer's per-row scratch, laid out like the activations: dropout masks and pooling argmaxes. */
@@ -953,23 +953,18 @@ void fm_model_backward(fm_model *m, const float *dlogits, float *grads, int B, i
         size_t n = (size_t)B * L->out_size;
         const float *y = act_at(m, l);
         float *dinp = m->dbuf[which];
-        if (L->feeds_add) {
+        if (L->read_by_add) {
             /* This output is a residual block's input: its gradient is also the one the block's
              * add passed straight back, kept until now. The sum goes to the buffer that is not
              * dinp: dout's own, or a free one when dout is the caller's. */
-            for (int j = l + 1; j < m->n_layers; j++) {
-                const fm_layer *A = &m->layers[j];
-                if (A->kind == FM_LAYER_ADD && A->from == l) {
-                    add_forward(m->dbuf[which ^ 1], dout, aux_at(m, j), n);
-                    dout = m->dbuf[which ^ 1];
-                }
-            }
+            add_forward(m->dbuf[which ^ 1], dout, aux_at(m, L->read_by_add), n);
+            dout = m->dbuf[which ^ 1];
         }
         if (L->kind == FM_LAYER_DENSE) {
             /* A ReLU in front (one that a dense layer fed, so fused in forward, or any other):
              * its backward pass is a mask on our input gradient, applied in the same pass; not
              * when the ReLU's output gets a block's gradient added first. */
-            int relu_before = l > 0 && m->layers[l - 1].kind == FM_LAYER_RELU && !m->layers[l - 1].feeds_add;
+            int relu_before = l > 0 && m->layers[l - 1].kind == FM_LAYER_RELU && !m->layers[l - 1].read_by_add;
             int input_layer = relu_before ? l - 1 : l;
             if (input_layer == 0) dinp = NULL;
             fm_adam_update aw, ab;

@@ -283,7 +283,8 @@ void test_residual_forward(test_ctx *t) {
     CHECK(t, strcmp(fm_model_spec(m), "res(conv:1:3:same,tanh),conv:2:3:same,relu,res(bn,relu),gap,dense:10") == 0,
           "canonical %s", fm_model_spec(m));
     CHECK(t, m->n_layers == 10 && m->layers[2].kind == FM_LAYER_ADD && m->layers[2].from == -1 &&
-                 m->layers[7].kind == FM_LAYER_ADD && m->layers[7].from == 4 && m->layers[4].feeds_add,
+                 m->layers[7].kind == FM_LAYER_ADD && m->layers[7].from == 4 && m->layers[4].read_by_add == 7 &&
+                 m->layers[1].read_by_add == 0,
           "layer list");
     fm_error err = {0};
     enum { B = 3 };
