@@ -204,7 +204,7 @@ static int config_key(const char *cmd, config *cf, const char *data_dir) {
     fm_model_free(m);
     const fm_train_params *tp = &o->tp;
     const fm_augment *au = &tp->augment;
-    float lr = tp->lr > 0 ? tp->lr : (tp->optimizer == FM_OPT_SGD ? 1e-2f : 1e-3f);
+    float lr = fm_train_lr(tp);
     int n = snprintf(cf->key, sizeof cf->key,
                      "spec=%s epochs=%d batch=%d optimizer=%s lr=%.9g momentum=%.9g nesterov=%d beta1=%.9g "
                      "beta2=%.9g eps=%.9g weight_decay=%.9g schedule=%s warmup=%.9g step_epochs=%d "

@@ -147,7 +147,7 @@ static void append(char *buf, size_t cap, size_t *len, const char *fmt, ...) {
 const char *train_settings_text(const fm_train_params *tp, int tta, char *buf, size_t cap) {
     size_t len = 0;
     buf[0] = '\0';
-    float lr = tp->lr > 0 ? tp->lr : (tp->optimizer == FM_OPT_SGD ? 1e-2f : 1e-3f);
+    float lr = fm_train_lr(tp);
     append(buf, cap, &len, "%s lr %g", train_optimizer_name(tp->optimizer), (double)lr);
     if (tp->optimizer == FM_OPT_SGD && tp->momentum > 0) {
         append(buf, cap, &len, " %s %g", tp->nesterov ? "nesterov" : "momentum", (double)tp->momentum);
@@ -529,7 +529,7 @@ int train_run(const char *cmd, const train_options *o, const fm_dataset *given_t
     tp.on_epoch = on_epoch;
     tp.user = &pr;
     int threads = fm_threads_resolve(tp.threads);
-    float lr = tp.lr > 0 ? tp.lr : (tp.optimizer == FM_OPT_SGD ? 1e-2f : 1e-3f);
+    float lr = fm_train_lr(&tp);
     pr.show_lr = tp.schedule != FM_SCHED_CONSTANT || tp.warmup > 0 || tp.reduce_lr_patience > 0 || tp.swa_lr > 0;
     char best_path[FM_PATH_MAX + 32];
     snprintf(best_path, sizeof best_path, "%s/best.safetensors", outdir);

@@ -418,6 +418,9 @@ fm_train_params fm_train_default_params(void);
 int fm_preset_train_params(const char *name, fm_train_params *p, int *tta);
 /* Checks every field; names the one at fault ("--batch must be ..." style, by field name). */
 fm_status fm_train_params_check(const fm_train_params *p, fm_error *err);
+/* The (peak) learning rate a run uses: p->lr, or the optimizer's default when it is 0 (Adam and
+ * AdamW 0.001, SGD 0.01). */
+float fm_train_lr(const fm_train_params *p);
 
 /* Trains on ds, holding out its first p->val images for validation. hist may be NULL. */
 fm_status fm_fit(fm_model *m, const fm_dataset *ds, const fm_train_params *p, fm_history *hist,

@@ -93,6 +93,10 @@ static fm_status train_params_check_more(const fm_train_params *p, fm_error *err
     return FM_OK;
 }
 
+float fm_train_lr(const fm_train_params *p) {
+    return p->lr > 0.0f ? p->lr : (p->optimizer == FM_OPT_SGD ? 1e-2f : 1e-3f);
+}
+
 fm_status fm_train_params_check(const fm_train_params *p, fm_error *err) {
     if (p->epochs < 1 || p->epochs > 100000) {
         return fm_fail(err, FM_ERR_ARG, "epochs must be in 1..100000, got %d", p->epochs);
@@ -434,7 +438,7 @@ static fm_status fit(fm_model *m, const fm_dataset *ds, const fm_train_params *p
     int C = m->classes.n;
     int threads = fm_threads_resolve(p->threads);
     fm_model_pool(m, threads); /* the threads start here, not in the first batch */
-    float lr = p->lr > 0.0f ? p->lr : (p->optimizer == FM_OPT_SGD ? 1e-2f : 1e-3f);
+    float lr = fm_train_lr(p);
 
     run_buffers rb = {0};
     size_t P = m->n_params;

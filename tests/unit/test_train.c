@@ -37,6 +37,12 @@ void test_train_params_check(test_ctx *t) {
     p = fm_train_default_params();
     p.optimizer = FM_OPT_SGD, p.momentum = 0.9f, p.nesterov = 1;
     CHECK(t, fm_train_params_check(&p, &err) == FM_OK, "%s", err.msg);
+    /* The rate a run uses: the given one, else the optimizer's default. */
+    CHECK(t, fm_train_lr(&p) == 0.01f, "sgd default %g", (double)fm_train_lr(&p));
+    p.optimizer = FM_OPT_ADAMW;
+    CHECK(t, fm_train_lr(&p) == 0.001f, "adamw default %g", (double)fm_train_lr(&p));
+    p.lr = 0.25f;
+    CHECK(t, fm_train_lr(&p) == 0.25f, "given rate %g", (double)fm_train_lr(&p));
 }
 
 /* The band images (harness.h) at this file's noise, lift and bands. */
