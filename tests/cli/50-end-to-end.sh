@@ -90,12 +90,12 @@ expect_ok "e2e 14x14 IDX set trains" $FMNIST train --data "$E2E/other" --classes
     expect_ok "e2e 14x14 model summary" $FMNIST summary "$E2E/other-run/model.safetensors" &&
     check "e2e 14x14 model takes 196 inputs" grep -q '(None, 196)' <<<"$OUT_TEXT"
 expect_ok "e2e 14x14 model summary --json" $FMNIST summary "$E2E/other-run/model.safetensors" --json &&
-    check "e2e summary --json: the table's rows, 3 classes" python3 -c "
+    check "e2e summary --json: the table's rows (--classes digits: 10 outputs)" python3 -c "
 import json, sys; s = json.loads(sys.argv[1])
 assert s['input_shape'] == [None, 14, 14], s['input_shape']
 assert [l['name'] for l in s['layers']] == ['flatten', 'layers.0', 'layers.1', 'layers.2'], s['layers']
-assert s['layers'][0]['output_shape'] == [None, 196] and s['layers'][-1]['output_shape'] == [None, 3]
-assert sum(l['params'] for l in s['layers']) == s['params'] == 196 * 128 + 128 + 128 * 3 + 3" "$OUT_TEXT"
+assert s['layers'][0]['output_shape'] == [None, 196] and s['layers'][-1]['output_shape'] == [None, 10]
+assert sum(l['params'] for l in s['layers']) == s['params'] == 196 * 128 + 128 + 128 * 10 + 10" "$OUT_TEXT"
 expect_ok "e2e cnn-best summary --json" $FMNIST summary cnn-best --json &&
     check "e2e summary --json: cnn-best's blocks, shapes and counts" python3 -c "
 import json, sys; s = json.loads(sys.argv[1]); L = s['layers']
