@@ -66,12 +66,7 @@ static void print_summary_json(const fm_model *m) {
         for (int d = 0; d < row.rank; d++) cJSON_AddItemToArray(shape, cJSON_CreateNumber(row.shape[d]));
         cJSON_AddNumberToObject(e, "params", (double)row.params);
         cJSON_AddNumberToObject(e, "non_trainable", (double)row.state);
-        if (row.adds == -1) cJSON_AddStringToObject(e, "adds", "input");
-        if (row.adds >= 0) {
-            char from[24];
-            snprintf(from, sizeof from, "layers.%d", row.adds);
-            cJSON_AddStringToObject(e, "adds", from);
-        }
+        if (*row.adds) cJSON_AddStringToObject(e, "adds", row.adds);
         cJSON_AddItemToArray(layers, e);
         state += row.state;
     }

@@ -210,7 +210,7 @@ typedef struct {
     uint32_t shape[3]; /* one image's output */
     size_t params;     /* trainable */
     size_t state;      /* batch norm's running statistics */
-    int adds;          /* an Add row: the layer whose output it adds, -1 the input; else -2 */
+    char adds[24];     /* an Add row: what it adds, "layers.N" or "input"; else "" */
 } fm_summary_row;
 int fm_model_summary_rows(const fm_model *m);
 void fm_model_summary_row(const fm_model *m, int r, fm_summary_row *out);

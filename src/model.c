@@ -1046,7 +1046,6 @@ int fm_model_summary_rows(const fm_model *m) {
 
 void fm_model_summary_row(const fm_model *m, int r, fm_summary_row *out) {
     memset(out, 0, sizeof *out);
-    out->adds = -2;
     int implicit_flatten = fm_model_summary_rows(m) > m->n_layers;
     if (implicit_flatten && r == 0) {
         snprintf(out->name, sizeof out->name, "flatten");
@@ -1061,7 +1060,8 @@ void fm_model_summary_row(const fm_model *m, int r, fm_summary_row *out) {
     out->rank = L->out_h == 1 && L->out_w == 1 && !L->spatial ? 1 : 3;
     out->shape[0] = L->out_c, out->shape[1] = L->out_h, out->shape[2] = L->out_w;
     out->params = L->n_params, out->state = L->n_state;
-    if (L->kind == FM_LAYER_ADD) out->adds = L->from;
+    if (L->kind == FM_LAYER_ADD && L->from < 0) snprintf(out->adds, sizeof out->adds, "input");
+    if (L->kind == FM_LAYER_ADD && L->from >= 0) snprintf(out->adds, sizeof out->adds, "layers.%d", L->from);
 }
 
 size_t fm_model_summary(const fm_model *m, const char *title, char *buf, size_t cap) {
@@ -1082,7 +1082,7 @@ size_t fm_model_summary(const fm_model *m, const char *title, char *buf, size_t 
     for (int r = 0; r < fm_model_summary_rows(m); r++) {
         fm_summary_row row;
         fm_model_summary_row(m, r, &row);
-        char name[64], shape[48], count[32], adds[24] = "";
+        char name[64], shape[48], count[32], adds[32] = "";
         snprintf(name, sizeof name, "%s (%s)", row.name, row.type);
         if (row.rank == 1) {
             snprintf(shape, sizeof shape, "(None, %u)", row.shape[0]);
@@ -1091,8 +1091,7 @@ size_t fm_model_summary(const fm_model *m, const char *title, char *buf, size_t 
         }
         /* Batch norm counts its running statistics too, as Keras does (4 per channel). */
         thousands(count, sizeof count, row.params + row.state);
-        if (row.adds == -1) snprintf(adds, sizeof adds, " + input");
-        if (row.adds >= 0) snprintf(adds, sizeof adds, " + layers.%d", row.adds);
+        if (*row.adds) snprintf(adds, sizeof adds, " + %s", row.adds);
         SUMMARY_APPEND(" %-27s%-26s%-*s%s\n", name, shape, *adds ? 9 : 0, count, adds);
     }
     char total[32], trainable[32], frozen[32];

@@ -312,14 +312,14 @@ void test_residual_forward(test_ctx *t) {
     fm_summary_row row;
     CHECK(t, fm_model_summary_rows(m) == 10, "%d rows", fm_model_summary_rows(m));
     fm_model_summary_row(m, 2, &row);
-    CHECK(t, strcmp(row.name, "layers.2") == 0 && strcmp(row.type, "Add") == 0 && row.adds == -1 && row.rank == 3 &&
+    CHECK(t, strcmp(row.name, "layers.2") == 0 && strcmp(row.type, "Add") == 0 && strcmp(row.adds, "input") == 0 && row.rank == 3 &&
                  row.shape[0] == 1 && row.shape[1] == 5 && row.shape[2] == 5 && row.params == 0,
-          "row 2: %s %s adds %d", row.name, row.type, row.adds);
+          "row 2: %s %s adds %s", row.name, row.type, row.adds);
     fm_model_summary_row(m, 7, &row);
-    CHECK(t, row.adds == 4 && row.shape[0] == 2, "row 7 adds %d", row.adds);
+    CHECK(t, strcmp(row.adds, "layers.4") == 0 && row.shape[0] == 2, "row 7 adds %s", row.adds);
     fm_model_summary_row(m, 9, &row);
     CHECK(t, strcmp(row.type, "Dense") == 0 && row.rank == 1 && row.shape[0] == 10 && row.params == 30 &&
-                 row.adds == -2,
+                 row.adds[0] == '\0',
           "row 9: %s rank %d params %zu", row.type, row.rank, row.params);
     fm_model_summary_row(m, 3, &row);
     CHECK(t, strcmp(row.type, "Conv2D") == 0 && row.params == 2 * 9 + 2 && row.state == 0, "row 3 params %zu", row.params);
