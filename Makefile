@@ -43,7 +43,7 @@ LDLIBS  += $(CAIRO_LIBS) -lcjson -lz -lm
 LDFLAGS += -pthread $(LDSAN)
 
 LIB_SRC := src/util.c src/fpenv.c src/pool.c src/model.c src/train.c src/kernels/gemm.c src/kernels/gemm_avx512.c \
-           src/kernels/gemm_avx2.c src/kernels/gather_axpy.c src/kernels/winograd.c src/kernels/transpose.c src/layers/dense.c \
+           src/kernels/gemm_avx2.c src/kernels/gemm_bf16.c src/kernels/gather_axpy.c src/kernels/winograd.c src/kernels/transpose.c src/layers/dense.c \
            src/layers/activation.c src/layers/softmax_xent.c src/optim/sgd.c src/optim/adam.c \
            src/data/idx.c src/data/dataset.c src/io/safetensors.c src/io/checkpoint.c
 # Convolutional networks: layers, optimizers and schedules, augmentation.

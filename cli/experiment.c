@@ -42,14 +42,14 @@ static const char *const NOTEBOOK_CONFIGS[] = {
 static const char *const VALUE_KEYS[] = {
     "model", "epochs", "batch", "optimizer", "lr", "momentum", "beta1", "beta2", "eps", "weight-decay",
     "schedule", "warmup", "step-epochs", "step-gamma", "label-smoothing", "augment", "monitor", "patience",
-    "reduce-lr-patience", "reduce-lr-factor", "min-lr", "swa", "swa-lr", "l2", "init", "scale", "val", "seed",
-    "classes"};
+    "reduce-lr-patience", "reduce-lr-factor", "min-lr", "swa", "swa-lr", "precision", "l2", "init", "scale",
+    "val", "seed", "classes"};
 static const char *const SWITCH_KEYS[] = {"nesterov", "tta", "no-tta"};
 #define KEYS_HELP                                                                                       \
     "name, model, epochs, batch, optimizer, lr, momentum, nesterov, beta1, beta2, eps, weight-decay, "  \
     "schedule, warmup, step-epochs, step-gamma, label-smoothing, augment, tta, no-tta, monitor, "       \
-    "patience, reduce-lr-patience, reduce-lr-factor, min-lr, swa, swa-lr, l2, init, scale, val, seed, " \
-    "classes"
+    "patience, reduce-lr-patience, reduce-lr-factor, min-lr, swa, swa-lr, precision, l2, init, scale, " \
+    "val, seed, classes"
 
 static void help(void) {
     printf("usage: fmnist experiment [options] [CONFIG...]\n"
@@ -222,6 +222,10 @@ static int config_key(const char *cmd, config *cf, const char *data_dir) {
                      (unsigned long long)tp->seed, data_dir);
     for (int k = 0; k < o->mp.classes.n && n > 0 && (size_t)n < sizeof cf->key; k++) {
         n += snprintf(cf->key + n, sizeof cf->key - (size_t)n, "%s%s", k ? "," : "", o->mp.classes.names[k]);
+    }
+    /* only when not float32, so that the keys of runs from before the setting still match */
+    if (tp->precision != FM_PRECISION_FLOAT32 && n > 0 && (size_t)n < sizeof cf->key) {
+        n += snprintf(cf->key + n, sizeof cf->key - (size_t)n, " precision=%s", train_precision_name(tp->precision));
     }
     if (n < 0 || (size_t)n >= sizeof cf->key) return cli_error(cmd, "config %s: settings too long", cf->name);
     return 0;

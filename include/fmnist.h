@@ -343,6 +343,11 @@ typedef struct {
 } fm_history;
 void fm_history_free(fm_history *h);
 
+typedef enum { FM_PRECISION_FLOAT32 = 0, FM_PRECISION_BF16 = 1 } fm_precision;
+/* Whether this CPU runs precision p's products with its own instructions (float always; bf16
+ * with AVX-512 BF16). */
+int fm_precision_fast(fm_precision p);
+
 typedef struct {
     int epochs;
     int batch;
@@ -372,6 +377,13 @@ typedef struct {
     float step_gamma;           /* step schedule: factor [0.1] */
     float label_smoothing;      /* training targets (1-s)*onehot + s/classes; s in [0, 1) */
     fm_augment augment;         /* applied to each training batch, off for validation */
+    /* Mixed precision, as Keras's mixed_bfloat16 policy: FM_PRECISION_BF16 rounds the operands of
+     * the 3x3 stride-1 convolutions' products (forward, input and weight gradients, by Winograd)
+     * to bfloat16 in the training batches, summing in float; weights, the optimizer and every
+     * other layer stay float, and evaluation and prediction run in float on the float weights.
+     * Twice the products per instruction where the CPU has AVX-512 BF16 (fm_precision_fast);
+     * without it the same arithmetic runs in plain code, several times slower. */
+    fm_precision precision;
 
     /* Callbacks on the validation split (they need val > 0), watching monitor. Each epoch whose
      * figure is the best so far is flagged improved (the command line saves best.safetensors

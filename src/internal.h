@@ -155,6 +155,31 @@ void fm_gemm_ex(fm_simd level, int trans_a, int trans_b, int M, int N, int K, co
                 int lda, const float *B, int ldb, int accumulate, float *C, int ldc,
                 const fm_epilogue *ep, fm_pool *pool);
 
+/* Mixed precision (src/kernels/gemm_bf16.c): bfloat16, a float's top 16 bits, for the operands
+ * of a product whose sums stay float. fm_bf16_round rounds to nearest even (NaN stays NaN);
+ * fm_bf16_fast says whether this CPU has vdpbf16ps (AVX-512 BF16), without which
+ * fm_gemm_bf16 runs its plain reference, the same arithmetic, slowly. */
+typedef uint16_t fm_bf16;
+fm_bf16 fm_bf16_round(float x);
+float fm_bf16_float(fm_bf16 h);
+int fm_bf16_fast(void);
+/* The operands hold k in pairs, element 2kk + h of a pair run being half h of a 32-bit unit.
+ * pack_rows: dst (rows, cols rounded up to even) from src (rows, cols; row stride ld), pairs
+ * along each row, an odd last column padded with 0. pack_pairs: dst (ceil(rows/2), cols, 2)
+ * from src (rows, cols), rows 2r and 2r+1 interleaved, an odd last row padded with 0. */
+void fm_bf16_pack_rows(fm_bf16 *dst, const float *src, int rows, int cols, size_t ld);
+void fm_bf16_pack_pairs(fm_bf16 *dst, const float *src, int rows, int cols, size_t ld);
+/* C (M, N) = (accumulate ? C + s : s), s the sum over K2 pairs kk of A's pair (i, kk) times B's (kk, j):
+ * A's pair (i, kk) is the 32-bit unit i*a_row + kk*a_pair of A (pack_rows gives a_row = the
+ * padded row length / 2, a_pair = 1; pack_pairs a_row = 1, a_pair = its cols), B's (kk, j) the
+ * unit kk*ldb + j (pack_pairs, ldb = its cols). fast: vdpbf16ps where the CPU has it. Each sum
+ * adds a pair's odd product, then its even one, each with one rounding (the instruction's
+ * order), so both paths give the same bits. */
+void fm_gemm_bf16(int fast, int M, int N, int K2, const fm_bf16 *A, size_t a_row, size_t a_pair,
+                  const fm_bf16 *B, int ldb, int accumulate, float *C, int ldc);
+void fm_gemm_bf16_ref(int M, int N, int K2, const fm_bf16 *A, size_t a_row, size_t a_pair,
+                      const fm_bf16 *B, int ldb, int accumulate, float *C, int ldc);
+
 /* Where a split-K product (fm_epilogue.split_k) of depth K splits it, and where a two-thread
  * weight gradient with K rows puts its middle: the trainer scales each half of a batch's pixels
  * on the thread that then reads them. */
@@ -173,11 +198,14 @@ int fm_gemm_block_avx2(int ta, int tb, int i0, int i1, int j0, int j1, int K, co
 
 /* The geometry of one 2-D convolution over NCHW tensors: C input channels of HxW, OC output
  * channels of OHxOW, a KHxKW kernel moved by stride, and pad_t/pad_l zero rows/columns before
- * the input (the padding after it follows from the output size). */
+ * the input (the padding after it follows from the output size); and how to compute it: bf16
+ * puts the Winograd path's products (forward, input and weight gradients) on bfloat16 operands
+ * with float sums (mixed precision, fm_train_params.precision), 0 keeps them float. */
 typedef struct {
     int C, H, W;
     int OC, OH, OW;
     int KH, KW, stride, pad_t, pad_l;
+    int bf16;
 } fm_conv_shape;
 
 typedef enum {
@@ -455,6 +483,8 @@ struct fm_model {
     int training;           /* set by fm_fit around its batches: dropout drops and batch norm
                              * uses (and updates) batch statistics; 0 everywhere else */
     fm_rng *rng;            /* dropout's draws while training: the run's generator */
+    int bf16;               /* set by fm_fit with training: the convolutions' Winograd products
+                             * on bf16 operands (fm_train_params.precision) */
     size_t n_state;
     float *state;           /* non-trainable: batch norm's running mean and variance per layer */
     int64_t batches_tracked[FM_MAX_LAYERS]; /* batch norm's num_batches_tracked, per layer */

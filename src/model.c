@@ -839,10 +839,13 @@ static void cnn_layer_forward(fm_model *m, int l, float *y, const float *x, int 
     int C = (int)L->in_c, H = (int)L->in_h, W = (int)L->in_w;
     size_t n = (size_t)B * L->out_size;
     switch (L->kind) {
-    case FM_LAYER_CONV:
-        conv2d_forward(y, x, m->params + L->w_off, m->params + L->b_off, m->col, m->n_col, B,
-                       &L->conv, fm_model_pool(m, threads));
+    case FM_LAYER_CONV: {
+        fm_conv_shape s = L->conv;
+        s.bf16 = m->training && m->bf16;
+        conv2d_forward(y, x, m->params + L->w_off, m->params + L->b_off, m->col, m->n_col, B, &s,
+                       fm_model_pool(m, threads));
         break;
+    }
     case FM_LAYER_MAXPOOL:
         maxpool2d_forward(y, idx_at(m, l), x, B, C, H, W, L->kernel, L->stride, (int)L->out_h, (int)L->out_w,
                           fm_model_pool(m, threads));
@@ -885,10 +888,13 @@ static void cnn_layer_backward(fm_model *m, int l, float *dinp, const float *dou
     size_t n = (size_t)B * L->out_size;
     const float *x = act_at(m, l - 1), *y = act_at(m, l);
     switch (L->kind) {
-    case FM_LAYER_CONV:
+    case FM_LAYER_CONV: {
+        fm_conv_shape s = L->conv;
+        s.bf16 = m->training && m->bf16;
         conv2d_backward(dinp, grads + L->w_off, grads + L->b_off, dout, x, m->params + L->w_off,
-                        m->col, m->n_col, m->dwork, B, &L->conv, fm_model_pool(m, threads));
+                        m->col, m->n_col, m->dwork, B, &s, fm_model_pool(m, threads));
         break;
+    }
     case FM_LAYER_MAXPOOL:
         if (dinp) maxpool2d_backward(dinp, dout, idx_at(m, l), B, C, H, W, (int)L->out_h, (int)L->out_w,
                                      fm_model_pool(m, threads));

@@ -56,6 +56,9 @@ static fm_status train_params_check_more(const fm_train_params *p, fm_error *err
     if (!(p->label_smoothing >= 0.0f && p->label_smoothing < 1.0f)) {
         return fm_fail(err, FM_ERR_ARG, "label smoothing must be in [0, 1), got %g", (double)p->label_smoothing);
     }
+    if ((unsigned)p->precision > FM_PRECISION_BF16) {
+        return fm_fail(err, FM_ERR_ARG, "unknown precision %d", (int)p->precision);
+    }
     const fm_augment *a = &p->augment;
     if (a->shift < 0 || a->shift > 16 || (a->flip != 0 && a->flip != 1) ||
         !(a->rotate >= 0.0f && a->rotate <= 180.0f) || !(a->erase >= 0.0f && a->erase <= 1.0f)) {
@@ -96,6 +99,8 @@ static fm_status train_params_check_more(const fm_train_params *p, fm_error *err
 float fm_train_lr(const fm_train_params *p) {
     return p->lr > 0.0f ? p->lr : (p->optimizer == FM_OPT_SGD ? 1e-2f : 1e-3f);
 }
+
+int fm_precision_fast(fm_precision p) { return p == FM_PRECISION_FLOAT32 || fm_bf16_fast(); }
 
 fm_status fm_train_params_check(const fm_train_params *p, fm_error *err) {
     if (p->epochs < 1 || p->epochs > 100000) {
@@ -542,7 +547,8 @@ static fm_status fit(fm_model *m, const fm_dataset *ds, const fm_train_params *p
         } else {
             fm_rng_shuffle(&rng, rb.order, train.n);
         }
-        m->training = 1, m->rng = &rng; /* dropout drops, batch norm uses batch statistics */
+        /* dropout drops, batch norm uses batch statistics, products as the precision says */
+        m->training = 1, m->rng = &rng, m->bf16 = p->precision == FM_PRECISION_BF16;
         for (int bi = bi0; bi < batches; bi++) {
             uint32_t start = (uint32_t)bi * batch;
             int B = (int)(train.n - start < batch ? train.n - start : batch);
@@ -619,7 +625,7 @@ static fm_status fit(fm_model *m, const fm_dataset *ds, const fm_train_params *p
                 break;
             }
         }
-        m->training = 0, m->rng = NULL;
+        m->training = 0, m->rng = NULL, m->bf16 = 0;
         if (s) break;
         fm_epoch_stats *st = &epochs[e - 1];
         st->epoch = e;

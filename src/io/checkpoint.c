@@ -27,7 +27,7 @@
 #endif
 
 #define CK_MAGIC "FMNISTCK"
-#define CK_VERSION 2u /* 2: weight averaging (its settings and mean) */
+#define CK_VERSION 3u /* 2: weight averaging (its settings and mean); 3: the precision */
 #define CK_TRAILER 12
 #define CK_MAX_NOTE (1u << 20)
 #define CK_MAX_FILE (8ull << 30)
@@ -86,7 +86,7 @@ static void w_str(ck_writer *w, const char *s) {
     X(i, schedule) X(f, warmup) X(i, step_epochs) X(f, step_gamma) X(f, label_smoothing)          \
     X(i, augment.shift) X(i, augment.flip) X(f, augment.rotate) X(f, augment.erase) X(i, monitor) \
     X(i, patience) X(i, reduce_lr_patience) X(f, reduce_lr_factor) X(f, min_lr) X(i, swa)           \
-    X(f, swa_lr)
+    X(f, swa_lr) X(i, precision)
 
 static void ck_write_body(ck_writer *w, const fm_checkpoint *ck) {
     const fm_train_params *p = &ck->p;

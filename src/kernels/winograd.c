@@ -31,8 +31,9 @@ typedef struct {
     int HP, WP;   /* the input the tiles read: 2*TH+2 x 2*TW+2, past the image's edges zero */
     int RB;       /* tile rows per block */
     /* the work space: U (16, C, OC), the input (HP*WP, C), V (16, nt, C) and M (16, nt, OC) of
-     * one block, the output (OH*OW, OC) */
-    size_t u, xh, v, m, yh, end;
+     * one block, the output (OH*OW, OC); then, for bf16 products, U as bf16 pairs of input
+     * channels (16, ceil(C/2), OC, 2) and V rounded to bf16 (16, nt, C rounded up to even) */
+    size_t u, xh, v, m, yh, ub, vb, end;
 } wg_geom;
 
 /* The weight gradient's blocks are larger: their products sum over the block's tiles (K = nt),
@@ -51,7 +52,11 @@ static wg_geom geom_blocks(const fm_conv_shape *s, int block_tiles) {
     g.v = g.xh + (size_t)g.HP * g.WP * C;
     g.m = g.v + 16 * nt * C;
     g.yh = g.m + 16 * nt * OC;
-    g.end = g.yh + (size_t)s->OH * s->OW * OC;
+    g.ub = g.yh + (size_t)s->OH * s->OW * OC;
+    const size_t Cp = (C + 1) & ~(size_t)1; /* bf16 halves, two to a float */
+    /* (reserved whether or not s->bf16: the buffers are sized before a step says which) */
+    g.vb = g.ub + 8 * Cp * OC;
+    g.end = g.vb + 8 * nt * Cp;
     return g;
 }
 
@@ -95,6 +100,13 @@ static void prepare(float *ws, const float *weight, const fm_conv_shape *s, int 
             }
         }
     }
+    if (s->bf16) {
+        const wg_geom g = geom_of(s);
+        const size_t pairs = (size_t)(C + 1) / 2 * OC * 2;
+        for (int xi = 0; xi < 16; xi++) {
+            fm_bf16_pack_pairs((fm_bf16 *)(ws + g.ub) + xi * pairs, U + xi * plane, C, OC, (size_t)OC);
+        }
+    }
 }
 
 void fm_winograd_prepare(float *ws, const float *weight, const fm_conv_shape *s) {
@@ -114,6 +126,7 @@ int fm_conv_shape_input_grad(fm_conv_shape *t, const fm_conv_shape *s) {
     if (s->KH != 3 || s->KW != 3 || s->stride != 1) return 0;
     t->C = s->OC, t->H = s->OH, t->W = s->OW, t->OC = s->C, t->OH = s->H, t->OW = s->W;
     t->KH = t->KW = 3, t->stride = 1, t->pad_t = 2 - s->pad_t, t->pad_l = 2 - s->pad_l;
+    t->bf16 = s->bf16;
     return 1;
 }
 
@@ -228,6 +241,19 @@ void fm_winograd_sample(float *out, const float *x, int x_cl, const float *bias,
     for (int ty0 = 0; ty0 < g.TH; ty0 += g.RB) {
         int ty1 = ty0 + g.RB < g.TH ? ty0 + g.RB : g.TH, nt = (ty1 - ty0) * g.TW;
         transform_input(V, xh, C, ty0, ty1, &g);
+        if (s->bf16) {
+            /* the same products on V and U rounded to bf16, K in pairs of input channels */
+            const int C2 = (C + 1) / 2;
+            fm_bf16 *Vb = (fm_bf16 *)(ws + g.vb);
+            const fm_bf16 *Ub = (const fm_bf16 *)(ws + g.ub);
+            fm_bf16_pack_rows(Vb, V, 16 * nt, C, (size_t)C);
+            for (int xi = 0; xi < 16; xi++) {
+                fm_gemm_bf16(1, nt, OC, C2, Vb + (size_t)xi * nt * C2 * 2, (size_t)C2, 1,
+                             Ub + (size_t)xi * C2 * OC * 2, OC, 0, M + (size_t)xi * nt * OC, OC);
+            }
+            transform_output(yh, M, bias, OC, ty0, ty1, s, &g);
+            continue;
+        }
         /* M[xi] (nt, OC) = V[xi] (nt, C) · U[xi] (C, OC), for each of the 16 points */
         for (int xi = 0; xi < 16; xi++) {
             fm_gemm_ex(fm_simd_best(), 0, 0, nt, OC, C, V + (size_t)xi * nt * C, C,
@@ -245,11 +271,13 @@ void fm_winograd_sample(float *out, const float *x, int x_cl, const float *bias,
  * arithmetic, with 16 multiplies per tile and channel pair instead of 36. */
 
 /* The work space: the input (HP*WP, C), then V (16, nt, C) and dM (16, nt, OC) of one block,
- * then OC zeros. */
+ * then OC zeros; for bf16 products, then V and dM as bf16 pairs of tiles (16, ceil(nt/2), C, 2)
+ * and (16, ceil(nt/2), OC, 2). */
 size_t fm_winograd_dw_ws_size(const fm_conv_shape *s) {
     const wg_geom g = geom_blocks(s, DW_BLOCK_TILES);
-    const size_t nt = (size_t)g.RB * g.TW;
-    return (size_t)g.HP * g.WP * s->C + 16 * nt * ((size_t)s->C + s->OC) + (size_t)s->OC;
+    const size_t nt = (size_t)g.RB * g.TW, ntp = (nt + 1) & ~(size_t)1;
+    const size_t bf16 = 8 * ntp * ((size_t)s->C + s->OC); /* (reserved either way, as above) */
+    return (size_t)g.HP * g.WP * s->C + 16 * nt * ((size_t)s->C + s->OC) + (size_t)s->OC + bf16;
 }
 
 /* dM[xi][t][oc] = (A d A^T)[xi] for the 2x2 output gradient d of each tile t of tile rows
@@ -298,11 +326,25 @@ void fm_winograd_dw_sample(float *dU, int accumulate, const float *x, const floa
     float *xh = ws, *V = xh + (size_t)g.HP * g.WP * C, *dM = V + 16 * nt_max * C;
     float *zeros = dM + 16 * nt_max * OC;
     memset(zeros, 0, sizeof(float) * (size_t)OC);
+    const size_t ntp_max = (nt_max + 1) & ~(size_t)1;
+    fm_bf16 *Vp = (fm_bf16 *)(zeros + OC), *dMp = Vp + 16 * ntp_max * C;
     load_sample(xh, x, 0, s, &g);
     for (int ty0 = 0; ty0 < g.TH; ty0 += g.RB) {
         int ty1 = ty0 + g.RB < g.TH ? ty0 + g.RB : g.TH, nt = (ty1 - ty0) * g.TW;
         transform_input(V, xh, C, ty0, ty1, &g);
         transform_output_grad(dM, dyT, zeros, OC, ty0, ty1, s, &g);
+        if (s->bf16) {
+            /* the same products on bf16 operands, K (the tiles) in pairs */
+            const int nt2 = (nt + 1) / 2;
+            for (int xi = 0; xi < 16; xi++) {
+                fm_bf16 *vp = Vp + (size_t)xi * nt2 * C * 2, *mp = dMp + (size_t)xi * nt2 * OC * 2;
+                fm_bf16_pack_pairs(vp, V + (size_t)xi * nt * C, nt, C, (size_t)C);
+                fm_bf16_pack_pairs(mp, dM + (size_t)xi * nt * OC, nt, OC, (size_t)OC);
+                fm_gemm_bf16(1, C, OC, nt2, vp, 1, (size_t)C, mp, OC, accumulate || ty0 > 0,
+                             dU + (size_t)xi * C * OC, OC);
+            }
+            continue;
+        }
         /* dU[xi] (C, OC) += V[xi]^T (C, nt) · dM[xi] (nt, OC) */
         for (int xi = 0; xi < 16; xi++) {
             fm_gemm_ex(fm_simd_best(), 1, 0, C, OC, nt, V + (size_t)xi * nt * C, C,

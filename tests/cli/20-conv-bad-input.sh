@@ -73,6 +73,8 @@ cb_flag_cases=(
     '--swa-lr 0.01|--swa-lr needs --swa N \(the epochs to average\)'
     '--swa 1 --swa-lr 0|--swa-lr must be above 0, got "0"'
     '--swa 1 --swa-lr 11|--swa-lr must be a number in \[0, 10\], got "11"'
+    '--precision fp16|--precision must be float32 or bf16, got "fp16"'
+    '--precision|--precision needs a value \(see fmnist train --help\)'
 )
 for cb_c in "${cb_flag_cases[@]}"; do
     cb_flags=${cb_c%%|*} cb_regex=${cb_c#*|}
@@ -160,6 +162,26 @@ assert all(abs(x - 0.01) < 1e-9 for x in h['lr'][1:]) and h['lr'][0] > 0.011, h[
         check "conv: the saved model is the averaged one" python3 -c "
 import json, sys; r = json.load(open('$CB/swa/run.json')); e = json.loads(sys.argv[1])
 assert e['accuracy'] == r['swa_val_accuracy'] and abs(e['loss'] - r['swa_val_loss']) < 1e-12, (e, r)" "$OUT_TEXT"
+fi
+
+# Mixed precision: the training line and run.json say so, the run learns, and evaluating the
+# saved (float) model on the same images gives the run's own test figures back.
+if expect_ok "conv: --precision bf16" "$FMNIST" train --data "$CB/small" --val 100 --epochs 2 --batch 50 \
+    --model "conv:8:3:same,relu,conv:8:3:same,bn,relu,maxpool:2,dense:10" --precision bf16 --json \
+    --out "$CB/bf16"; then
+    check "conv: bf16 run.json and figures" python3 -c "
+import json, sys; r = json.load(open('$CB/bf16/run.json')); o = json.loads(sys.argv[1])
+assert r['precision'] == 'bf16', r
+assert o['test']['accuracy'] > 0.3, o" "$OUT_TEXT"
+    expect_ok "conv: evaluate a bf16-trained model" "$FMNIST" evaluate "$CB/bf16/model.safetensors" \
+        --data "$CB/small" --json &&
+        check "conv: its evaluation is the run's test figure" python3 -c "
+import json, sys; r = json.load(open('$CB/bf16/run.json')); e = json.loads(sys.argv[1])
+assert e['accuracy'] == r['test']['accuracy'], (e, r['test'])" "$OUT_TEXT"
+fi
+if expect_ok "conv: --precision bf16 training line" "$FMNIST" train --data "$CB/small" --val 100 --epochs 1 \
+    --model "conv:8:3:same,relu,conv:8:3:same,relu,gap,dense:10" --precision bf16 --no-test --no-report --out "$CB/bf16-line"; then
+    check "conv: training line names the precision" grep -q '^Training: adam lr 0.001, bf16 products, batch 32' <<<"$OUT_TEXT"
 fi
 
 # Presets bring their training settings and flags override them.

@@ -143,7 +143,7 @@ expect_fail "resume: corrupt checkpoint (bytes changed)" \
 d=$(ck_bad version)
 printf '\x07' | dd of="$d/checkpoint.fmck" bs=1 seek=8 conv=notrunc status=none
 expect_fail "resume: checkpoint from a newer version" \
-    'checkpoint .*/version/checkpoint\.fmck: version 7, this fmnist reads version 2$' \
+    'checkpoint .*/version/checkpoint\.fmck: version 7, this fmnist reads version 3$' \
     "$FMNIST" train --resume "$d" --epochs 2
 
 # ============================================================ disk failures

@@ -309,8 +309,9 @@ if expect_ok "experiment: training settings as keys" "${RX_LIST[@]}" "name=sgd o
     "name=preset model=cnn epochs=15" "name=spelled model=$RX_CNN epochs=15" \
     "name=nesterov optimizer=sgd momentum=0.9 nesterov weight-decay=5e-4 schedule=onecycle warmup=1 label-smoothing=0.1 patience=3 reduce-lr-patience=2 reduce-lr-factor=0.5 min-lr=1e-5 monitor=val_loss" \
     "name=swa optimizer=sgd schedule=cosine swa=2 swa-lr=0.005" "name=step schedule=step step-epochs=3 step-gamma=0.5" \
-    "name=plain" "name=plain-again no-tta"; then
-    check "experiment: 11 configurations, 10 distinct runs" grep -q "^Experiment: 11 configurations, 10 distinct runs" <<<"$OUT_TEXT"
+    "name=plain" "name=plain-again no-tta" "name=bf16 precision=bf16" "name=float precision=float32"; then
+    check "experiment: 13 configurations, 11 distinct runs" grep -q "^Experiment: 13 configurations, 11 distinct runs" <<<"$OUT_TEXT"
+    check "experiment: float32 is the default precision" grep -q "^  float .* shares the run of plain$" <<<"$OUT_TEXT"
     check "experiment: no-tta is the default" grep -q "^  plain-again .* shares the run of plain$" <<<"$OUT_TEXT"
     check "experiment: the listing names each run's settings" python3 -c "
 import sys
@@ -320,10 +321,10 @@ want = {'sgd': ' sgd lr 0.01 ', 'adamw': ' adamw lr 0.01, weight decay 0.01 ', '
         'spelled': ' adam lr 0.001 ',
         'nesterov': ' sgd lr 0.01 nesterov 0.9, onecycle schedule (1 warm-up epochs), weight decay 0.0005, label smoothing 0.1, early stopping after 3, lr x0.5 after 2 on a plateau ',
         'swa': ' sgd lr 0.01, cosine schedule, weights averaged over the last 2 epochs at lr 0.005 ',
-        'step': ' adam lr 0.001, step schedule (x0.5 every 3 epochs) '}
+        'step': ' adam lr 0.001, step schedule (x0.5 every 3 epochs) ', 'bf16': ' adam lr 0.001, bf16 products '}
 for k, v in want.items():
     assert v in rows[k], (k, rows[k])
-assert 'shares the run' not in rows['adamw'] and 'shares the run' not in rows['spelled'], rows" "$OUT_TEXT"
+assert all('shares the run' not in rows[k] for k in ('adamw', 'spelled', 'bf16')), rows" "$OUT_TEXT"
 fi
 expect_fail "experiment: a switch with a value" '^fmnist experiment: configuration "name=a tta=yes": tta takes no value \(write just tta\)$' "${RX_LIST[@]}" "name=a tta=yes"
 expect_fail "experiment: bad augmentation" '^fmnist experiment: config a: --augment: augmentation "bogus": unknown' "${RX_LIST[@]}" "name=a augment=bogus"

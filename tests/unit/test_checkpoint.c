@@ -127,6 +127,11 @@ void test_checkpoint_resume_bit_identical(test_ctx *t) {
     check_resume(t, "conv:4:3:same,bn,relu,maxpool:2,dense:3", a, 4, 3, 1);
     a.swa_lr = 0.0f;
     check_resume(t, "conv:4:3:same,bn,relu,maxpool:2,dense:3", a, 2, 5, 2);
+    /* Mixed precision, through a convolution that takes the Winograd path (8 input channels):
+     * the checkpoint keeps the precision, so the resumed run's products are bf16 too. */
+    fm_train_params b = p;
+    b.precision = FM_PRECISION_BF16, b.epochs = 2;
+    check_resume(t, "conv:8:3:same,relu,conv:8:3:same,bn,relu,maxpool:2,dense:3", b, 1, 3, 2);
 }
 
 /* Replaces the CRC-32 trailer after an edit, so that only the edited field is wrong. */
@@ -176,7 +181,7 @@ void test_checkpoint_rejects_damage(test_ctx *t) {
     memcpy(bad, good, n), memset(bad + n, 0, 16);
     check_refused(t, "long.fmck", bad, n + 16, "truncated or extended");
     memcpy(bad, good, n), bad[8] = 1;
-    check_refused(t, "version.fmck", bad, n, "version 1, this fmnist reads version 2");
+    check_refused(t, "version.fmck", bad, n, "version 1, this fmnist reads version 3");
     memcpy(bad, good, n), bad[n / 2] ^= 0x40;
     check_refused(t, "flipped.fmck", bad, n, "CRC-32");
     /* A valid file whose spec no longer matches its arrays: another model's checkpoint. */

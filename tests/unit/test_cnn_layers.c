@@ -292,6 +292,84 @@ void test_conv2d_winograd_backward(test_ctx *t) {
     }
 }
 
+/* Mixed precision (fm_conv_shape.bf16): the Winograd path's three products on bf16 operands
+ * against the float definition. Rounding an operand costs up to 2^-9 of it, a product 2^-8; the
+ * transforms' sums make the Winograd operands up to a few times the inputs they combine, so each
+ * output is held to BF16_TOL times the sum of its direct products' magnitudes (the definition run
+ * on |x|, |w|, |dy|), which the ratios measured on these cases (at most 0.0025 forward, 0.0026
+ * input and 0.0033 weight gradient; FMNIST_TEST_VERBOSE=1 prints them) leave room under, while
+ * one of C*9 terms lost, at C = 8, would be about 1/72 = 0.014 of it. Two threads give the same
+ * bits, and the shape's bf16 flag is what switches the path (the float result differs). */
+#define BF16_TOL 0.008
+static double bf16_worst(const float *got, const float *want, const float *abs_sum, size_t n) {
+    double worst = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double r = fabs((double)got[i] - want[i]) / (abs_sum[i] + 1e-30);
+        if (!(r <= worst)) worst = r; /* (NaN sticks) */
+    }
+    return worst;
+}
+
+void test_conv2d_winograd_bf16(test_ctx *t) {
+    const conv_case cases[] = {
+        {2, 8, 7, 9, 8, 3, 1, 1},     /* same, odd sizes: half tiles, odd tile count per block */
+        {1, 9, 9, 30, 20, 3, 1, 0},   /* valid, odd channel count: a zero half pair */
+        {3, 16, 6, 5, 33, 3, 1, 1},   /* 33 output channels: a partial vector */
+        {2, 32, 14, 14, 64, 3, 1, 1}, /* cnn-best's second stage */
+    };
+    fm_fpenv env = fm_fpenv_enter();
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        const conv_case *c = &cases[ci];
+        fm_conv_shape s;
+        fm_conv_shape_make(&s, c->C, c->H, c->W, c->OC, c->K, c->stride, c->same);
+        s.bf16 = 1;
+        size_t n_in = (size_t)c->B * c->C * c->H * c->W, n_out = (size_t)c->B * c->OC * s.OH * s.OW;
+        size_t n_w = (size_t)c->OC * c->C * 9;
+        float *x = alloc_floats(n_in), *w = alloc_floats(n_w), *bias = alloc_floats(c->OC), *dy = alloc_floats(n_out);
+        float *ax = alloc_floats(n_in), *aw = alloc_floats(n_w), *ady = alloc_floats(n_out);
+        float *out = alloc_floats(n_out), *out2 = alloc_floats(n_out), *ref = alloc_floats(n_out), *aref = alloc_floats(n_out);
+        float *dx = alloc_floats(n_in), *dx2 = alloc_floats(n_in), *dx_ref = alloc_floats(n_in), *adx = alloc_floats(n_in);
+        float *dw = alloc_floats(n_w), *dw2 = alloc_floats(n_w), *dw_ref = alloc_floats(n_w), *adw = alloc_floats(n_w);
+        float *db = alloc_floats(c->OC), *db2 = alloc_floats(c->OC), *db_ref = alloc_floats(c->OC), *scratch = alloc_floats(c->OC);
+        float *col = alloc_floats(2 * fm_conv_col_size(&s)), *dwork = alloc_floats(fm_conv_dwork_size(&s, c->B));
+        fm_rng rng;
+        fm_rng_seed(&rng, 1100 + ci);
+        fill(x, n_in, &rng, -1, 1);
+        fill(w, n_w, &rng, -1, 1);
+        fill(dy, n_out, &rng, -1, 1);
+        for (size_t i = 0; i < n_in; i++) ax[i] = fabsf(x[i]);
+        for (size_t i = 0; i < n_w; i++) aw[i] = fabsf(w[i]);
+        for (size_t i = 0; i < n_out; i++) ady[i] = fabsf(dy[i]);
+        conv2d_forward(out, x, w, bias, col, 1, c->B, &s, NULL);
+        conv2d_forward_ref(ref, x, w, bias, c->B, &s);
+        conv2d_forward_ref(aref, ax, aw, bias, c->B, &s); /* bias 0: only the products */
+        double fwd = bf16_worst(out, ref, aref, n_out);
+        conv2d_backward(dx, dw, db, dy, x, w, col, 1, dwork, c->B, &s, NULL);
+        conv2d_backward_ref(dx_ref, dw_ref, db_ref, dy, x, w, c->B, &s);
+        conv2d_backward_ref(adx, adw, scratch, ady, ax, aw, c->B, &s);
+        double bdx = bf16_worst(dx, dx_ref, adx, n_in), bdw = bf16_worst(dw, dw_ref, adw, n_w);
+        CHECK(t, fwd <= BF16_TOL && bdx <= BF16_TOL && bdw <= BF16_TOL,
+              "case %zu: worst error / sum|products|: forward %.4g, dx %.4g, dw %.4g", ci, fwd, bdx, bdw);
+        if (getenv("FMNIST_TEST_VERBOSE")) {
+            fprintf(stderr, "  case %zu: forward %.4g, dx %.4g, dw %.4g\n", ci, fwd, bdx, bdw);
+        }
+        fm_pool *pool2 = fm_pool_create(2);
+        conv2d_forward(out2, x, w, bias, col, 2, c->B, &s, pool2);
+        conv2d_backward(dx2, dw2, db2, dy, x, w, col, 2, dwork, c->B, &s, pool2);
+        CHECK(t, memcmp(out, out2, n_out * sizeof(float)) == 0 && memcmp(dx, dx2, n_in * sizeof(float)) == 0 &&
+                     memcmp(dw, dw2, n_w * sizeof(float)) == 0,
+              "case %zu: 2 threads differ", ci);
+        fm_pool_free(pool2);
+        s.bf16 = 0; /* the flag is what switched the path */
+        conv2d_forward(out2, x, w, bias, col, 1, c->B, &s, NULL);
+        CHECK(t, memcmp(out, out2, n_out * sizeof(float)) != 0, "case %zu: bf16 gave the float bits", ci);
+        free(x), free(w), free(bias), free(dy), free(ax), free(aw), free(ady), free(out), free(out2), free(ref);
+        free(aref), free(dx), free(dx2), free(dx_ref), free(adx), free(dw), free(dw2), free(dw_ref), free(adw);
+        free(db), free(db2), free(db_ref), free(scratch), free(col), free(dwork);
+    }
+    fm_fpenv_leave(env);
+}
+
 void test_conv2d_gradients(test_ctx *t) {
     for (size_t ci = 0; ci < sizeof CONV_CASES / sizeof CONV_CASES[0]; ci++) {
         const conv_case *c = &CONV_CASES[ci];

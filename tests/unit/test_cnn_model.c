@@ -583,3 +583,45 @@ void test_cnn_fit(test_ctx *t) {
     free(first);
     fm_dataset_free(&ds);
 }
+
+/* Mixed precision through fm_fit: a network whose second convolution takes the Winograd path
+ * learns the task as the float one does, with the same bits on 1 and 2 threads, other bits than
+ * the float run's (the products did change), and the model left in float mode; an unknown
+ * precision is refused. */
+void test_cnn_fit_bf16(test_ctx *t) {
+    fm_dataset ds = bars(400, 1);
+    const char *spec = "conv:8:3:same,relu,conv:8:3:same,bn,relu,maxpool:2,dense:3";
+    float *runs[3] = {NULL, NULL, NULL};
+    size_t P = 0;
+    const struct { fm_precision precision; int threads; } configs[3] = {
+        {FM_PRECISION_BF16, 1}, {FM_PRECISION_BF16, 2}, {FM_PRECISION_FLOAT32, 1}};
+    for (int r = 0; r < 3; r++) {
+        fm_model *m = make(t, spec, 8, 8, "h,v,d", 1);
+        if (!m) continue;
+        fm_train_params p = fm_train_default_params();
+        p.epochs = 4, p.val = 100, p.threads = configs[r].threads, p.lr = 0.01f;
+        p.precision = configs[r].precision;
+        fm_error err = {0};
+        fm_history hist;
+        CHECK(t, fm_fit(m, &ds, &p, &hist, &err) == FM_OK, "%s", err.msg);
+        CHECK(t, m->training == 0 && m->bf16 == 0, "fm_fit left the model in training or bf16 mode");
+        if (hist.n == 4) {
+            CHECK(t, hist.epochs[3].val_accuracy > 0.9, "run %d: validation accuracy %g", r, hist.epochs[3].val_accuracy);
+        }
+        fm_history_free(&hist);
+        P = m->n_params;
+        runs[r] = malloc(P * sizeof(float));
+        memcpy(runs[r], m->params, P * sizeof(float));
+        fm_model_free(m);
+    }
+    if (runs[0] && runs[1] && runs[2]) {
+        CHECK(t, memcmp(runs[0], runs[1], P * sizeof(float)) == 0, "bf16: 1 and 2 threads train different models");
+        CHECK(t, memcmp(runs[0], runs[2], P * sizeof(float)) != 0, "bf16 trained the float model's bits");
+    }
+    for (int r = 0; r < 3; r++) free(runs[r]);
+    fm_train_params p = fm_train_default_params();
+    p.precision = (fm_precision)7;
+    fm_error err = {0};
+    CHECK_FAILS(t, fm_train_params_check(&p, &err), FM_ERR_ARG, err, "precision", NULL);
+    fm_dataset_free(&ds);
+}

@@ -613,3 +613,142 @@ void test_transpose_matches_reference(test_ctx *t) {
         free(src), free(got), free(want);
     }
 }
+
+/* ---------------------------------------------------------------- bf16 products */
+
+/* Rounding to bf16: nearest, ties to even, in both directions of a tie; infinities kept; NaN
+ * stays NaN (a payload only in the low bits would otherwise truncate to infinity); values too
+ * large round to infinity; the round trip is exact for a value already in bf16. */
+void test_bf16_round(test_ctx *t) {
+    const struct { uint32_t in; uint16_t out; } cases[] = {
+        {0x3f800000u, 0x3f80}, /* 1 */
+        {0x3f808000u, 0x3f80}, /* 1 + half a bf16 step: a tie, to the even 1 */
+        {0x3f818000u, 0x3f82}, /* 1 + 1.5 steps: a tie, to the even 1 + 2 steps */
+        {0x3f808001u, 0x3f81}, /* just over the tie: up */
+        {0x3f807fffu, 0x3f80}, /* just under: down */
+        {0xbf808001u, 0xbf81}, /* negative, by magnitude */
+        {0x7f800000u, 0x7f80}, /* +inf */
+        {0xff800000u, 0xff80}, /* -inf */
+        {0x7f7fffffu, 0x7f80}, /* the largest float rounds up to infinity */
+        {0x00000000u, 0x0000}, {0x80000000u, 0x8000},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        float x;
+        memcpy(&x, &cases[i].in, sizeof x);
+        fm_bf16 h = fm_bf16_round(x);
+        CHECK(t, h == cases[i].out, "%08x rounds to %04x, wanted %04x", cases[i].in, h, cases[i].out);
+    }
+    float nan_low;
+    uint32_t bits = 0x7f800001u; /* a NaN whose payload is all in the dropped half */
+    memcpy(&nan_low, &bits, sizeof nan_low);
+    CHECK(t, isnan(fm_bf16_float(fm_bf16_round(nan_low))), "NaN became %g", (double)fm_bf16_float(fm_bf16_round(nan_low)));
+    CHECK(t, fm_bf16_float(fm_bf16_round(-2.5f)) == -2.5f, "-2.5 did not survive the round trip");
+}
+
+/* fm_gemm_bf16 against its reference, bit for bit, on both layouts the Winograd path packs
+ * (pairs along A's rows, K = a product's channels; pairs of rows of a transposed A, K = its
+ * tiles) and on edge shapes: rows not a multiple of the 6-row tile, columns of partial vectors
+ * and beyond one 64-column panel, odd K (a zero pair half), accumulate. Then against the float
+ * product of the unrounded matrices: each operand is within 2^-9 of its value relatively, so
+ * each term within about 2^-8, and the sum within 2^-8 * sum|a*b| plus float rounding. */
+void test_gemm_bf16_matches_reference(test_ctx *t) {
+    const struct { int M, N, K, pairs_of_rows, acc; } cases[] = {
+        {1, 1, 1, 0, 0}, {7, 17, 9, 0, 0}, {14, 32, 32, 0, 0}, {13, 130, 64, 0, 1},
+        {32, 64, 49, 1, 0}, {6, 16, 2, 1, 1}, {65, 100, 31, 1, 1}, {128, 128, 16, 1, 0},
+    };
+    fm_fpenv env = fm_fpenv_enter();
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        const int M = cases[ci].M, N = cases[ci].N, K = cases[ci].K, K2 = (K + 1) / 2;
+        const int acc = cases[ci].acc, por = cases[ci].pairs_of_rows;
+        /* A as given: (M, K) rows, or (K, M) when the product reads it transposed */
+        float *A = malloc(sizeof(float) * (size_t)M * K), *B = malloc(sizeof(float) * (size_t)K * N);
+        float *C0 = malloc(sizeof(float) * (size_t)M * N), *C = malloc(sizeof(float) * (size_t)M * N);
+        float *R = malloc(sizeof(float) * (size_t)M * N), *F = malloc(sizeof(float) * (size_t)M * N);
+        fm_bf16 *Ab = malloc(sizeof(fm_bf16) * (size_t)M * K2 * 2), *Bb = malloc(sizeof(fm_bf16) * (size_t)K2 * N * 2);
+        fm_rng rng;
+        fm_rng_seed(&rng, 900 + ci);
+        fill(A, (size_t)M * K, &rng, 0.1f);
+        fill(B, (size_t)K * N, &rng, 0.1f);
+        fill(C0, (size_t)M * N, &rng, 0.0f);
+        size_t a_row, a_pair;
+        if (por) {
+            fm_bf16_pack_pairs(Ab, A, K, M, (size_t)M);
+            a_row = 1, a_pair = (size_t)M;
+        } else {
+            fm_bf16_pack_rows(Ab, A, M, K, (size_t)K);
+            a_row = (size_t)K2, a_pair = 1;
+        }
+        fm_bf16_pack_pairs(Bb, B, K, N, (size_t)N);
+        memcpy(C, C0, sizeof(float) * (size_t)M * N), memcpy(R, C0, sizeof(float) * (size_t)M * N);
+        fm_gemm_bf16(1, M, N, K2, Ab, a_row, a_pair, Bb, N, acc, C, N);
+        fm_gemm_bf16_ref(M, N, K2, Ab, a_row, a_pair, Bb, N, acc, R, N);
+        CHECK(t, memcmp(C, R, sizeof(float) * (size_t)M * N) == 0, "case %zu: fast and reference differ", ci);
+        memcpy(F, C0, sizeof(float) * (size_t)M * N);
+        fm_gemm_ref(por, 0, M, N, K, A, por ? M : K, B, N, acc, F, N);
+        int bad = 0;
+        for (int i = 0; i < M && bad < 3; i++) {
+            for (int j = 0; j < N && bad < 3; j++) {
+                double abs_sum = acc ? fabs(C0[(size_t)i * N + j]) : 0.0;
+                for (int k = 0; k < K; k++) {
+                    abs_sum += fabs((double)(por ? A[(size_t)k * M + i] : A[(size_t)i * K + k]) * B[(size_t)k * N + j]);
+                }
+                double err = fabs((double)C[(size_t)i * N + j] - F[(size_t)i * N + j]);
+                if (!(err <= (1.0 / 256 + 1e-6) * abs_sum + 1e-30)) {
+                    CHECK(t, 0, "case %zu: C[%d][%d] %.7g vs float %.7g (sum|ab| %.3g)", ci, i, j,
+                          (double)C[(size_t)i * N + j], (double)F[(size_t)i * N + j], abs_sum);
+                    bad++;
+                }
+            }
+        }
+        free(A), free(B), free(C0), free(C), free(R), free(F), free(Ab), free(Bb);
+    }
+    fm_fpenv_leave(env);
+}
+
+/* The packers (vectors where the CPU has AVX-512 BF16, plain code for the rest) put
+ * fm_bf16_round of each element where fm_gemm_bf16 reads it, zeros in the padding, on widths
+ * around the vector sizes, odd row counts, a row stride past the width, and the values rounding
+ * is particular about: ties, NaN, infinities, subnormals (read as zero, as the instruction
+ * does). */
+void test_bf16_pack(test_ctx *t) {
+    const uint32_t special[] = {0x3f808000u, 0x3f818000u, 0x7fc00000u, 0x7f800001u, 0xff800000u,
+                                0x00000001u, 0x807fffffu, 0x7f7fffffu, 0x80000000u};
+    const struct { int rows, cols; } shapes[] = {{1, 1}, {3, 15}, {4, 16}, {5, 33}, {2, 32}, {7, 64}, {49, 64}, {6, 47}};
+    fm_rng rng;
+    fm_rng_seed(&rng, 77);
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        const int rows = shapes[si].rows, cols = shapes[si].cols, ld = cols + 3;
+        const int cp = (cols + 1) & ~1, rp = (rows + 1) & ~1;
+        float *src = malloc(sizeof(float) * (size_t)rows * ld);
+        fm_bf16 *dr = malloc(sizeof(fm_bf16) * (size_t)rows * cp), *dp = malloc(sizeof(fm_bf16) * (size_t)rp * cols);
+        for (int i = 0; i < rows * ld; i++) {
+            src[i] = 8.0f * (fm_rng_uniform(&rng) - 0.5f);
+            if (i % 5 == 0) memcpy(&src[i], &special[(i / 5) % 9], sizeof(float));
+        }
+        memset(dr, 0xff, sizeof(fm_bf16) * (size_t)rows * cp), memset(dp, 0xff, sizeof(fm_bf16) * (size_t)rp * cols);
+        fm_bf16_pack_rows(dr, src, rows, cols, (size_t)ld);
+        fm_bf16_pack_pairs(dp, src, rows, cols, (size_t)ld);
+        int bad = 0;
+        for (int r = 0; r < rp && bad < 3; r++) {
+            for (int c = 0; c < cp && bad < 3; c++) {
+                fm_bf16 want = r < rows && c < cols ? fm_bf16_round(src[(size_t)r * ld + c]) : 0;
+                if (r < rows) {
+                    fm_bf16 got = dr[(size_t)r * cp + c];
+                    if (got != want) {
+                        CHECK(t, 0, "%dx%d rows: [%d][%d] %04x, wanted %04x", rows, cols, r, c, got, want);
+                        bad++;
+                    }
+                }
+                if (c < cols) {
+                    fm_bf16 got = dp[((size_t)(r / 2) * cols + c) * 2 + (r & 1)];
+                    if (got != want) {
+                        CHECK(t, 0, "%dx%d pairs: [%d][%d] %04x, wanted %04x", rows, cols, r, c, got, want);
+                        bad++;
+                    }
+                }
+            }
+        }
+        free(src), free(dr), free(dp);
+    }
+    CHECK(t, fm_bf16_round(1e-40f) == 0 && fm_bf16_round(-1e-40f) == 0x8000, "subnormals are not read as zero");
+}
