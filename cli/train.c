@@ -569,6 +569,10 @@ int train_run(const char *cmd, const train_options *o, const fm_dataset *given_t
         printf("Training: %s, batch %d, %d epochs, seed %llu, %d thread%s -> %s\n",
                train_settings_text(&tp, tta, regtext, sizeof regtext), tp.batch, tp.epochs, (unsigned long long)tp.seed, threads,
                threads == 1 ? "" : "s", outdir);
+        if (!fm_precision_fast(tp.precision)) {
+            printf("Note: this CPU has no AVX-512 BF16, so the %s products run in plain code, "
+                   "slower than float32\n", train_precision_name(tp.precision));
+        }
         if (o->ck) {
             int done, bdone, nb;
             fm_checkpoint_position(o->ck, &done, &bdone, &nb, NULL);
