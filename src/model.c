@@ -833,6 +833,14 @@ static int dropping(const fm_model *m, const fm_layer *L) {
     return m->training && m->rng && L->rate > 0.0f;
 }
 
+/* A convolution's shape as this pass computes it: with bf16 products while fm_fit says so
+ * (m->bf16 is set only around training batches). */
+static fm_conv_shape conv_shape_now(const fm_model *m, const fm_layer *L) {
+    fm_conv_shape s = L->conv;
+    s.bf16 = m->bf16;
+    return s;
+}
+
 /* The forward pass of the convolutional network's layers, one layer on the B rows of x. */
 static void cnn_layer_forward(fm_model *m, int l, float *y, const float *x, int B, int threads) {
     const fm_layer *L = &m->layers[l];
@@ -840,8 +848,7 @@ static void cnn_layer_forward(fm_model *m, int l, float *y, const float *x, int 
     size_t n = (size_t)B * L->out_size;
     switch (L->kind) {
     case FM_LAYER_CONV: {
-        fm_conv_shape s = L->conv;
-        s.bf16 = m->training && m->bf16;
+        const fm_conv_shape s = conv_shape_now(m, L);
         conv2d_forward(y, x, m->params + L->w_off, m->params + L->b_off, m->col, m->n_col, B, &s,
                        fm_model_pool(m, threads));
         break;
@@ -889,8 +896,7 @@ static void cnn_layer_backward(fm_model *m, int l, float *dinp, const float *dou
     const float *x = act_at(m, l - 1), *y = act_at(m, l);
     switch (L->kind) {
     case FM_LAYER_CONV: {
-        fm_conv_shape s = L->conv;
-        s.bf16 = m->training && m->bf16;
+        const fm_conv_shape s = conv_shape_now(m, L);
         conv2d_backward(dinp, grads + L->w_off, grads + L->b_off, dout, x, m->params + L->w_off,
                         m->col, m->n_col, m->dwork, B, &s, fm_model_pool(m, threads));
         break;

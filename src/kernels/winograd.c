@@ -75,7 +75,8 @@ size_t fm_winograd_ws_size(const fm_conv_shape *s) { return geom_of(s).end; }
  * this one computes (fm_conv_shape_input_grad). */
 static void prepare(float *ws, const float *weight, const fm_conv_shape *s, int flipped) {
     const int OC = s->OC, C = s->C;
-    float *U = ws + geom_of(s).u;
+    const wg_geom geom = geom_of(s);
+    float *U = ws + geom.u;
     const size_t plane = (size_t)C * OC;
     for (int oc = 0; oc < OC; oc++) {
         for (int c = 0; c < C; c++) {
@@ -101,10 +102,9 @@ static void prepare(float *ws, const float *weight, const fm_conv_shape *s, int 
         }
     }
     if (s->bf16) {
-        const wg_geom g = geom_of(s);
         const size_t pairs = (size_t)(C + 1) / 2 * OC * 2;
         for (int xi = 0; xi < 16; xi++) {
-            fm_bf16_pack_pairs((fm_bf16 *)(ws + g.ub) + xi * pairs, U + xi * plane, C, OC, (size_t)OC);
+            fm_bf16_pack_pairs((fm_bf16 *)(ws + geom.ub) + xi * pairs, U + xi * plane, C, OC, (size_t)OC);
         }
     }
 }
@@ -251,13 +251,12 @@ void fm_winograd_sample(float *out, const float *x, int x_cl, const float *bias,
                 fm_gemm_bf16(1, nt, OC, C2, Vb + (size_t)xi * nt * C2 * 2, (size_t)C2, 1,
                              Ub + (size_t)xi * C2 * OC * 2, OC, 0, M + (size_t)xi * nt * OC, OC);
             }
-            transform_output(yh, M, bias, OC, ty0, ty1, s, &g);
-            continue;
-        }
-        /* M[xi] (nt, OC) = V[xi] (nt, C) · U[xi] (C, OC), for each of the 16 points */
-        for (int xi = 0; xi < 16; xi++) {
-            fm_gemm_ex(fm_simd_best(), 0, 0, nt, OC, C, V + (size_t)xi * nt * C, C,
-                       U + (size_t)xi * C * OC, OC, 0, M + (size_t)xi * nt * OC, OC, NULL, NULL);
+        } else {
+            /* M[xi] (nt, OC) = V[xi] (nt, C) · U[xi] (C, OC), for each of the 16 points */
+            for (int xi = 0; xi < 16; xi++) {
+                fm_gemm_ex(fm_simd_best(), 0, 0, nt, OC, C, V + (size_t)xi * nt * C, C,
+                           U + (size_t)xi * C * OC, OC, 0, M + (size_t)xi * nt * OC, OC, NULL, NULL);
+            }
         }
         transform_output(yh, M, bias, OC, ty0, ty1, s, &g);
     }
@@ -343,13 +342,13 @@ void fm_winograd_dw_sample(float *dU, int accumulate, const float *x, const floa
                 fm_gemm_bf16(1, C, OC, nt2, vp, 1, (size_t)C, mp, OC, accumulate || ty0 > 0,
                              dU + (size_t)xi * C * OC, OC);
             }
-            continue;
-        }
-        /* dU[xi] (C, OC) += V[xi]^T (C, nt) · dM[xi] (nt, OC) */
-        for (int xi = 0; xi < 16; xi++) {
-            fm_gemm_ex(fm_simd_best(), 1, 0, C, OC, nt, V + (size_t)xi * nt * C, C,
-                       dM + (size_t)xi * nt * OC, OC, accumulate || ty0 > 0,
-                       dU + (size_t)xi * C * OC, OC, NULL, NULL);
+        } else {
+            /* dU[xi] (C, OC) += V[xi]^T (C, nt) · dM[xi] (nt, OC) */
+            for (int xi = 0; xi < 16; xi++) {
+                fm_gemm_ex(fm_simd_best(), 1, 0, C, OC, nt, V + (size_t)xi * nt * C, C,
+                           dM + (size_t)xi * nt * OC, OC, accumulate || ty0 > 0,
+                           dU + (size_t)xi * C * OC, OC, NULL, NULL);
+            }
         }
     }
 }
