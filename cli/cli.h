@@ -102,7 +102,6 @@ int train_resume_parse(const char *cmd, int argc, char **argv, train_options *o)
 const char *train_optimizer_name(fm_optimizer o);
 const char *train_schedule_name(fm_schedule s);
 const char *train_precision_name(fm_precision p);
-int train_parse_precision(const char *s, fm_precision *out);
 /* "sgd lr 0.1 nesterov 0.9, onecycle schedule, weight decay 0.0005, augment flip, ...": the
  * optimizer with its rate (the default when tp->lr is 0), then every setting that differs from
  * train's defaults (schedule, decay, smoothing, augmentation, test-time flips, callbacks, swa).

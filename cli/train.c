@@ -110,42 +110,29 @@ static void on_stop_signal(int sig) {
     (void)w;
 }
 
-const char *train_optimizer_name(fm_optimizer o) {
-    return o == FM_OPT_ADAMW ? "adamw" : o == FM_OPT_SGD ? "sgd" : "adam";
-}
 
-static int parse_optimizer(const char *s, fm_optimizer *out) {
-    static const char *const names[] = {"adam", "sgd", "adamw"}; /* in fm_optimizer order */
-    for (int i = 0; i < 3; i++) {
-        if (strcmp(s, names[i]) == 0) return *out = (fm_optimizer)i, 1;
+/* The index of s in names[n], the flags' spellings of an enum in its order; -1 when absent. */
+static int name_index(const char *const *names, int n, const char *s) {
+    for (int i = 0; i < n; i++) {
+        if (strcmp(s, names[i]) == 0) return i;
     }
-    return 0;
+    return -1;
 }
 
+static const char *const OPTIMIZERS[] = {"adam", "sgd", "adamw"}; /* fm_optimizer order */
 static const char *const SCHEDULES[] = {"constant", "step", "cosine", "onecycle"}; /* fm_schedule order */
+static const char *const PRECISIONS[] = {"float32", "bf16"}; /* fm_precision order */
+
+const char *train_optimizer_name(fm_optimizer o) {
+    return (unsigned)o < 3 ? OPTIMIZERS[o] : "adam";
+}
 
 const char *train_schedule_name(fm_schedule s) {
     return (unsigned)s < 4 ? SCHEDULES[s] : "?";
 }
 
-static int parse_schedule(const char *s, fm_schedule *out) {
-    for (int i = 0; i < 4; i++) {
-        if (strcmp(s, SCHEDULES[i]) == 0) return *out = (fm_schedule)i, 1;
-    }
-    return 0;
-}
-
-static const char *const PRECISIONS[] = {"float32", "bf16"}; /* fm_precision order */
-
 const char *train_precision_name(fm_precision p) {
     return (unsigned)p < 2 ? PRECISIONS[p] : "?";
-}
-
-int train_parse_precision(const char *s, fm_precision *out) {
-    for (int i = 0; i < 2; i++) {
-        if (strcmp(s, PRECISIONS[i]) == 0) return *out = (fm_precision)i, 1;
-    }
-    return 0;
 }
 
 /* Appends to buf[cap] at *len, keeping the text terminated and *len at most cap - 1. */
@@ -328,7 +315,7 @@ int train_parse(const char *cmd, int argc, char **argv, train_options *o) {
     fm_train_params tp = fm_train_default_params();
     fm_model_params mp = fm_model_default_params();
     const char *spec = "mlp", *data = NULL, *out = NULL, *name = NULL, *classes = "fashion";
-    int no_test = 0, no_report = 0, quiet = 0, json = 0, c, wd_given = 0, tta = 0;
+    int no_test = 0, no_report = 0, quiet = 0, json = 0, c, wd_given = 0, tta = 0, i;
     fm_error err = {0};
     long lv;
     double dv;
@@ -348,9 +335,10 @@ int train_parse(const char *cmd, int argc, char **argv, train_options *o) {
         case O_EPOCHS: if (!cli_int(cmd, "--epochs", optarg, 1, 100000, &lv)) return 1; tp.epochs = (int)lv; break;
         case O_BATCH: if (!cli_int(cmd, "--batch", optarg, 1, 65536, &lv)) return 1; tp.batch = (int)lv; break;
         case O_OPT:
-            if (!parse_optimizer(optarg, &tp.optimizer)) {
+            if ((i = name_index(OPTIMIZERS, 3, optarg)) < 0) {
                 return cli_error(cmd, "--optimizer must be adam, adamw or sgd, got \"%s\"", optarg);
             }
+            tp.optimizer = (fm_optimizer)i;
             break;
         case O_LR:
             if (!cli_float_positive(cmd, "--lr", optarg, 10, &dv)) return 1;
@@ -398,9 +386,10 @@ int train_parse(const char *cmd, int argc, char **argv, train_options *o) {
             tp.weight_decay = (float)dv, wd_given = 1;
             break;
         case O_SCHED:
-            if (!parse_schedule(optarg, &tp.schedule)) {
+            if ((i = name_index(SCHEDULES, 4, optarg)) < 0) {
                 return cli_error(cmd, "--schedule must be constant, step, cosine or onecycle, got \"%s\"", optarg);
             }
+            tp.schedule = (fm_schedule)i;
             break;
         case O_WARMUP: if (!cli_float(cmd, "--warmup", optarg, 0, 100000, &dv)) return 1; tp.warmup = (float)dv; break;
         case O_STEP_EPOCHS: if (!cli_int(cmd, "--step-epochs", optarg, 1, 100000, &lv)) return 1; tp.step_epochs = (int)lv; break;
@@ -440,9 +429,10 @@ int train_parse(const char *cmd, int argc, char **argv, train_options *o) {
             tp.swa_lr = (float)dv;
             break;
         case O_PRECISION:
-            if (!train_parse_precision(optarg, &tp.precision)) {
+            if ((i = name_index(PRECISIONS, 2, optarg)) < 0) {
                 return cli_error(cmd, "--precision must be float32 or bf16, got \"%s\"", optarg);
             }
+            tp.precision = (fm_precision)i;
             break;
         default: return cli_bad_option(cmd, argv, c);
         }
