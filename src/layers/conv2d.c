@@ -489,6 +489,23 @@ static void conv_backward_task(void *ctx, int t) {
     }
 }
 
+/* sums[k] = the groups' entries at offset + k (k < n) added in group order, from zero: the
+ * groups' rows side by side, so the adds run in vectors and read each slot's row as one stream
+ * (one entry at a time read a float per group, each from its own page: 8% of cnn-best's time);
+ * each entry's chain of adds is the same as before, so are the bits. */
+#define REDUCE_BLOCK 128
+static void sum_groups(float *sums, const float *dwork, size_t slot, int groups, size_t offset, int n) {
+    for (int k = 0; k < n; k++) sums[k] = 0.0f;
+    for (int g = 0; g < groups; g++) {
+        const float *row = dwork + (size_t)g * slot + offset;
+        for (int k = 0; k < n; k++) sums[k] += row[k];
+    }
+}
+
+static int block_len(size_t from, size_t end) {
+    return end - from < REDUCE_BLOCK ? (int)(end - from) : REDUCE_BLOCK;
+}
+
 /* The group-order reduction of the groups' gradients, split over the weights. */
 static void conv_reduce_task(void *ctx, int t) {
     const conv_job *j = ctx;
@@ -497,45 +514,51 @@ static void conv_reduce_task(void *ctx, int t) {
     const size_t OC = (size_t)s->OC, CKK = (size_t)s->C * s->KH * s->KW, KK = (size_t)s->KH * s->KW;
     const size_t C = (size_t)s->C, CKKp = (size_t)padded_ckk(s);
     const int groups = group_count(j->B);
+    float sums[16][REDUCE_BLOCK];
     if (!j->sparse && weight_grad_by_winograd(s)) {
         /* dU (16, C, OC): task t takes channel pairs (and then biases), each pair's 16 values
          * summed over groups, then turned into its kernel's gradient */
         const size_t pairs = C * OC, units = pairs + OC;
-        for (size_t u = units * (size_t)t / (size_t)j->tasks; u < units * (size_t)(t + 1) / (size_t)j->tasks; u++) {
-            if (u >= pairs) {
-                float sum = 0.0f;
-                for (int g = 0; g < groups; g++) sum += j->dwork[(size_t)g * slot + nw + (u - pairs)];
-                j->dbias[u - pairs] += sum;
-                continue;
+        const size_t lo = units * (size_t)t / (size_t)j->tasks, hi = units * (size_t)(t + 1) / (size_t)j->tasks;
+        for (size_t u0 = lo; u0 < (hi < pairs ? hi : pairs); u0 += REDUCE_BLOCK) {
+            const int n = block_len(u0, hi < pairs ? hi : pairs);
+            for (int xi = 0; xi < 16; xi++) sum_groups(sums[xi], j->dwork, slot, groups, (size_t)xi * pairs + u0, n);
+            for (int k = 0; k < n; k++) {
+                const size_t u = u0 + (size_t)k; /* u = c * OC + oc */
+                float du[16], dg[9];
+                for (int xi = 0; xi < 16; xi++) du[xi] = sums[xi][k];
+                fm_winograd_kernel_grad(dg, du);
+                float *to = j->dweight + ((u % OC) * C + u / OC) * 9;
+                for (int q = 0; q < 9; q++) to[q] += dg[q];
             }
-            float du[16], dg[9];
-            for (int xi = 0; xi < 16; xi++) {
-                float sum = 0.0f;
-                for (int g = 0; g < groups; g++) sum += j->dwork[(size_t)g * slot + (size_t)xi * pairs + u];
-                du[xi] = sum;
-            }
-            fm_winograd_kernel_grad(dg, du);
-            float *to = j->dweight + ((u % OC) * C + u / OC) * 9; /* u = c * OC + oc */
-            for (int k = 0; k < 9; k++) to[k] += dg[k];
+        }
+        for (size_t u0 = lo > pairs ? lo : pairs; u0 < hi; u0 += REDUCE_BLOCK) {
+            const int n = block_len(u0, hi);
+            sum_groups(sums[0], j->dwork, slot, groups, nw + (u0 - pairs), n);
+            for (int k = 0; k < n; k++) j->dbias[u0 - pairs + (size_t)k] += sums[0][k];
         }
         return;
     }
-    for (size_t i = slot * (size_t)t / (size_t)j->tasks; i < slot * (size_t)(t + 1) / (size_t)j->tasks; i++) {
-        size_t to; /* where slot entry i goes in dweight (OC, C, KH, KW) */
-        if (i >= nw) {
-            to = 0;
-        } else if (j->sparse) {
-            size_t oc = i / CKKp, k = i % CKKp; /* (OC, CKKp), k = tap * C + c */
-            if (oc >= OC || k >= CKK) continue; /* (slots may be longer, for Winograd's dU) */
-            to = (oc * C + k % C) * KK + k / C;
-        } else {
-            if (i >= OC * CKK) continue;
-            to = (i % OC) * CKK + i / OC; /* dw^T (CKK, OC) */
+    const size_t lo = slot * (size_t)t / (size_t)j->tasks, hi = slot * (size_t)(t + 1) / (size_t)j->tasks;
+    for (size_t i0 = lo; i0 < hi; i0 += REDUCE_BLOCK) {
+        const int n = block_len(i0, hi);
+        sum_groups(sums[0], j->dwork, slot, groups, i0, n);
+        for (int k = 0; k < n; k++) {
+            const size_t i = i0 + (size_t)k;
+            size_t to; /* where slot entry i goes in dweight (OC, C, KH, KW) */
+            if (i >= nw) {
+                j->dbias[i - nw] += sums[0][k];
+                continue;
+            } else if (j->sparse) {
+                size_t oc = i / CKKp, q = i % CKKp; /* (OC, CKKp), q = tap * C + c */
+                if (oc >= OC || q >= CKK) continue; /* (slots may be longer, for Winograd's dU) */
+                to = (oc * C + q % C) * KK + q / C;
+            } else {
+                if (i >= OC * CKK) continue;
+                to = (i % OC) * CKK + i / OC; /* dw^T (CKK, OC) */
+            }
+            j->dweight[to] += sums[0][k];
         }
-        float sum = 0.0f;
-        for (int g = 0; g < groups; g++) sum += j->dwork[(size_t)g * slot + i];
-        if (i < nw) j->dweight[to] += sum;
-        else j->dbias[i - nw] += sum;
     }
 }
 
@@ -551,7 +574,8 @@ static void conv_reduce_task(void *ctx, int t) {
  * Why per sample and not one product over the batch (K = B*OH*OW): on the cnn preset's second
  * layer a sample's products (64x576x288 and the like) already run at the kernel's peak, about
  * 110 GFLOP/s on one core, while the batch-wide ones measured 40-73 (their panels leave the
- * cache); the reduction over groups costs B/GROUP*OC*CKK adds, well under 1% of the products. */
+ * cache); the reduction over groups costs B/GROUP*OC*CKK adds (B/GROUP*16*OC*C by Winograd), a
+ * few percent of the products, memory-bound (sum_groups). */
 void conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                      const float *inp, const float *weight, float *col, int n_col, float *dwork,
                      int B, const fm_conv_shape *s, fm_pool *pool) {
