@@ -382,6 +382,21 @@ void batchnorm_forward_infer(float *out, const float *inp, const float *gamma, c
 void batchnorm_backward(float *dinp, float *dgamma, float *dbeta, const float *dout,
                         const float *inp, const float *mean, const float *invstd,
                         const float *gamma, int B, int C, int HW, fm_pool *pool);
+/* The same followed by a ReLU, in the same passes (two fewer over the activations each way):
+ * out = relu(batch norm(inp)), bit for bit what the two layers write one after the other; the
+ * backward pass takes the ReLU's output gradient and output (relu_out) and gives what
+ * relu_backward then batchnorm_backward would. */
+void batchnorm_relu_forward_train(float *out, float *mean, float *invstd, float *running_mean,
+                                  float *running_var, const float *inp, const float *gamma,
+                                  const float *beta, int B, int C, int HW, float momentum, float eps,
+                                  fm_pool *pool);
+void batchnorm_relu_forward_infer(float *out, const float *inp, const float *gamma, const float *beta,
+                                  const float *running_mean, const float *running_var, int B, int C,
+                                  int HW, float eps, fm_pool *pool);
+void batchnorm_relu_backward(float *dinp, float *dgamma, float *dbeta, const float *dout,
+                             const float *relu_out, const float *inp, const float *mean,
+                             const float *invstd, const float *gamma, int B, int C, int HW,
+                             fm_pool *pool);
 
 /* Softmax cross-entropy from logits [B,C], numerically stable (log-sum-exp around the max).
  * Forward writes probabilities, returns the summed loss over the batch and counts correct argmax

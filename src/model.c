@@ -841,6 +841,28 @@ static fm_conv_shape conv_shape_now(const fm_model *m, const fm_layer *L) {
     return s;
 }
 
+/* Batch norm on the B rows of x, followed by a ReLU when relu is set (y is then the ReLU's
+ * slot, and the batch norm's own is left unused, as a dense layer's is). */
+static void batchnorm_layer_forward(fm_model *m, int l, float *y, const float *x, int B, int relu,
+                                    int threads) {
+    const fm_layer *L = &m->layers[l];
+    const int C = (int)L->in_c, HW = (int)(L->in_h * L->in_w);
+    float *gamma = m->params + L->w_off, *beta = m->params + L->b_off;
+    float *running_mean = m->state + L->s_off, *running_var = running_mean + C;
+    fm_pool *pool = fm_model_pool(m, threads);
+    if (m->training) {
+        float *mean = m->bn_work + L->work_off;
+        /* PyTorch's momentum=None: batch k of the pass weighs 1/k, so each counts the same. */
+        float momentum = m->bn_cumulative ? 1.0f / (float)(m->batches_tracked[l] + 1) : FM_BN_MOMENTUM;
+        (relu ? batchnorm_relu_forward_train : batchnorm_forward_train)(
+            y, mean, mean + C, running_mean, running_var, x, gamma, beta, B, C, HW, momentum, FM_BN_EPS, pool);
+        m->batches_tracked[l]++;
+    } else {
+        (relu ? batchnorm_relu_forward_infer : batchnorm_forward_infer)(
+            y, x, gamma, beta, running_mean, running_var, B, C, HW, FM_BN_EPS, pool);
+    }
+}
+
 /* The forward pass of the convolutional network's layers, one layer on the B rows of x. */
 static void cnn_layer_forward(fm_model *m, int l, float *y, const float *x, int B, int threads) {
     const fm_layer *L = &m->layers[l];
@@ -861,22 +883,6 @@ static void cnn_layer_forward(fm_model *m, int l, float *y, const float *x, int 
         avgpool2d_forward(y, x, B, C, H, W, L->kernel, L->stride, (int)L->out_h, (int)L->out_w);
         break;
     case FM_LAYER_GAP: global_avgpool_forward(y, x, B, C, H * W); break;
-    case FM_LAYER_BATCHNORM: {
-        float *gamma = m->params + L->w_off, *beta = m->params + L->b_off;
-        float *running_mean = m->state + L->s_off, *running_var = running_mean + C;
-        if (m->training) {
-            float *mean = m->bn_work + L->work_off;
-            /* PyTorch's momentum=None: batch k of the pass weighs 1/k, so each counts the same. */
-            float momentum = m->bn_cumulative ? 1.0f / (float)(m->batches_tracked[l] + 1) : FM_BN_MOMENTUM;
-            batchnorm_forward_train(y, mean, mean + C, running_mean, running_var, x, gamma, beta, B,
-                                    C, H * W, momentum, FM_BN_EPS, fm_model_pool(m, threads));
-            m->batches_tracked[l]++;
-        } else {
-            batchnorm_forward_infer(y, x, gamma, beta, running_mean, running_var, B, C, H * W, FM_BN_EPS,
-                                    fm_model_pool(m, threads));
-        }
-        break;
-    }
     case FM_LAYER_DROPOUT:
         if (dropping(m, L)) dropout_forward(y, aux_at(m, l), x, n, L->rate, m->rng);
         else memcpy(y, x, n * sizeof(float));
@@ -943,6 +949,12 @@ float *fm_model_forward_from(fm_model *m, const float *x, int B, int threads) {
                           (int)L->out_size, relu, pool);
             break;
         }
+        case FM_LAYER_BATCHNORM: {
+            const int bn = l;
+            if (relu_follows(m, l)) y = act_at(m, ++l);
+            batchnorm_layer_forward(m, bn, y, x, B, l != bn, threads);
+            break;
+        }
         case FM_LAYER_RELU: relu_pooled(m, threads, 0, y, x, NULL, n); break;
         case FM_LAYER_TANH: tanh_forward(y, x, n); break;
         case FM_LAYER_SIGMOID: sigmoid_forward(y, x, n); break;
@@ -998,7 +1010,20 @@ void fm_model_backward(fm_model *m, const float *dlogits, float *grads, int B, i
             if (l == 0 && L->n_params == 0) break;
             if (l == 0) dinp = NULL;
             switch (L->kind) {
-            case FM_LAYER_RELU: relu_pooled(m, threads, 1, dinp, dout, y, n); break;
+            case FM_LAYER_RELU:
+                if (l > 0 && m->layers[l - 1].kind == FM_LAYER_BATCHNORM && relu_follows(m, l - 1)) {
+                    /* fused in forward, fused back: the mask applied inside batch norm's passes */
+                    const fm_layer *N = &m->layers[--l];
+                    const float *mean = m->bn_work + N->work_off;
+                    const int C = (int)N->in_c;
+                    if (l == 0) dinp = NULL;
+                    batchnorm_relu_backward(dinp, grads + N->w_off, grads + N->b_off, dout, y,
+                                            act_at(m, l - 1), mean, mean + C, m->params + N->w_off, B, C,
+                                            (int)(N->in_h * N->in_w), pool);
+                } else {
+                    relu_pooled(m, threads, 1, dinp, dout, y, n);
+                }
+                break;
             case FM_LAYER_TANH: tanh_backward(dinp, dout, y, n); break;
             case FM_LAYER_SIGMOID: sigmoid_backward(dinp, dout, y, n); break;
             case FM_LAYER_FLATTEN: memcpy(dinp, dout, n * sizeof(float)); break;

@@ -193,6 +193,11 @@ void test_conv2d_matches_reference(test_ctx *t) {
      * itself instead of columns, here with stride 2 */
     const conv_case runs = {2, 16, 9, 9, 5, 3, 2, 0};
     check_conv_case(t, &runs, 9, 0.9f);
+    /* stride 2 by columns, three groups of samples (the last short), each group's gradient
+     * 16*9*24 + 24 values: the reduction over groups in several blocks, dense and sparse */
+    const conv_case groups = {9, 16, 9, 9, 24, 3, 2, 1};
+    check_conv_case(t, &groups, 10, 0.0f);
+    check_conv_case(t, &groups, 11, 0.9f);
 }
 
 /* The Winograd forward pass (3x3, stride 1, at least 8 input channels) against the definition:
@@ -252,6 +257,8 @@ void test_conv2d_winograd_backward(test_ctx *t) {
         {1, 9, 9, 30, 20, 3, 1, 0},  /* valid 9x30: a full 9x30 gradient from 7x28 */
         {3, 16, 6, 5, 33, 3, 1, 1},  /* same, 33 channels: two vectors and one more */
         {2, 8, 28, 28, 16, 3, 1, 1}, /* cnn-best's first stage: 196 tiles in blocks of 56 */
+        {9, 16, 6, 6, 24, 3, 1, 1},  /* three groups of samples, the last short, summed over
+                                        384 channel pairs: several blocks of the reduction */
     };
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
         const conv_case *c = &cases[ci];
@@ -696,6 +703,101 @@ void test_batchnorm_gradients(test_ctx *t) {
             CHECK_NEAR(t, s, 0.0, 1e-5);
         }
     }
+}
+
+/* The training forward and backward passes against the formulas summed plainly in double: a
+ * batch that is not a whole number of the sums' blocks of rows (11) with rows that are not whole
+ * vectors (13 values), and values far from zero mean. */
+void test_batchnorm_matches_reference(test_ctx *t) {
+    enum { B = 11, C = 3, HW = 13, N = B * C * HW };
+    float x[N], R[N], out[N], dx[N], gamma[C], beta[C], mean[C], invstd[C], rm[C] = {0}, rv[C] = {0};
+    float dgamma[C] = {0}, dbeta[C] = {0};
+    fm_rng rng;
+    fm_rng_seed(&rng, 540);
+    fill(x, N, &rng, 3, 8);
+    fill(R, N, &rng, -1, 1);
+    fill(gamma, C, &rng, 0.5f, 1.5f);
+    fill(beta, C, &rng, -0.5f, 0.5f);
+    batchnorm_forward_train(out, mean, invstd, rm, rv, x, gamma, beta, B, C, HW, 0.1f, 1e-5f, NULL);
+    batchnorm_backward(dx, dgamma, dbeta, R, x, mean, invstd, gamma, B, C, HW, NULL);
+    const double n = (double)B * HW;
+    for (int c = 0; c < C; c++) {
+        double s = 0, sq = 0, sdy = 0, sdot = 0;
+        for (int b = 0; b < B; b++)
+            for (int i = 0; i < HW; i++) s += x[(b * C + c) * HW + i];
+        const double mu = s / n;
+        for (int b = 0; b < B; b++)
+            for (int i = 0; i < HW; i++) sq += pow(x[(b * C + c) * HW + i] - mu, 2);
+        const double is = 1.0 / sqrt(sq / n + 1e-5);
+        CHECK_NEAR(t, mean[c], mu, 1e-6 * fabs(mu));
+        CHECK_NEAR(t, invstd[c], is, 1e-6 * is);
+        CHECK_NEAR(t, rv[c], 0.1 * sq / (n - 1), 1e-6 * rv[c]);
+        for (int b = 0; b < B; b++) {
+            for (int i = 0; i < HW; i++) {
+                const int k = (b * C + c) * HW + i;
+                const double xhat = (x[k] - mu) * is;
+                CHECK_NEAR(t, out[k], gamma[c] * xhat + beta[c], 1e-5);
+                sdy += R[k], sdot += R[k] * xhat;
+            }
+        }
+        CHECK_NEAR(t, dbeta[c], sdy, 1e-5);
+        CHECK_NEAR(t, dgamma[c], sdot, 1e-5);
+        for (int b = 0; b < B; b++) {
+            for (int i = 0; i < HW; i++) {
+                const int k = (b * C + c) * HW + i;
+                const double xhat = (x[k] - mu) * is;
+                CHECK_NEAR(t, dx[k], gamma[c] * is * (R[k] - sdy / n - xhat * sdot / n), 1e-5);
+            }
+        }
+    }
+}
+
+/* Batch norm with the ReLU fused into its passes gives the bits of the two layers run one after
+ * the other, in training, inference and backward, on one thread and on two (the larger shape,
+ * split by channels); a quarter of the inputs sit at the mean, so some outputs are exactly 0. */
+void test_batchnorm_relu_fused(test_ctx *t) {
+    static const int shapes[2][3] = {{11, 3, 13}, {9, 12, 784}};
+    fm_pool *pool2 = fm_pool_create(2);
+    for (int k = 0; k < 2; k++) {
+        const int B = shapes[k][0], C = shapes[k][1], HW = shapes[k][2];
+        const size_t N = (size_t)B * C * HW;
+        float *x = alloc_floats(N), *R = alloc_floats(N), *y = alloc_floats(N), *z = alloc_floats(N);
+        float *zf = alloc_floats(N), *d = alloc_floats(N), *dx = alloc_floats(N), *dxf = alloc_floats(N);
+        float gamma[12], beta[12], mean[2][12] = {{0}}, invstd[2][12] = {{0}}, rm[2][12] = {{0}};
+        float rv[2][12] = {{0}};
+        float dg[2][12] = {{0}}, db[2][12] = {{0}};
+        fm_rng rng;
+        fm_rng_seed(&rng, 550 + k);
+        fill(x, N, &rng, -2, 2);
+        for (size_t i = 0; i < N; i += 4) x[i] = 0.0f;
+        fill(R, N, &rng, -1, 1);
+        fill(gamma, C, &rng, 0.5f, 1.5f);
+        fill(beta, C, &rng, -0.5f, 0.5f);
+        fm_pool *pool = k ? pool2 : NULL;
+        batchnorm_forward_train(y, mean[0], invstd[0], rm[0], rv[0], x, gamma, beta, B, C, HW, 0.1f, 1e-5f, pool);
+        relu_forward(z, y, N);
+        batchnorm_relu_forward_train(zf, mean[1], invstd[1], rm[1], rv[1], x, gamma, beta, B, C, HW, 0.1f,
+                                     1e-5f, pool);
+        CHECK(t, memcmp(z, zf, N * sizeof(float)) == 0 && memcmp(mean[0], mean[1], sizeof(float) * C) == 0 &&
+                     memcmp(invstd[0], invstd[1], sizeof(float) * C) == 0 &&
+                     memcmp(rm[0], rm[1], sizeof(float) * C) == 0 && memcmp(rv[0], rv[1], sizeof(float) * C) == 0,
+              "shape %d: fused training forward differs", k);
+        relu_backward(d, R, z, N);
+        batchnorm_backward(dx, dg[0], db[0], d, x, mean[0], invstd[0], gamma, B, C, HW, pool);
+        batchnorm_relu_backward(dxf, dg[1], db[1], R, z, x, mean[0], invstd[0], gamma, B, C, HW, pool);
+        CHECK(t, memcmp(dx, dxf, N * sizeof(float)) == 0 && memcmp(dg[0], dg[1], sizeof(float) * C) == 0 &&
+                     memcmp(db[0], db[1], sizeof(float) * C) == 0,
+              "shape %d: fused backward differs", k);
+        batchnorm_forward_infer(y, x, gamma, beta, rm[0], rv[0], B, C, HW, 1e-5f, pool);
+        relu_forward(z, y, N);
+        batchnorm_relu_forward_infer(zf, x, gamma, beta, rm[0], rv[0], B, C, HW, 1e-5f, pool);
+        CHECK(t, memcmp(z, zf, N * sizeof(float)) == 0, "shape %d: fused inference differs", k);
+        size_t zeros = 0;
+        for (size_t i = 0; i < N; i++) zeros += zf[i] == 0.0f;
+        CHECK(t, zeros > N / 4 && zeros < 3 * N / 4, "shape %d: %zu of %zu outputs cut", k, zeros, N);
+        free(x), free(R), free(y), free(z), free(zf), free(d), free(dx), free(dxf);
+    }
+    fm_pool_free(pool2);
 }
 
 /* Batch norm's three passes split by channels on 2 and 3 threads (the split starts at 65,536

@@ -262,6 +262,9 @@ void test_cnn_model_gradients(test_ctx *t) {
     check_model_gradients(t, "conv:3:3:same,bn,leakyrelu:0.1,maxpool:2,conv:4:2,tanh,dropout:0.3,dense:5,bn,sigmoid,dense:3",
                           6, 6, 1);
     check_model_gradients(t, "conv:4:3:same:s2,relu,avgpool:1,conv:3:3:same,gap", 7, 7, 2);
+    /* batch norm with the ReLU after it fused into its passes: as the first layer (no input
+     * gradient), after a dense layer, and before a dense layer that folds the ReLU in itself */
+    check_model_gradients(t, "bn,relu,conv:3:3:same,bn,relu,dense:6,bn,relu,dense:3", 5, 5, 5);
 }
 
 /* Residual blocks: two in a row (the second's input is the first's add), one whose input is the
