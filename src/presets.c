@@ -22,8 +22,9 @@ int fm_preset_train_params(const char *name, fm_train_params *p, int *tta) {
     if (strcmp(name, "cnn-best") == 0) {
         /* SGD with Nesterov momentum on a one-cycle schedule (peak 0.1), decoupled weight decay
          * 5e-4, label smoothing 0.1, shifts, flips and random erasing of a quarter of the images,
-         * 30 epochs of batch 128; test-time flips. (Erasing half of them, with dropout 0.3 in
-         * the spec, under-fitted: 94.26% on validation against 95.12% now; docs/cnn.md.) */
+         * 40 epochs of batch 128; test-time flips. (Erasing half of them, with dropout 0.3 in
+         * the spec, under-fitted: 94.26% on validation against 95.12%; 40 epochs rather than 30
+         * for a lower validation loss on both seeds tried, accuracy even; docs/cnn.md.) */
         p->optimizer = FM_OPT_SGD;
         p->lr = 0.1f;
         p->momentum = 0.9f;
@@ -32,7 +33,7 @@ int fm_preset_train_params(const char *name, fm_train_params *p, int *tta) {
         p->schedule = FM_SCHED_ONECYCLE;
         p->label_smoothing = 0.1f;
         p->batch = 128;
-        p->epochs = 30;
+        p->epochs = 40;
         p->augment = (fm_augment){2, 1, 0.0f, 0.25f};
         *tta = 1;
         return 1;
