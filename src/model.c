@@ -787,8 +787,8 @@ static float *act_at(const fm_model *m, int layer) {
     return m->acts + off * m->cap_batch;
 }
 
-/* A dense layer followed by a ReLU runs as one pass that writes the ReLU's output; the dense
- * layer's own slot is then left unused. */
+/* A dense layer or a batch norm followed by a ReLU runs as one layer that writes the ReLU's
+ * output; its own slot is then left unused (not when a residual add reads that output). */
 static int relu_follows(const fm_model *m, int l) {
     return l + 1 < m->n_layers && m->layers[l + 1].kind == FM_LAYER_RELU && !m->layers[l].read_by_add;
 }
