@@ -605,7 +605,7 @@ void test_preset_train_params(test_ctx *t) {
     p = fm_train_default_params();
     CHECK(t, fm_preset_train_params("cnn-best", &p, &tta) == 1, "cnn-best has no settings");
     CHECK(t, p.optimizer == FM_OPT_SGD && p.nesterov && p.momentum == 0.9f && p.lr == 0.1f && p.weight_decay == 5e-4f &&
-                 p.schedule == FM_SCHED_ONECYCLE && p.label_smoothing == 0.1f && p.epochs == 30 && p.batch == 128 &&
+                 p.schedule == FM_SCHED_ONECYCLE && p.label_smoothing == 0.1f && p.epochs == 40 && p.batch == 128 &&
                  p.augment.shift == 2 && p.augment.flip && p.augment.erase == 0.25f && tta == 1, "cnn-best settings");
     CHECK(t, fm_train_params_check(&p, &err) == FM_OK, "cnn-best: %s", err.msg);
 }
