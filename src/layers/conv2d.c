@@ -520,8 +520,9 @@ static void conv_reduce_task(void *ctx, int t) {
          * summed over groups, then turned into its kernel's gradient */
         const size_t pairs = C * OC, units = pairs + OC;
         const size_t lo = units * (size_t)t / (size_t)j->tasks, hi = units * (size_t)(t + 1) / (size_t)j->tasks;
-        for (size_t u0 = lo; u0 < (hi < pairs ? hi : pairs); u0 += REDUCE_BLOCK) {
-            const int n = block_len(u0, hi < pairs ? hi : pairs);
+        const size_t pairs_end = hi < pairs ? hi : pairs;
+        for (size_t u0 = lo; u0 < pairs_end; u0 += REDUCE_BLOCK) {
+            const int n = block_len(u0, pairs_end);
             for (int xi = 0; xi < 16; xi++) sum_groups(sums[xi], j->dwork, slot, groups, (size_t)xi * pairs + u0, n);
             for (int k = 0; k < n; k++) {
                 const size_t u = u0 + (size_t)k; /* u = c * OC + oc */
@@ -549,7 +550,8 @@ static void conv_reduce_task(void *ctx, int t) {
             if (i >= nw) {
                 j->dbias[i - nw] += sums[0][k];
                 continue;
-            } else if (j->sparse) {
+            }
+            if (j->sparse) {
                 size_t oc = i / CKKp, q = i % CKKp; /* (OC, CKKp), q = tap * C + c */
                 if (oc >= OC || q >= CKK) continue; /* (slots may be longer, for Winograd's dU) */
                 to = (oc * C + q % C) * KK + q / C;
