@@ -371,32 +371,21 @@ void add_backward(float *dinp, float *saved, const float *dout, size_t n);
  * them by momentum (PyTorch's convention: running = (1-momentum)*running + momentum*batch, the
  * variance unbiased). Inference normalises with the running statistics. Backward accumulates
  * (+=) into dgamma and dbeta and overwrites dinp. Channels are split between the pool's threads
- * (NULL: the caller alone), with the same bits whatever the split. */
+ * (NULL: the caller alone), with the same bits whatever the split.
+ * A ReLU that follows runs in the same passes (two fewer over the activations each way): with
+ * relu set, out = relu(batch norm(inp)); with relu_out (the ReLU's output; else NULL), dout is
+ * the ReLU's output gradient. Either gives the bits of the two layers run one after the other. */
 void batchnorm_forward_train(float *out, float *mean, float *invstd, float *running_mean,
                              float *running_var, const float *inp, const float *gamma,
                              const float *beta, int B, int C, int HW, float momentum, float eps,
-                             fm_pool *pool);
+                             int relu, fm_pool *pool);
 void batchnorm_forward_infer(float *out, const float *inp, const float *gamma, const float *beta,
                              const float *running_mean, const float *running_var, int B, int C,
-                             int HW, float eps, fm_pool *pool);
+                             int HW, float eps, int relu, fm_pool *pool);
 void batchnorm_backward(float *dinp, float *dgamma, float *dbeta, const float *dout,
-                        const float *inp, const float *mean, const float *invstd,
-                        const float *gamma, int B, int C, int HW, fm_pool *pool);
-/* The same followed by a ReLU, in the same passes (two fewer over the activations each way):
- * out = relu(batch norm(inp)), bit for bit what the two layers write one after the other; the
- * backward pass takes the ReLU's output gradient and output (relu_out) and gives what
- * relu_backward then batchnorm_backward would. */
-void batchnorm_relu_forward_train(float *out, float *mean, float *invstd, float *running_mean,
-                                  float *running_var, const float *inp, const float *gamma,
-                                  const float *beta, int B, int C, int HW, float momentum, float eps,
-                                  fm_pool *pool);
-void batchnorm_relu_forward_infer(float *out, const float *inp, const float *gamma, const float *beta,
-                                  const float *running_mean, const float *running_var, int B, int C,
-                                  int HW, float eps, fm_pool *pool);
-void batchnorm_relu_backward(float *dinp, float *dgamma, float *dbeta, const float *dout,
-                             const float *relu_out, const float *inp, const float *mean,
-                             const float *invstd, const float *gamma, int B, int C, int HW,
-                             fm_pool *pool);
+                        const float *relu_out, const float *inp, const float *mean,
+                        const float *invstd, const float *gamma, int B, int C, int HW,
+                        fm_pool *pool);
 
 /* Softmax cross-entropy from logits [B,C], numerically stable (log-sum-exp around the max).
  * Forward writes probabilities, returns the summed loss over the batch and counts correct argmax

@@ -854,13 +854,23 @@ static void batchnorm_layer_forward(fm_model *m, int l, float *y, const float *x
         float *mean = m->bn_work + L->work_off;
         /* PyTorch's momentum=None: batch k of the pass weighs 1/k, so each counts the same. */
         float momentum = m->bn_cumulative ? 1.0f / (float)(m->batches_tracked[l] + 1) : FM_BN_MOMENTUM;
-        (relu ? batchnorm_relu_forward_train : batchnorm_forward_train)(
-            y, mean, mean + C, running_mean, running_var, x, gamma, beta, B, C, HW, momentum, FM_BN_EPS, pool);
+        batchnorm_forward_train(y, mean, mean + C, running_mean, running_var, x, gamma, beta, B, C, HW,
+                                momentum, FM_BN_EPS, relu, pool);
         m->batches_tracked[l]++;
     } else {
-        (relu ? batchnorm_relu_forward_infer : batchnorm_forward_infer)(
-            y, x, gamma, beta, running_mean, running_var, B, C, HW, FM_BN_EPS, pool);
+        batchnorm_forward_infer(y, x, gamma, beta, running_mean, running_var, B, C, HW, FM_BN_EPS, relu, pool);
     }
+}
+
+/* Its backward pass, through the ReLU after it too when relu_out (that ReLU's output) is given,
+ * dout then being the ReLU's output gradient. */
+static void batchnorm_layer_backward(fm_model *m, int l, float *dinp, const float *dout,
+                                     const float *relu_out, float *grads, int B, int threads) {
+    const fm_layer *L = &m->layers[l];
+    const int C = (int)L->in_c, HW = (int)(L->in_h * L->in_w);
+    const float *mean = m->bn_work + L->work_off;
+    batchnorm_backward(dinp, grads + L->w_off, grads + L->b_off, dout, relu_out, act_at(m, l - 1), mean,
+                       mean + C, m->params + L->w_off, B, C, HW, fm_model_pool(m, threads));
 }
 
 /* The forward pass of the convolutional network's layers, one layer on the B rows of x. */
@@ -915,12 +925,7 @@ static void cnn_layer_backward(fm_model *m, int l, float *dinp, const float *dou
         if (dinp) avgpool2d_backward(dinp, dout, B, C, H, W, L->kernel, L->stride, (int)L->out_h, (int)L->out_w);
         break;
     case FM_LAYER_GAP: if (dinp) global_avgpool_backward(dinp, dout, B, C, H * W); break;
-    case FM_LAYER_BATCHNORM: {
-        const float *mean = m->bn_work + L->work_off;
-        batchnorm_backward(dinp, grads + L->w_off, grads + L->b_off, dout, x, mean, mean + C,
-                           m->params + L->w_off, B, C, H * W, fm_model_pool(m, threads));
-        break;
-    }
+    case FM_LAYER_BATCHNORM: batchnorm_layer_backward(m, l, dinp, dout, NULL, grads, B, threads); break;
     case FM_LAYER_DROPOUT:
         if (dinp && dropping(m, L)) dropout_backward(dinp, dout, aux_at(m, l), n);
         else if (dinp) memcpy(dinp, dout, n * sizeof(float));
@@ -1013,13 +1018,8 @@ void fm_model_backward(fm_model *m, const float *dlogits, float *grads, int B, i
             case FM_LAYER_RELU:
                 if (l > 0 && m->layers[l - 1].kind == FM_LAYER_BATCHNORM && relu_follows(m, l - 1)) {
                     /* fused in forward, fused back: the mask applied inside batch norm's passes */
-                    const fm_layer *N = &m->layers[--l];
-                    const float *mean = m->bn_work + N->work_off;
-                    const int C = (int)N->in_c;
-                    if (l == 0) dinp = NULL;
-                    batchnorm_relu_backward(dinp, grads + N->w_off, grads + N->b_off, dout, y,
-                                            act_at(m, l - 1), mean, mean + C, m->params + N->w_off, B, C,
-                                            (int)(N->in_h * N->in_w), pool);
+                    if (--l == 0) dinp = NULL;
+                    batchnorm_layer_backward(m, l, dinp, dout, y, grads, B, threads);
                 } else {
                     relu_pooled(m, threads, 1, dinp, dout, y, n);
                 }

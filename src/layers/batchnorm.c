@@ -160,28 +160,15 @@ static void bn_train_task(void *ctx, int task) {
     }
 }
 
-static void forward_train(int relu, float *out, float *mean, float *invstd, float *running_mean,
-                          float *running_var, const float *inp, const float *gamma, const float *beta,
-                          int B, int C, int HW, float momentum, float eps, fm_pool *pool) {
+void batchnorm_forward_train(float *out, float *mean, float *invstd, float *running_mean,
+                             float *running_var, const float *inp, const float *gamma,
+                             const float *beta, int B, int C, int HW, float momentum, float eps,
+                             int relu, fm_pool *pool) {
     bn_job j = {.out = out, .mean = mean, .invstd = invstd, .running_mean = running_mean,
                 .running_var = running_var, .inp = inp, .gamma = gamma, .beta = beta, .B = B,
                 .C = C, .HW = HW, .tasks = bn_tasks(pool, B, C, HW), .momentum = momentum,
                 .eps = eps, .relu = relu};
     fm_pool_run(pool, j.tasks, bn_train_task, &j);
-}
-
-void batchnorm_forward_train(float *out, float *mean, float *invstd, float *running_mean,
-                             float *running_var, const float *inp, const float *gamma,
-                             const float *beta, int B, int C, int HW, float momentum, float eps,
-                             fm_pool *pool) {
-    forward_train(0, out, mean, invstd, running_mean, running_var, inp, gamma, beta, B, C, HW, momentum, eps, pool);
-}
-
-void batchnorm_relu_forward_train(float *out, float *mean, float *invstd, float *running_mean,
-                                  float *running_var, const float *inp, const float *gamma,
-                                  const float *beta, int B, int C, int HW, float momentum, float eps,
-                                  fm_pool *pool) {
-    forward_train(1, out, mean, invstd, running_mean, running_var, inp, gamma, beta, B, C, HW, momentum, eps, pool);
 }
 
 /* The same affine map with the running statistics in place of the batch's. */
@@ -196,25 +183,13 @@ static void bn_infer_task(void *ctx, int task) {
     }
 }
 
-static void forward_infer(int relu, float *out, const float *inp, const float *gamma, const float *beta,
-                          const float *running_mean, const float *running_var, int B, int C, int HW,
-                          float eps, fm_pool *pool) {
+void batchnorm_forward_infer(float *out, const float *inp, const float *gamma, const float *beta,
+                             const float *running_mean, const float *running_var, int B, int C,
+                             int HW, float eps, int relu, fm_pool *pool) {
     bn_job j = {.out = out, .inp = inp, .gamma = gamma, .beta = beta,
                 .running_mean_in = running_mean, .running_var_in = running_var, .B = B, .C = C,
                 .HW = HW, .tasks = bn_tasks(pool, B, C, HW), .eps = eps, .relu = relu};
     fm_pool_run(pool, j.tasks, bn_infer_task, &j);
-}
-
-void batchnorm_forward_infer(float *out, const float *inp, const float *gamma, const float *beta,
-                             const float *running_mean, const float *running_var, int B, int C,
-                             int HW, float eps, fm_pool *pool) {
-    forward_infer(0, out, inp, gamma, beta, running_mean, running_var, B, C, HW, eps, pool);
-}
-
-void batchnorm_relu_forward_infer(float *out, const float *inp, const float *gamma, const float *beta,
-                                  const float *running_mean, const float *running_var, int B, int C,
-                                  int HW, float eps, fm_pool *pool) {
-    forward_infer(1, out, inp, gamma, beta, running_mean, running_var, B, C, HW, eps, pool);
 }
 
 /* dout is (B,C,HW); mean and invstd are the training forward pass's. With xhat = (x-mean)*invstd
@@ -273,18 +248,12 @@ static void bn_backward_task(void *ctx, int task) {
     }
 }
 
-void batchnorm_relu_backward(float *dinp, float *dgamma, float *dbeta, const float *dout,
-                             const float *relu_out, const float *inp, const float *mean,
-                             const float *invstd, const float *gamma, int B, int C, int HW,
-                             fm_pool *pool) {
+void batchnorm_backward(float *dinp, float *dgamma, float *dbeta, const float *dout,
+                        const float *relu_out, const float *inp, const float *mean,
+                        const float *invstd, const float *gamma, int B, int C, int HW,
+                        fm_pool *pool) {
     bn_job j = {.out = dinp, .dgamma = dgamma, .dbeta = dbeta, .inp = inp, .dout = dout,
                 .relu_out = relu_out, .gamma = gamma, .cmean = mean, .cinvstd = invstd, .B = B,
                 .C = C, .HW = HW, .tasks = bn_tasks(pool, B, C, HW)};
     fm_pool_run(pool, j.tasks, bn_backward_task, &j);
-}
-
-void batchnorm_backward(float *dinp, float *dgamma, float *dbeta, const float *dout,
-                        const float *inp, const float *mean, const float *invstd,
-                        const float *gamma, int B, int C, int HW, fm_pool *pool) {
-    batchnorm_relu_backward(dinp, dgamma, dbeta, dout, NULL, inp, mean, invstd, gamma, B, C, HW, pool);
 }

@@ -623,14 +623,14 @@ void test_batchnorm_values(test_ctx *t) {
      * running_mean = 0.4, running_var = 0.9 + 0.1*20/3 = 1.5666667. */
     const float x[4] = {1, 3, 5, 7}, gamma[1] = {2}, beta[1] = {0.5f};
     float out[4], mean[1], invstd[1], rm[1] = {0}, rv[1] = {1};
-    batchnorm_forward_train(out, mean, invstd, rm, rv, x, gamma, beta, 2, 1, 2, 0.1f, 1e-5f, NULL);
+    batchnorm_forward_train(out, mean, invstd, rm, rv, x, gamma, beta, 2, 1, 2, 0.1f, 1e-5f, 0, NULL);
     CHECK_NEAR(t, mean[0], 4.0, 1e-6);
     CHECK_NEAR(t, invstd[0], 1.0 / sqrt(5.0 + 1e-5), 1e-7);
     CHECK_NEAR(t, rm[0], 0.4, 1e-7);
     CHECK_NEAR(t, rv[0], 0.9 + 0.1 * 20.0 / 3.0, 1e-6);
     for (int i = 0; i < 4; i++) CHECK_NEAR(t, out[i], 2.0 * (x[i] - 4.0) / sqrt(5.0 + 1e-5) + 0.5, 1e-5);
     /* Inference uses the running statistics. */
-    batchnorm_forward_infer(out, x, gamma, beta, rm, rv, 2, 1, 2, 1e-5f, NULL);
+    batchnorm_forward_infer(out, x, gamma, beta, rm, rv, 2, 1, 2, 1e-5f, 0, NULL);
     for (int i = 0; i < 4; i++) CHECK_NEAR(t, out[i], 2.0 * (x[i] - rm[0]) / sqrt(rv[0] + 1e-5) + 0.5, 1e-5);
 
     /* Training output per channel: mean beta, standard deviation gamma (over B*HW values). */
@@ -640,7 +640,7 @@ void test_batchnorm_values(test_ctx *t) {
     fm_rng rng;
     fm_rng_seed(&rng, 500);
     fill(xs, N, &rng, 5, 9); /* far from zero mean */
-    batchnorm_forward_train(ys, m, is, rms, rvs, xs, g, be, B, C, HW, 0.1f, 1e-5f, NULL);
+    batchnorm_forward_train(ys, m, is, rms, rvs, xs, g, be, B, C, HW, 0.1f, 1e-5f, 0, NULL);
     for (int c = 0; c < C; c++) {
         double s = 0, sq = 0;
         for (int b = 0; b < B; b++) {
@@ -659,7 +659,7 @@ void test_batchnorm_values(test_ctx *t) {
 static double bn_loss(const float *x, const float *gamma, const float *beta, const float *R, int B,
                       int C, int HW) {
     float out[256], mean[8], invstd[8], rm[8] = {0}, rv[8] = {0};
-    batchnorm_forward_train(out, mean, invstd, rm, rv, x, gamma, beta, B, C, HW, 0.1f, 1e-5f, NULL);
+    batchnorm_forward_train(out, mean, invstd, rm, rv, x, gamma, beta, B, C, HW, 0.1f, 1e-5f, 0, NULL);
     return dot_loss(out, R, (size_t)B * C * HW);
 }
 
@@ -676,8 +676,8 @@ void test_batchnorm_gradients(test_ctx *t) {
         fill(R, (size_t)N, &rng, -1, 1);
         fill(gamma, (size_t)C, &rng, 0.5f, 1.5f);
         fill(beta, (size_t)C, &rng, -0.5f, 0.5f);
-        batchnorm_forward_train(out, mean, invstd, rm, rv, x, gamma, beta, B, C, HW, 0.1f, 1e-5f, NULL);
-        batchnorm_backward(dx, dgamma, dbeta, R, x, mean, invstd, gamma, B, C, HW, NULL);
+        batchnorm_forward_train(out, mean, invstd, rm, rv, x, gamma, beta, B, C, HW, 0.1f, 1e-5f, 0, NULL);
+        batchnorm_backward(dx, dgamma, dbeta, R, NULL, x, mean, invstd, gamma, B, C, HW, NULL);
         const float h = 1e-2f;
         struct { float *v, *g; int n; const char *name; } parts[] = {
             {x, dx, N, "dinp"}, {gamma, dgamma, C, "dgamma"}, {beta, dbeta, C, "dbeta"}};
@@ -718,8 +718,8 @@ void test_batchnorm_matches_reference(test_ctx *t) {
     fill(R, N, &rng, -1, 1);
     fill(gamma, C, &rng, 0.5f, 1.5f);
     fill(beta, C, &rng, -0.5f, 0.5f);
-    batchnorm_forward_train(out, mean, invstd, rm, rv, x, gamma, beta, B, C, HW, 0.1f, 1e-5f, NULL);
-    batchnorm_backward(dx, dgamma, dbeta, R, x, mean, invstd, gamma, B, C, HW, NULL);
+    batchnorm_forward_train(out, mean, invstd, rm, rv, x, gamma, beta, B, C, HW, 0.1f, 1e-5f, 0, NULL);
+    batchnorm_backward(dx, dgamma, dbeta, R, NULL, x, mean, invstd, gamma, B, C, HW, NULL);
     const double n = (double)B * HW;
     for (int c = 0; c < C; c++) {
         double s = 0, sq = 0, sdy = 0, sdot = 0;
@@ -774,23 +774,23 @@ void test_batchnorm_relu_fused(test_ctx *t) {
         fill(gamma, C, &rng, 0.5f, 1.5f);
         fill(beta, C, &rng, -0.5f, 0.5f);
         fm_pool *pool = k ? pool2 : NULL;
-        batchnorm_forward_train(y, mean[0], invstd[0], rm[0], rv[0], x, gamma, beta, B, C, HW, 0.1f, 1e-5f, pool);
+        batchnorm_forward_train(y, mean[0], invstd[0], rm[0], rv[0], x, gamma, beta, B, C, HW, 0.1f, 1e-5f, 0, pool);
         relu_forward(z, y, N);
-        batchnorm_relu_forward_train(zf, mean[1], invstd[1], rm[1], rv[1], x, gamma, beta, B, C, HW, 0.1f,
-                                     1e-5f, pool);
+        batchnorm_forward_train(zf, mean[1], invstd[1], rm[1], rv[1], x, gamma, beta, B, C, HW, 0.1f,
+                                1e-5f, 1, pool);
         CHECK(t, memcmp(z, zf, N * sizeof(float)) == 0 && memcmp(mean[0], mean[1], sizeof(float) * C) == 0 &&
                      memcmp(invstd[0], invstd[1], sizeof(float) * C) == 0 &&
                      memcmp(rm[0], rm[1], sizeof(float) * C) == 0 && memcmp(rv[0], rv[1], sizeof(float) * C) == 0,
               "shape %d: fused training forward differs", k);
         relu_backward(d, R, z, N);
-        batchnorm_backward(dx, dg[0], db[0], d, x, mean[0], invstd[0], gamma, B, C, HW, pool);
-        batchnorm_relu_backward(dxf, dg[1], db[1], R, z, x, mean[0], invstd[0], gamma, B, C, HW, pool);
+        batchnorm_backward(dx, dg[0], db[0], d, NULL, x, mean[0], invstd[0], gamma, B, C, HW, pool);
+        batchnorm_backward(dxf, dg[1], db[1], R, z, x, mean[0], invstd[0], gamma, B, C, HW, pool);
         CHECK(t, memcmp(dx, dxf, N * sizeof(float)) == 0 && memcmp(dg[0], dg[1], sizeof(float) * C) == 0 &&
                      memcmp(db[0], db[1], sizeof(float) * C) == 0,
               "shape %d: fused backward differs", k);
-        batchnorm_forward_infer(y, x, gamma, beta, rm[0], rv[0], B, C, HW, 1e-5f, pool);
+        batchnorm_forward_infer(y, x, gamma, beta, rm[0], rv[0], B, C, HW, 1e-5f, 0, pool);
         relu_forward(z, y, N);
-        batchnorm_relu_forward_infer(zf, x, gamma, beta, rm[0], rv[0], B, C, HW, 1e-5f, pool);
+        batchnorm_forward_infer(zf, x, gamma, beta, rm[0], rv[0], B, C, HW, 1e-5f, 1, pool);
         CHECK(t, memcmp(z, zf, N * sizeof(float)) == 0, "shape %d: fused inference differs", k);
         size_t zeros = 0;
         for (size_t i = 0; i < N; i++) zeros += zf[i] == 0.0f;
@@ -820,9 +820,9 @@ void test_batchnorm_threads_bit_identical(test_ctx *t) {
         inf[p] = malloc(N * sizeof(float));
         for (int c = 0; c < C; c++) rm[p][c] = 0.1f * c, rv[p][c] = 1.0f + 0.05f * c, dg[p][c] = db[p][c] = 0.5f;
         batchnorm_forward_train(out[p], mean[p], invstd[p], rm[p], rv[p], x, gamma, beta, B, C, HW,
-                                0.1f, 1e-5f, pools[p]);
-        batchnorm_backward(dx[p], dg[p], db[p], R, x, mean[p], invstd[p], gamma, B, C, HW, pools[p]);
-        batchnorm_forward_infer(inf[p], x, gamma, beta, rm[p], rv[p], B, C, HW, 1e-5f, pools[p]);
+                                0.1f, 1e-5f, 0, pools[p]);
+        batchnorm_backward(dx[p], dg[p], db[p], R, NULL, x, mean[p], invstd[p], gamma, B, C, HW, pools[p]);
+        batchnorm_forward_infer(inf[p], x, gamma, beta, rm[p], rv[p], B, C, HW, 1e-5f, 0, pools[p]);
     }
     for (int p = 1; p < 3; p++) {
         int same = memcmp(out[0], out[p], N * sizeof(float)) == 0 &&
